@@ -1,0 +1,48 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   environment, data, mini suite, every asset materialized
+#   make test   environment and the test suite
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# dagster-dbt runs `dbt` from PATH.
+export PATH := $(BIN):$(PATH)
+export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster
+# No telemetry from any tool.
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export HF_HUB_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TRANSFORMERS_VERBOSITY := error
+
+.PHONY: demo test ui venv clean
+
+venv: $(STAMP)
+
+# Rebuilt whenever pyproject.toml changes; safe to run again.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp orchestration/dagster.yaml $@
+
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	time $(BIN)/python -m orchestration.materialize
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+# The Dagster UI on http://127.0.0.1:3000 over the same instance `make demo` wrote to.
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m orchestration.definitions
+
+clean:
+	rm -rf warehouse/lake warehouse/suites warehouse/reports warehouse/published warehouse/dagster \
+		warehouse/seedconv.duckdb dbt_project/target dbt_project/logs

@@ -1,0 +1,226 @@
+"""The project's settings: where the warehouse lives and what to evaluate on which suites.
+
+Settings come from `seedconv.toml` at the repository root (or the file named by
+`SEEDCONV_CONFIG`); the warehouse root can be moved with `SEEDCONV_WAREHOUSE`. Every value is
+checked here, once, so that a bad setting fails with its name before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or out of range; the message names it."""
+
+
+def _check_range(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class WarehousePaths:
+    """Every place the pipeline reads or writes, derived from one root."""
+
+    root: Path
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def nltk_data(self) -> Path:
+        return self.cache / "nltk_data"
+
+    @property
+    def suites(self) -> Path:
+        return self.root / "suites"
+
+    @property
+    def duckdb(self) -> Path:
+        return self.root / "seedconv.duckdb"
+
+    @property
+    def published_duckdb(self) -> Path:
+        return self.root / "published" / "seedconv.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The evaluation tokens every checkpoint is run on."""
+
+    n_tokens: int = 5000  # about the paper's 4,662
+    window: int = 128  # tokens per window; context_len runs 0 .. window - 1
+    heldout_every: int = 25  # every 25th Brown document is held out of training
+    top_k: int = 32
+    batch_windows: int = 8  # windows per forward pass
+
+    def __post_init__(self) -> None:
+        _check_range("eval.n_tokens", self.n_tokens, 1, 10_000_000)
+        _check_range("eval.window", self.window, 2, 1_000_000)
+        _check_range("eval.heldout_every", self.heldout_every, 2, 500)
+        _check_range("eval.top_k", self.top_k, 1, 1_000_000)
+        _check_range("eval.batch_windows", self.batch_windows, 1, 100_000)
+
+
+@dataclass(frozen=True)
+class MiniSizeConfig:
+    """One model size of the self-trained suite (GPT-NeoX)."""
+
+    name: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+
+    def __post_init__(self) -> None:
+        _check_range(f"mini.sizes.{self.name}.hidden_size", self.hidden_size, 4, 65_536)
+        _check_range(f"mini.sizes.{self.name}.num_layers", self.num_layers, 1, 256)
+        _check_range(f"mini.sizes.{self.name}.num_heads", self.num_heads, 1, 256)
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"mini.sizes.{self.name}: hidden_size {self.hidden_size} is not divisible "
+                f"by num_heads {self.num_heads}"
+            )
+
+
+@dataclass(frozen=True)
+class MiniSuiteConfig:
+    """The multi-seed suite the project trains itself on CPU."""
+
+    name: str = "mini"
+    sizes: tuple[MiniSizeConfig, ...] = (
+        MiniSizeConfig("s", hidden_size=32, num_layers=1, num_heads=2),
+        MiniSizeConfig("m", hidden_size=64, num_layers=2, num_heads=4),
+        MiniSizeConfig("l", hidden_size=96, num_layers=3, num_heads=4),
+    )
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    vocab_size: int = 2048
+    steps: int = 512  # checkpoints at 0, 1, 2, 4, ..., steps
+    batch_size: int = 8
+    seq_len: int = 128
+    learning_rate: float = 3e-3
+    warmup_steps: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.sizes:
+            raise ConfigError("mini.sizes is empty: name at least one model size")
+        if len(self.seeds) < 2:
+            raise ConfigError("mini.seeds needs at least two seeds to compare")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"mini.seeds has duplicates: {list(self.seeds)}")
+        _check_range("mini.vocab_size", self.vocab_size, 260, 1_000_000)
+        _check_range("mini.steps", self.steps, 1, 10_000_000)
+        _check_range("mini.batch_size", self.batch_size, 1, 1_000_000)
+        _check_range("mini.seq_len", self.seq_len, 2, 1_000_000)
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"mini.learning_rate must be in (0, 1), got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A suite to evaluate: `local` (a directory of checkpoints) or `hub` (PolyPythia)."""
+
+    name: str
+    kind: str  # "local" or "hub"
+    path: Path | None = None  # local suites
+    sizes: tuple[str, ...] = ()  # hub suites: which sizes
+    seeds: tuple[int, ...] = ()  # hub suites: which seeds
+    steps: tuple[int, ...] = ()  # hub suites: which steps (empty: all 154)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("local", "hub"):
+            raise ConfigError(f"suites.{self.name}.kind must be 'local' or 'hub', got {self.kind!r}")
+        if self.kind == "local" and self.path is None:
+            raise ConfigError(f"suites.{self.name}: a local suite needs a path")
+        if self.kind == "hub" and (not self.sizes or len(self.seeds) < 2):
+            raise ConfigError(f"suites.{self.name}: a hub suite needs sizes and at least two seeds")
+        if any(c in self.name for c in "|/= "):
+            raise ConfigError(f"suite name {self.name!r} may not contain '|', '/', '=' or spaces")
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: WarehousePaths
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    mini: MiniSuiteConfig = field(default_factory=MiniSuiteConfig)
+    suites: tuple[SuiteConfig, ...] = ()  # besides the mini suite
+
+    @property
+    def all_suites(self) -> tuple[SuiteConfig, ...]:
+        """The self-trained mini suite (always there) and the configured ones."""
+        mini = SuiteConfig(name=self.mini.name, kind="local", path=self.paths.suites / self.mini.name)
+        return (mini, *self.suites)
+
+    def suite(self, name: str) -> SuiteConfig:
+        for suite in self.all_suites:
+            if suite.name == name:
+                return suite
+        raise ConfigError(f"no suite named {name!r}; configured: {[s.name for s in self.suites]}")
+
+
+def _section(raw: dict, name: str, cls):
+    values = raw.get(name, {})
+    known = set(cls.__dataclass_fields__)
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown keys in [{name}]: {sorted(unknown)}; known: {sorted(known)}")
+    return values
+
+
+def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) -> Settings:
+    """Builds Settings from a parsed TOML document (a pure function, for tests)."""
+    eval_config = EvalConfig(**_section(raw, "eval", EvalConfig))
+    mini_values = dict(_section(raw, "mini", MiniSuiteConfig))
+    if "sizes" in mini_values:
+        mini_values["sizes"] = tuple(
+            MiniSizeConfig(name=name, **spec) for name, spec in mini_values["sizes"].items()
+        )
+    if "seeds" in mini_values:
+        mini_values["seeds"] = tuple(mini_values["seeds"])
+    mini = MiniSuiteConfig(**mini_values)
+
+    suites = []
+    for spec in raw.get("suites", []):
+        spec = dict(spec)
+        if "path" in spec:
+            path = Path(spec["path"])
+            spec["path"] = path if path.is_absolute() else (base_dir / path)
+        for key in ("sizes", "seeds", "steps"):
+            if key in spec:
+                spec[key] = tuple(spec[key])
+        try:
+            suites.append(SuiteConfig(**spec))
+        except TypeError as error:
+            raise ConfigError(f"bad [[suites]] entry {spec}: {error}") from None
+    names = [mini.name] + [s.name for s in suites]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"suite names must be unique, got {names}")
+    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites))
+
+
+def load_settings(config_path: Path | str | None = None, warehouse_root: Path | str | None = None) -> Settings:
+    """Reads seedconv.toml (or $SEEDCONV_CONFIG); the root is $SEEDCONV_WAREHOUSE or warehouse/."""
+    config_path = Path(config_path or os.environ.get("SEEDCONV_CONFIG", REPO_ROOT / "seedconv.toml"))
+    if not config_path.exists():
+        raise ConfigError(f"config file not found: {config_path}")
+    with config_path.open("rb") as handle:
+        try:
+            raw = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{config_path} is not valid TOML: {error}") from None
+    root = Path(warehouse_root or os.environ.get("SEEDCONV_WAREHOUSE") or REPO_ROOT / "warehouse").resolve()
+    return parse_settings(raw, root, base_dir=config_path.resolve().parent)
