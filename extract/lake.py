@@ -1,0 +1,118 @@
+"""The Parquet lake: hive-partitioned folders written so that readers see all or nothing.
+
+A checkpoint partition is one folder, `checkpoints/suite=<s>/size=<z>/step=<n>/`, holding
+`token_stats.parquet`, `pair_kl.parquet` and `manifest.json`. It is written whole in a staging
+folder and renamed into place, so a reader never sees half of one, and a partition is complete
+when its manifest is there. A rerun replaces a partition whole; the old copy waits in `.trash/`
+until the new one is in place, so a crash between the two renames loses nothing
+(`recover_interrupted` puts it back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MANIFEST = "manifest.json"
+CHECKPOINTS = "checkpoints"
+STAGING = ".staging"
+TRASH = ".trash"
+STALE_STAGING_S = 24 * 3600
+
+
+def checkpoint_dir(lake: Path, suite: str, size: str, step: int) -> Path:
+    return lake / CHECKPOINTS / f"suite={suite}" / f"size={size}" / f"step={step}"
+
+
+def suite_table_path(lake: Path, table: str, suite: str) -> Path:
+    """Tables with one file per suite: eval_tokens, unigram."""
+    return lake / table / f"suite={suite}" / f"{table}.parquet"
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+
+
+def write_table_atomically(table: pa.Table, path: Path) -> None:
+    """One Parquet file, written beside its target and renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    try:
+        _write_parquet(table, staging)
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_json_atomically(document: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    staging.write_text(json.dumps(document, indent=2, sort_keys=True))
+    os.replace(staging, path)
+
+
+def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manifest: dict) -> None:
+    """Writes `tables` and `manifest` as the folder `target`, replacing any older copy whole."""
+    recover_interrupted(lake, only=target)
+    staging = lake / STAGING / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    try:
+        for name, table in tables.items():
+            _write_parquet(table, staging / f"{name}.parquet")
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _swap_into_place(lake, staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_into_place(lake: Path, staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    # The old copy goes to the trash with a note of where it came from, then the new one takes
+    # its place. Only after both renames is the old copy deleted.
+    trash = lake / TRASH / uuid.uuid4().hex
+    trash.mkdir(parents=True)
+    (trash / "target").write_text(str(target))
+    os.replace(target, trash / "data")
+    os.replace(staging, target)
+    shutil.rmtree(trash)
+
+
+def recover_interrupted(lake: Path, only: Path | None = None) -> list[Path]:
+    """Puts back partitions whose replacement was cut short (all, or just `only`).
+
+    Returns the partitions restored. Staging folders left by killed writers are invisible to
+    readers; those older than a day are removed (younger ones may belong to a live writer).
+    """
+    restored = []
+    trash_root = lake / TRASH
+    for trash in sorted(trash_root.iterdir()) if trash_root.is_dir() else []:
+        note, data = trash / "target", trash / "data"
+        target = Path(note.read_text()) if note.exists() else None
+        if only is not None and target != only:
+            continue
+        if target is not None and data.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(data, target)
+            restored.append(target)
+        shutil.rmtree(trash, ignore_errors=True)
+    staging_root = lake / STAGING
+    for staging in staging_root.iterdir() if staging_root.is_dir() else []:
+        if time.time() - staging.stat().st_mtime > STALE_STAGING_S:
+            shutil.rmtree(staging, ignore_errors=True)
+    return restored
+
+
+def read_manifest(partition: Path) -> dict | None:
+    """The partition's manifest, or None when the partition is absent or incomplete."""
+    path = partition / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,177 @@
+"""Trains the mini suite: small GPT-NeoX models, several sizes x seeds, on CPU.
+
+The suite stands in for PolyPythia where no hub can be reached, so it copies what matters for
+convergence: one tokenizer shared by every run, a seed that changes both the initialisation and
+the order of the training data, and checkpoints at steps 0, 1, 2, 4, ... saved with
+`save_pretrained` in the layout `<size>-seed<n>/step<N>/` that `LocalSuite` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+from extract.config import MiniSizeConfig, MiniSuiteConfig
+from extract.suites import TOKENIZER_DIR
+
+EOS = "<|endoftext|>"
+
+
+def checkpoint_steps(last_step: int) -> list[int]:
+    """PolyPythia's log-spaced schedule: 0, 1, 2, 4, ... and always the last step."""
+    steps = {0, last_step}
+    power = 1
+    while power < last_step:
+        steps.add(power)
+        power *= 2
+    return sorted(steps)
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer like GPT-NeoX's, with `<|endoftext|>` as id 0."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    # trim_offsets=False keeps a token's leading space inside its character span.
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
+
+
+def encode_corpus(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> np.ndarray:
+    """Every text's token ids, each text followed by EOS, as one stream."""
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for encoding in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        ids.extend(encoding)
+        ids.append(eos)
+    return np.asarray(ids, dtype=np.int32)
+
+
+def model_config(size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast) -> GPTNeoXConfig:
+    return GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        intermediate_size=4 * size.hidden_size,
+        max_position_embeddings=max(suite.seq_len, 2048),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+
+
+def learning_rate(step: int, suite: MiniSuiteConfig) -> float:
+    """Linear warm-up, then cosine decay to a tenth, as Pythia's schedule."""
+    if step < suite.warmup_steps:
+        return suite.learning_rate * (step + 1) / suite.warmup_steps
+    progress = (step - suite.warmup_steps) / max(1, suite.steps - suite.warmup_steps)
+    return suite.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _save_atomically(model: GPTNeoXForCausalLM, target: Path) -> None:
+    # Written beside the target and renamed, so a reader never sees half a checkpoint.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    model.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+def train_run(
+    size: MiniSizeConfig,
+    seed: int,
+    suite: MiniSuiteConfig,
+    tokens: np.ndarray,
+    tokenizer: PreTrainedTokenizerFast,
+    run_dir: Path,
+) -> None:
+    """Trains one (size, seed) and saves its checkpoints; the seed sets init and data order."""
+    torch.manual_seed(seed)
+    model = GPTNeoXForCausalLM(model_config(size, suite, tokenizer))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=suite.learning_rate, betas=(0.9, 0.95), weight_decay=0.01)
+
+    n_blocks = (len(tokens) - 1) // suite.seq_len
+    if n_blocks < suite.batch_size:
+        raise ValueError(
+            f"training text has {len(tokens)} tokens, fewer than one batch of "
+            f"{suite.batch_size} x {suite.seq_len}"
+        )
+    blocks = torch.from_numpy(tokens[: n_blocks * suite.seq_len].astype(np.int64)).view(n_blocks, suite.seq_len)
+    order = np.random.default_rng(seed).permutation(n_blocks)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_at = set(checkpoint_steps(suite.steps))
+    cursor = 0
+    for step in range(suite.steps + 1):
+        if step in save_at:
+            _save_atomically(model, run_dir / f"step{step}")
+        if step == suite.steps:
+            break
+        if cursor + suite.batch_size > n_blocks:  # next epoch, a new order from the same stream
+            order = np.random.default_rng([seed, step]).permutation(n_blocks)
+            cursor = 0
+        batch = blocks[order[cursor : cursor + suite.batch_size]]
+        cursor += suite.batch_size
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, suite)
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+
+def run_is_complete(run_dir: Path, suite: MiniSuiteConfig) -> bool:
+    return all((run_dir / f"step{step}" / "config.json").exists() for step in checkpoint_steps(suite.steps))
+
+
+def train_suite(
+    suite: MiniSuiteConfig,
+    train_texts: Sequence[str],
+    out_dir: Path,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Trains the tokenizer, then every (size, seed); runs already complete are kept.
+
+    Returns the suite's directory. A run cut short is trained again from step 0, since its
+    optimizer state is not saved.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer_dir = out_dir / TOKENIZER_DIR
+    if (tokenizer_dir / "tokenizer.json").exists():
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
+    else:
+        tokenizer = train_tokenizer(train_texts, suite.vocab_size)
+        staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=out_dir))
+        tokenizer.save_pretrained(staging)
+        os.replace(staging, tokenizer_dir)
+    tokens = encode_corpus(tokenizer, train_texts)
+    log(f"mini suite: {len(tokens):,} training tokens, vocabulary {len(tokenizer)}")
+
+    for size in suite.sizes:
+        for seed in suite.seeds:
+            run_dir = out_dir / f"{size.name}-seed{seed}"
+            if run_is_complete(run_dir, suite):
+                continue
+            started = time.perf_counter()
+            train_run(size, seed, suite, tokens, tokenizer, run_dir)
+            log(f"mini suite: trained {run_dir.name} in {time.perf_counter() - started:.1f} s")
+    return out_dir

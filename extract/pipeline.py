@@ -1,0 +1,137 @@
+"""The pipeline's steps as plain functions over Settings; Dagster assets call these.
+
+Each step reads what the step before it wrote (the corpus cache, the suite folders, the lake)
+and writes its own output atomically, so any step can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from extract.config import REPO_ROOT, Settings
+from extract.corpus import Document, ensure_brown, load_documents, split_documents
+from extract.evalset import (
+    build_eval_tokens,
+    eval_batches,
+    eval_documents_table,
+    eval_set_hash,
+    unigram_counts,
+)
+from extract.extraction import default_device, extract_partition
+from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
+from extract.minisuite import encode_corpus, train_suite
+from extract.suites import Suite, open_suite
+from extract.tagger import install_perceptron_tagger
+
+EVAL_SET = "brown-heldout"
+
+
+def code_version() -> str:
+    """The git commit the code runs from, marked dirty when it has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def corpus_documents(settings: Settings) -> list[Document]:
+    """Brown's documents as text, fetched if needed; kept as Parquet since NLTK's reader is slow."""
+    cache = settings.paths.cache / "brown_documents.parquet"
+    if not cache.exists():
+        documents = load_documents(ensure_brown(settings.paths.cache))
+        write_table_atomically(pa.Table.from_pylist([asdict(d) for d in documents]), cache)
+    return [Document(**row) for row in pq.read_table(cache).to_pylist()]
+
+
+def corpus_split(settings: Settings) -> tuple[list[Document], list[Document]]:
+    """(training documents, held-out documents) of the Brown corpus."""
+    return split_documents(corpus_documents(settings), settings.eval.heldout_every)
+
+
+def install_tagger(settings: Settings) -> Path:
+    return install_perceptron_tagger(settings.paths.nltk_data)
+
+
+def train_mini_suite(settings: Settings, log=print) -> Path:
+    train, _ = corpus_split(settings)
+    return train_suite(settings.mini, [d.text for d in train], settings.paths.suites / settings.mini.name, log=log)
+
+
+def build_eval_set(settings: Settings, suite_name: str) -> dict:
+    """Writes the suite's eval_tokens and unigram counts (and the shared eval_documents)."""
+    suite = open_suite(settings.suite(suite_name))
+    tokenizer = suite.load_tokenizer()
+    train, heldout = corpus_split(settings)
+    lake = settings.paths.lake
+
+    write_table_atomically(eval_documents_table(EVAL_SET, heldout), lake / "eval_documents" / "eval_documents.parquet")
+    tokens = build_eval_tokens(EVAL_SET, heldout, tokenizer, settings.eval.n_tokens, settings.eval.window)
+    write_table_atomically(tokens, suite_table_path(lake, "eval_tokens", suite_name))
+    # The unigram reference is the training split, as seen through this suite's tokenizer.
+    counts = unigram_counts(encode_corpus(tokenizer, [d.text for d in train]))
+    write_table_atomically(counts, suite_table_path(lake, "unigram", suite_name))
+    return {
+        "eval_set_hash": eval_set_hash(tokens),
+        "n_tokens": tokens.num_rows,
+        "n_documents": len({d for d in tokens.column("doc_id").to_pylist()}),
+        "n_windows": len(set(tokens.column("window_id").to_pylist())),
+        "unigram_tokens": int(sum(counts.column("count").to_pylist())),
+    }
+
+
+def extract_checkpoint(
+    settings: Settings, suite_name: str, size: str, step: int, device: torch.device | None = None
+) -> dict:
+    """Runs every seed of (suite, size, step) and writes the partition; returns its manifest."""
+    started = time.perf_counter()
+    suite: Suite = open_suite(settings.suite(suite_name))
+    lake = settings.paths.lake
+    tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
+    counts = pq.read_table(suite_table_path(lake, "unigram", suite_name))
+    tokenizer = suite.load_tokenizer()
+    device = device or default_device()
+
+    result = extract_partition(
+        suite,
+        size,
+        step,
+        eval_batches(tokens, tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id),
+        counts,
+        tokenizer_vocab=len(tokenizer),
+        top_k=settings.eval.top_k,
+        windows_per_batch=settings.eval.batch_windows,
+        device=device,
+    )
+    manifest = {
+        "suite": suite_name,
+        "size": size,
+        "step": step,
+        "n_params": result.n_params,
+        "seeds": suite.seeds(size),
+        "checkpoints": result.checkpoints,
+        "eval_set": EVAL_SET,
+        "eval_set_hash": eval_set_hash(tokens),
+        "top_k": settings.eval.top_k,
+        "device": str(device),
+        "code_version": code_version(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "rows": {"token_stats": result.token_stats.num_rows, "pair_kl": result.pair_kl.num_rows},
+    }
+
+    target = checkpoint_dir(lake, suite_name, size, step)
+    manifest["timings_s"] = {**result.timings_s, "total": time.perf_counter() - started}
+    write_partition(lake, target, {"token_stats": result.token_stats, "pair_kl": result.pair_kl}, manifest)
+    return manifest

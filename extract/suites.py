@@ -1,0 +1,235 @@
+"""Multi-seed checkpoint suites behind one interface.
+
+A suite answers: which sizes, seeds and steps exist, and how to load one checkpoint's model and
+the suite's tokenizer. `LocalSuite` reads a directory laid out `<size>-seed<n>/step<N>/` with
+Hugging Face files (the mini suite, or a user's own training runs); `HubSuite` loads PolyPythia
+from the Hugging Face Hub by repo id and revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from extract.config import SuiteConfig
+
+# PolyPythia's 154 checkpoints: log-spaced to 512, then every 1000 steps to 143000.
+PYTHIA_STEPS: tuple[int, ...] = (0, *(2**i for i in range(10)), *range(1000, 143_001, 1000))
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_DIR = "tokenizer"
+
+
+class SuiteUnavailable(RuntimeError):
+    """A checkpoint or tokenizer cannot be loaded; the message says which and why."""
+
+
+def partition_key(suite: str, size: str, step: int) -> str:
+    """The Dagster partition key of one checkpoint: every seed of (suite, size, step)."""
+    return f"{suite}|{size}|step{step}"
+
+
+def parse_partition_key(key: str) -> tuple[str, str, int]:
+    match = re.fullmatch(r"([^|]+)\|([^|]+)\|step(\d+)", key)
+    if not match:
+        raise ValueError(f"not a checkpoint partition key (suite|size|stepN): {key!r}")
+    return match.group(1), match.group(2), int(match.group(3))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One model of a suite; `source` names where its weights come from."""
+
+    suite: str
+    size: str
+    seed: int
+    step: int
+    source: str
+
+
+class Suite(ABC):
+    name: str
+
+    @abstractmethod
+    def sizes(self) -> list[str]: ...
+
+    @abstractmethod
+    def seeds(self, size: str) -> list[int]: ...
+
+    @abstractmethod
+    def steps(self, size: str) -> list[int]:
+        """Steps for which every seed of `size` has a checkpoint."""
+
+    @abstractmethod
+    def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint: ...
+
+    @abstractmethod
+    def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel: ...
+
+    @abstractmethod
+    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
+        """A string that changes whenever the checkpoint's weights do."""
+
+    @abstractmethod
+    def load_tokenizer(self) -> PreTrainedTokenizerBase: ...
+
+    def partitions(self) -> list[tuple[str, int]]:
+        """Every (size, step) whose seeds are all present: one extraction partition each."""
+        return [(size, step) for size in self.sizes() for step in self.steps(size)]
+
+
+def _load_causal_lm(source: str, device: torch.device, **kwargs) -> PreTrainedModel:
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+    return model.to(device).eval()
+
+
+class LocalSuite(Suite):
+    """Checkpoints on disk: `<root>/<size>-seed<n>/step<N>/` with config.json and weights.
+
+    The tokenizer is read from `<root>/tokenizer/`, or else from the first checkpoint folder.
+    A checkpoint folder counts only once its weights file exists, so a trainer that writes
+    folders atomically never exposes half a checkpoint.
+    """
+
+    RUN_PATTERN = re.compile(r"(?P<size>.+)-seed(?P<seed>\d+)")
+    STEP_PATTERN = re.compile(r"step(?P<step>\d+)")
+
+    def __init__(self, name: str, root: Path):
+        self.name = name
+        self.root = Path(root)
+
+    def _runs(self) -> dict[str, dict[int, Path]]:
+        runs: dict[str, dict[int, Path]] = {}
+        if not self.root.is_dir():
+            return runs
+        for run_dir in sorted(self.root.iterdir()):
+            match = self.RUN_PATTERN.fullmatch(run_dir.name)
+            if match and run_dir.is_dir():
+                runs.setdefault(match["size"], {})[int(match["seed"])] = run_dir
+        return runs
+
+    @staticmethod
+    def _complete_steps(run_dir: Path) -> set[int]:
+        steps = set()
+        for step_dir in run_dir.iterdir():
+            match = LocalSuite.STEP_PATTERN.fullmatch(step_dir.name)
+            if match and (step_dir / "config.json").exists() and any(
+                (step_dir / f).exists() for f in WEIGHT_FILES
+            ):
+                steps.add(int(match["step"]))
+        return steps
+
+    def sizes(self) -> list[str]:
+        return sorted(self._runs())
+
+    def seeds(self, size: str) -> list[int]:
+        return sorted(self._runs().get(size, {}))
+
+    def steps(self, size: str) -> list[int]:
+        run_dirs = self._runs().get(size, {}).values()
+        step_sets = [self._complete_steps(run_dir) for run_dir in run_dirs]
+        return sorted(set.intersection(*step_sets)) if step_sets else []
+
+    def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint:
+        path = self.root / f"{size}-seed{seed}" / f"step{step}"
+        return Checkpoint(self.name, size, seed, step, str(path))
+
+    def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel:
+        path = Path(checkpoint.source)
+        if not (path / "config.json").exists():
+            raise SuiteUnavailable(f"checkpoint folder {path} is missing or has no config.json")
+        try:
+            return _load_causal_lm(str(path), device)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise SuiteUnavailable(f"cannot load checkpoint {path}: {error}") from error
+
+    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
+        path = Path(checkpoint.source)
+        for name in WEIGHT_FILES:
+            if (path / name).exists():
+                with (path / name).open("rb") as handle:
+                    return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
+        raise SuiteUnavailable(f"checkpoint folder {path} has no weights file ({', '.join(WEIGHT_FILES)})")
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        candidates = [self.root / TOKENIZER_DIR]
+        for size in self.sizes():
+            for seed in self.seeds(size)[:1]:
+                candidates += [Path(self.checkpoint(size, seed, step).source) for step in self.steps(size)[:1]]
+        for path in candidates:
+            if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
+                return AutoTokenizer.from_pretrained(str(path))
+        raise SuiteUnavailable(
+            f"suite {self.name!r} at {self.root} has no tokenizer: put tokenizer files in "
+            f"{self.root / TOKENIZER_DIR} or in the checkpoint folders"
+        )
+
+
+class HubSuite(Suite):
+    """PolyPythia on the Hugging Face Hub: `EleutherAI/pythia-<size>-seed<n>` at `step<N>`.
+
+    Seed 0 is the original `EleutherAI/pythia-<size>`. Nothing here can be listed offline, so
+    sizes, seeds and steps come from the configuration.
+    """
+
+    def __init__(self, name: str, sizes: tuple[str, ...], seeds: tuple[int, ...], steps: tuple[int, ...] = ()):
+        self.name = name
+        self._sizes = list(sizes)
+        self._seeds = sorted(seeds)
+        self._steps = sorted(steps or PYTHIA_STEPS)
+
+    @staticmethod
+    def repo_id(size: str, seed: int) -> str:
+        return f"EleutherAI/pythia-{size}" if seed == 0 else f"EleutherAI/pythia-{size}-seed{seed}"
+
+    @staticmethod
+    def revision(step: int) -> str:
+        return f"step{step}"
+
+    def sizes(self) -> list[str]:
+        return list(self._sizes)
+
+    def seeds(self, size: str) -> list[int]:
+        return list(self._seeds)
+
+    def steps(self, size: str) -> list[int]:
+        return list(self._steps)
+
+    def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint:
+        return Checkpoint(self.name, size, seed, step, f"{self.repo_id(size, seed)}@{self.revision(step)}")
+
+    def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel:
+        repo, revision = checkpoint.source.split("@")
+        try:
+            return _load_causal_lm(repo, device, revision=revision)
+        except OSError as error:
+            raise SuiteUnavailable(
+                f"cannot load {repo} at revision {revision} from the Hugging Face Hub "
+                f"(offline, or not in the local Hugging Face cache): {error}"
+            ) from error
+
+    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
+        # The hub's commit hash pins the exact weights without re-reading gigabytes to hash them.
+        commit = getattr(model.config, "_commit_hash", None)
+        return f"hf-commit:{commit}" if commit else f"hf-revision:{checkpoint.source}"
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        repo = self.repo_id(self._sizes[0], 0)
+        try:
+            return AutoTokenizer.from_pretrained(repo)
+        except OSError as error:
+            raise SuiteUnavailable(
+                f"cannot load the tokenizer of {repo} from the Hugging Face Hub "
+                f"(offline, or not in the local Hugging Face cache): {error}"
+            ) from error
+
+
+def open_suite(config: SuiteConfig) -> Suite:
+    if config.kind == "local":
+        return LocalSuite(config.name, config.path)
+    return HubSuite(config.name, config.sizes, config.seeds, config.steps)

@@ -1,0 +1,74 @@
+"""Shared fixtures: a micro suite (seconds to train) in a warehouse of its own.
+
+The micro suite is the mini suite's code with tiny settings: 2 sizes x 3 seeds, 8 steps, a
+300-token evaluation set. It is trained once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from extract.config import Settings, load_settings
+
+MICRO_CONFIG = """
+[eval]
+n_tokens = 300
+window = 64
+top_k = 8
+batch_windows = 2
+
+[mini]
+name = "micro"
+seeds = [1, 2, 3]
+steps = 8
+batch_size = 4
+seq_len = 32
+vocab_size = 384
+warmup_steps = 2
+learning_rate = 1e-2
+
+[mini.sizes.a]
+hidden_size = 16
+num_layers = 1
+num_heads = 2
+
+[mini.sizes.b]
+hidden_size = 32
+num_layers = 1
+num_heads = 2
+"""
+
+# Nothing in the tests may reach for a hub or report usage.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(scope="session")
+def micro_config_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "seedconv.toml"
+    path.write_text(MICRO_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def micro_settings(tmp_path_factory, micro_config_path) -> Settings:
+    """Settings of a session-wide warehouse holding the trained micro suite and its eval set."""
+    from extract import pipeline
+
+    settings = load_settings(micro_config_path, tmp_path_factory.mktemp("warehouse"))
+    pipeline.train_mini_suite(settings, log=lambda message: None)
+    pipeline.build_eval_set(settings, settings.mini.name)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def micro_suite(micro_settings):
+    from extract.suites import open_suite
+
+    return open_suite(micro_settings.suite(micro_settings.mini.name))
