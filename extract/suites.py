@@ -145,7 +145,9 @@ class LocalSuite(Suite):
             raise SuiteUnavailable(f"checkpoint folder {path} is missing or has no config.json")
         try:
             return _load_causal_lm(str(path), device)
-        except (OSError, ValueError, RuntimeError) as error:
+        # Broad on purpose: a damaged file fails inside safetensors, torch or transformers,
+        # each with its own exception type, and the user needs the folder's name in every case.
+        except Exception as error:
             raise SuiteUnavailable(f"cannot load checkpoint {path}: {error}") from error
 
     def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:

@@ -1,0 +1,54 @@
+-- One row per complete checkpoint partition: a partition is complete when its manifest exists.
+-- The partition's identity is its path (the same hive keys the Parquet files carry); the
+-- manifest's own suite/size/step are kept beside it and checked by
+-- assert_manifest_matches_partition.
+
+with source as (
+
+    select * from {{ source('lake', 'checkpoint_manifests') }}
+
+),
+
+located as (
+
+    select
+        regexp_extract(
+            replace(filename, '\', '/'),
+            'suite=([^/]+)/size=([^/]+)/step=([^/]+)/manifest\.json$',
+            ['suite', 'size', 'step']
+        ) as partition_path,
+        *
+
+    from source
+
+),
+
+renamed as (
+
+    select
+        partition_path.suite as suite,
+        partition_path.size as size,
+        cast(partition_path.step as bigint) as step,
+        n_params,
+        len(seeds) as n_seeds,
+        list_sort(seeds) as seeds,
+        eval_set,
+        eval_set_hash,
+        top_k,
+        device,
+        code_version,
+        cast(created_at as timestamptz) as created_at,
+        "rows".token_stats as token_stats_rows,
+        "rows".pair_kl as pair_kl_rows,
+        timings_s,
+        checkpoints,
+        located.suite as manifest_suite,
+        located.size as manifest_size,
+        located.step as manifest_step,
+        filename as manifest_path
+
+    from located
+
+)
+
+select * from renamed

@@ -1,0 +1,43 @@
+-- Per seed and context scalars of complete partitions only: rows of a partition without a
+-- manifest (still being written, or abandoned) are invisible downstream.
+
+with source as (
+
+    select * from {{ source('lake', 'token_stats') }}
+
+),
+
+complete_partitions as (
+
+    select suite, size, step from {{ ref('stg_checkpoints') }}
+
+),
+
+renamed as (
+
+    select
+        suite,
+        size,
+        step,
+        cast(seed as integer) as seed,
+        cast(position as integer) as position,
+        cast(surprisal as double) as surprisal,
+        cast(entropy as double) as entropy,
+        cast(kl_uniform as double) as kl_uniform,
+        cast(kl_unigram as double) as kl_unigram,
+        cast(topk_ids as integer[]) as topk_ids,
+        cast(topk_logprobs as double[]) as topk_logprobs,
+        cast(tail_mass as double) as tail_mass
+
+    from source
+    where exists (
+        select 1
+        from complete_partitions
+        where complete_partitions.suite = source.suite
+            and complete_partitions.size = source.size
+            and complete_partitions.step = source.step
+    )
+
+)
+
+select * from renamed

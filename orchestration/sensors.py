@@ -1,0 +1,44 @@
+"""The sensor that notices new checkpoint folders in local suites and requests their extraction."""
+
+
+import dagster as dg
+
+from extract.config import Settings
+from extract.suites import LocalSuite, open_suite, partition_key
+from orchestration.extraction import checkpoint_extraction
+from orchestration.partitions import checkpoint_partitions
+from orchestration.resources import SeedconvSettings
+
+extraction_job = dg.define_asset_job(
+    "extraction_job", selection=[checkpoint_extraction]
+)
+
+
+def local_checkpoint_keys(settings: Settings) -> list[str]:
+    """Partition keys of every complete (all seeds present) checkpoint in the local suites."""
+    keys = []
+    for config in settings.all_suites:
+        suite = open_suite(config)
+        if isinstance(suite, LocalSuite):
+            keys += [partition_key(suite.name, size, step) for size, step in suite.partitions()]
+    return keys
+
+
+def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
+    """Keys found on disk that Dagster does not know yet, in discovery order."""
+    return [key for key in found if key not in known]
+
+
+@dg.sensor(job=extraction_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSettings) -> dg.SensorResult:
+    """Adds a partition for each new complete checkpoint and requests its extraction."""
+    keys = new_checkpoint_requests(
+        local_checkpoint_keys(seedconv.load()),
+        set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)),
+    )
+    if not keys:
+        return dg.SensorResult(skip_reason="no new checkpoints")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
+        dynamic_partitions_requests=[checkpoint_partitions.build_add_request(keys)],
+    )

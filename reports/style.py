@@ -1,0 +1,36 @@
+"""One look for every figure: light grid, muted palette, no chart junk."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+
+
+def apply_style() -> None:
+    mpl.rcParams.update(
+        {
+            "figure.facecolor": "white",
+            "axes.facecolor": "white",
+            "axes.edgecolor": "#c8c8c8",
+            "axes.grid": True,
+            "grid.color": "#ececec",
+            "grid.linewidth": 0.8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 11,
+            "axes.titleweight": "semibold",
+            "axes.labelsize": 9,
+            "axes.labelcolor": "#444444",
+            "xtick.color": "#666666",
+            "ytick.color": "#666666",
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "legend.fontsize": 8,
+            "font.family": "DejaVu Sans",
+        }
+    )
+
+
+def size_colors(n: int) -> list:
+    """Muted sequential colours, light for small models and dark for large ones."""
+    return [mpl.colormaps["viridis"](x) for x in np.linspace(0.15, 0.8, n)]

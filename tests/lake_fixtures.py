@@ -1,0 +1,299 @@
+"""Writers for small synthetic Parquet lakes laid out as docs/architecture.md (Lake contracts) says.
+
+Plain functions, not pytest fixtures, so that any test (dbt, reports, orchestration) can build a
+lake in a temporary directory. Column types follow the contract exactly (int32 ids and
+positions, float32 measurements, list<int32>/list<float32> top-k); every value written by
+`write_synthetic_lake` is a dyadic fraction, so it survives float32 exactly and a test can
+recompute every aggregate with numpy and compare closely.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# The contract's schemas, from the code that writes the real lake.
+from extract.evalset import EVAL_TOKENS_SCHEMA
+from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+from extract.lake import checkpoint_dir
+
+EVAL_DOCUMENTS_SCHEMA = pa.schema(
+    [
+        ("eval_set", pa.string()),
+        ("doc_id", pa.string()),
+        ("category", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+UNIGRAM_SCHEMA = pa.schema([("token_id", pa.int32()), ("count", pa.int64())])
+
+
+def _write(table_rows: dict[str, list], schema: pa.Schema, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pydict(table_rows, schema=schema)
+    pq.write_table(table, path)
+    return path
+
+
+def partition_dir(lake: Path, suite: str, size: str, step: int) -> Path:
+    """The directory of one checkpoint partition: checkpoints/suite=/size=/step=."""
+    return checkpoint_dir(Path(lake), suite, size, int(step))
+
+
+def write_eval_documents(lake: Path, rows: dict[str, list]) -> Path:
+    """lake/eval_documents/eval_documents.parquet from columns eval_set, doc_id, category, text."""
+    return _write(rows, EVAL_DOCUMENTS_SCHEMA, Path(lake) / "eval_documents" / "eval_documents.parquet")
+
+
+def write_eval_tokens(lake: Path, suite: str, rows: dict[str, list]) -> Path:
+    """lake/eval_tokens/suite=<suite>/eval_tokens.parquet from the contract's columns."""
+    return _write(
+        rows, EVAL_TOKENS_SCHEMA, Path(lake) / "eval_tokens" / f"suite={suite}" / "eval_tokens.parquet"
+    )
+
+
+def write_unigram(lake: Path, suite: str, counts: dict[int, int]) -> Path:
+    """lake/unigram/suite=<suite>/unigram.parquet: token counts of the reference corpus."""
+    token_ids = sorted(counts)
+    rows = {"token_id": token_ids, "count": [counts[t] for t in token_ids]}
+    return _write(rows, UNIGRAM_SCHEMA, Path(lake) / "unigram" / f"suite={suite}" / "unigram.parquet")
+
+
+def make_manifest(
+    suite: str,
+    size: str,
+    step: int,
+    *,
+    n_params: int,
+    seeds: list[int],
+    n_token_stats: int,
+    n_pair_kl: int,
+    eval_set: str = "brown-heldout",
+    eval_set_hash: str = "sha256:synthetic",
+    top_k: int = 2,
+    device: str = "cpu",
+    code_version: str = "test",
+    created_at: str = "2025-06-01T12:00:00+00:00",
+) -> dict:
+    """A manifest.json body with every key the contract lists."""
+    return {
+        "suite": suite,
+        "size": size,
+        "step": int(step),
+        "n_params": int(n_params),
+        "seeds": [int(s) for s in seeds],
+        "eval_set": eval_set,
+        "eval_set_hash": eval_set_hash,
+        "top_k": int(top_k),
+        "device": device,
+        "code_version": code_version,
+        "created_at": created_at,
+        "rows": {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)},
+        "timings_s": {"load": 0.5, "forward": 1.25, "write": 0.125},
+        "checkpoints": [
+            {"seed": int(s), "source": f"synthetic/{size}-seed{s}/step{step}", "weights": f"sha256:{s:064x}"}
+            for s in seeds
+        ],
+    }
+
+
+def write_checkpoint(
+    lake: Path,
+    suite: str,
+    size: str,
+    step: int,
+    *,
+    token_stats: dict[str, list],
+    pair_kl: dict[str, list],
+    manifest: dict | None,
+) -> Path:
+    """One checkpoint partition: token_stats.parquet, pair_kl.parquet and, when given, manifest.json.
+
+    manifest=None leaves the partition incomplete, as a crashed or running extract would.
+    """
+    directory = partition_dir(lake, suite, size, step)
+    _write(token_stats, TOKEN_STATS_SCHEMA, directory / "token_stats.parquet")
+    _write(pair_kl, PAIR_KL_SCHEMA, directory / "pair_kl.parquet")
+    if manifest is not None:
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return directory
+
+
+# --- The synthetic lake -------------------------------------------------------------------------
+
+SUITE = "mini"
+SIZES = {"tiny": 12_345, "base": 98_765}  # name order is not n_params order on purpose
+STEPS = (1, 512)
+SEEDS = (1, 2, 3)
+N_POSITIONS = 6
+
+# KL(p_a || p_b) = scale * (PAIR_BASE[a, b] + POSITION_OFFSET[pos] + 1/16 * ((a + 2b + pos) % 3))
+PAIR_BASE = {(1, 2): 0.25, (2, 1): 0.5, (1, 3): 0.75, (3, 1): 1.0, (2, 3): 1.25, (3, 2): 1.5}
+POSITION_OFFSET = (0.0, 0.125, 0.5, 0.25, 1.0, 0.0625)
+PARTITION_SCALE = {("tiny", 1): 2.0, ("tiny", 512): 0.5, ("base", 1): 1.0, ("base", 512): 0.25}
+
+# surprisal = scale * (SEED_CE[seed] + POSITION_CE[pos])
+SEED_CE = {1: 2.0, 2: 2.5, 3: 3.25}
+POSITION_CE = (0.5, 1.0, 0.25, 2.0, 0.75, 1.5)
+
+# A partition with data but no manifest: its rows must never reach the warehouse.
+INCOMPLETE = ("tiny", 2)
+INCOMPLETE_KL = 7.0
+
+
+@dataclass
+class SyntheticLake:
+    """What write_synthetic_lake wrote, as arrays a test can aggregate with numpy.
+
+    kl[(size, step)]: float64 [n_seeds, n_seeds, n_positions], NaN on the diagonal (a == b).
+    token_stats[(size, step)][column]: float64 [n_seeds, n_positions].
+    """
+
+    root: Path
+    suite: str = SUITE
+    sizes: dict[str, int] = field(default_factory=lambda: dict(SIZES))
+    steps: tuple[int, ...] = STEPS
+    seeds: tuple[int, ...] = SEEDS
+    positions: tuple[int, ...] = tuple(range(N_POSITIONS))
+    kl: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    token_stats: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    incomplete: tuple[str, int] = INCOMPLETE
+
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        return [(size, step) for size in self.sizes for step in self.steps]
+
+
+def _kl_array(scale: float) -> np.ndarray:
+    n = len(SEEDS)
+    kl = np.full((n, n, N_POSITIONS), np.nan)
+    for (i, a), (j, b) in itertools.product(enumerate(SEEDS), repeat=2):
+        if a == b:
+            continue
+        for pos in range(N_POSITIONS):
+            interaction = 0.0625 * ((a + 2 * b + pos) % 3)
+            kl[i, j, pos] = scale * (PAIR_BASE[a, b] + POSITION_OFFSET[pos] + interaction)
+    return kl
+
+
+def _token_stats_arrays(scale: float) -> dict[str, np.ndarray]:
+    surprisal = np.array([[scale * (SEED_CE[s] + POSITION_CE[p]) for p in range(N_POSITIONS)] for s in SEEDS])
+    entropy = 0.5 * surprisal + 0.125
+    kl_unigram = np.array([[0.25 * s + 0.125 * p * scale for p in range(N_POSITIONS)] for s in SEEDS])
+    tail_mass = np.array([[0.0625 * ((s + p) % 4) for p in range(N_POSITIONS)] for s in SEEDS])
+    return {
+        "surprisal": surprisal,
+        "entropy": entropy,
+        "kl_uniform": 8.0 - entropy,
+        "kl_unigram": kl_unigram,
+        "tail_mass": tail_mass,
+    }
+
+
+def pair_kl_rows(kl: np.ndarray, seeds: tuple[int, ...] = SEEDS) -> dict[str, list]:
+    """pair_kl.parquet columns from a [n_seeds, n_seeds, n_positions] array (diagonal skipped)."""
+    rows: dict[str, list] = {"seed_a": [], "seed_b": [], "position": [], "kl": []}
+    for (i, a), (j, b) in itertools.product(enumerate(seeds), repeat=2):
+        if a == b:
+            continue
+        for pos in range(kl.shape[2]):
+            rows["seed_a"].append(a)
+            rows["seed_b"].append(b)
+            rows["position"].append(pos)
+            rows["kl"].append(float(kl[i, j, pos]))
+    return rows
+
+
+def token_stats_rows(stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEEDS) -> dict[str, list]:
+    """token_stats.parquet columns from [n_seeds, n_positions] arrays (top-k of size 2)."""
+    rows: dict[str, list] = {name: [] for name in TOKEN_STATS_SCHEMA.names}
+    for i, seed in enumerate(seeds):
+        for pos in range(stats["surprisal"].shape[1]):
+            rows["seed"].append(seed)
+            rows["position"].append(pos)
+            for name in ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass"):
+                rows[name].append(float(stats[name][i, pos]))
+            rows["topk_ids"].append([pos, pos + 1])
+            rows["topk_logprobs"].append([-0.5, -1.5])
+    return rows
+
+
+def write_synthetic_lake(lake: Path) -> SyntheticLake:
+    """A complete small lake: 1 suite, 2 sizes x 2 steps x 3 seeds x 6 positions, plus one
+    partition (INCOMPLETE) whose Parquet files exist but whose manifest does not."""
+    lake = Path(lake)
+    synth = SyntheticLake(root=lake)
+
+    words = ["The", " jury", " said", " it", " did", " find"]
+    text = "".join(words)
+    write_eval_documents(
+        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
+    )
+    starts = np.cumsum([0] + [len(w) for w in words[:-1]]).tolist()
+    write_eval_tokens(
+        lake,
+        SUITE,
+        {
+            "eval_set": ["brown-heldout"] * N_POSITIONS,
+            "position": list(range(N_POSITIONS)),
+            "doc_id": ["ca01"] * N_POSITIONS,
+            "window_id": [0] * N_POSITIONS,
+            "token_id": [10 + p for p in range(N_POSITIONS)],
+            "token_text": words,
+            "char_start": starts,
+            "char_end": [s + len(w) for s, w in zip(starts, words)],
+            "context_len": list(range(N_POSITIONS)),
+        },
+    )
+    write_unigram(lake, SUITE, {10 + p: 3 + p for p in range(N_POSITIONS)} | {0: 0, 1: 2})
+
+    for size, step in synth.partitions:
+        scale = PARTITION_SCALE[size, step]
+        kl = _kl_array(scale)
+        stats = _token_stats_arrays(scale)
+        synth.kl[size, step] = kl
+        synth.token_stats[size, step] = stats
+        ts_rows, pk_rows = token_stats_rows(stats), pair_kl_rows(kl)
+        write_checkpoint(
+            lake,
+            SUITE,
+            size,
+            step,
+            token_stats=ts_rows,
+            pair_kl=pk_rows,
+            manifest=make_manifest(
+                SUITE,
+                size,
+                step,
+                n_params=SIZES[size],
+                seeds=list(SEEDS),
+                n_token_stats=len(ts_rows["seed"]),
+                n_pair_kl=len(pk_rows["kl"]),
+            ),
+        )
+
+    size, step = INCOMPLETE
+    write_checkpoint(
+        lake,
+        SUITE,
+        size,
+        step,
+        token_stats=token_stats_rows(_token_stats_arrays(100.0)),
+        pair_kl=pair_kl_rows(np.full((len(SEEDS), len(SEEDS), N_POSITIONS), INCOMPLETE_KL)),
+        manifest=None,
+    )
+    return synth
+
+
+def set_pair_kl(lake: Path, suite: str, size: str, step: int, row: int, kl: float) -> None:
+    """Overwrite one row's kl in an existing partition's pair_kl.parquet (to break a lake)."""
+    path = partition_dir(lake, suite, size, step) / "pair_kl.parquet"
+    rows = pq.read_table(path).to_pydict()
+    rows["kl"][row] = kl
+    _write(rows, PAIR_KL_SCHEMA, path)

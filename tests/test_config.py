@@ -1,0 +1,54 @@
+import tomllib
+
+import pytest
+
+from extract.config import REPO_ROOT, ConfigError, load_settings, parse_settings
+
+
+def test_repository_config_parses_to_the_defaults(tmp_path):
+    settings = load_settings(REPO_ROOT / "seedconv.toml", tmp_path)
+    assert settings.eval.n_tokens == 5000
+    assert [size.name for size in settings.mini.sizes] == ["s", "m", "l"]
+    assert settings.mini.seeds == (1, 2, 3, 4, 5)
+    assert [s.name for s in settings.all_suites] == ["mini"]
+    assert settings.suite("mini").path == tmp_path / "suites" / "mini"
+    assert settings.paths.lake == tmp_path / "lake"
+
+
+@pytest.mark.parametrize(
+    "document, message",
+    [
+        ("[eval]\nn_tokens = 0", "eval.n_tokens"),
+        ("[eval]\ntop_k = -1", "eval.top_k"),
+        ("[eval]\nwindow = 'long'", "eval.window"),
+        ("[eval]\nbogus = 1", "unknown keys in \\[eval\\]"),
+        ("[mini]\nseeds = [1]", "at least two seeds"),
+        ("[mini]\nseeds = [1, 1]", "duplicates"),
+        ("[mini.sizes.x]\nhidden_size = 30\nnum_layers = 1\nnum_heads = 4", "not divisible"),
+        ('[[suites]]\nname = "p"\nkind = "ftp"', "kind must be"),
+        ('[[suites]]\nname = "p"\nkind = "local"', "needs a path"),
+        ('[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["70m"]\nseeds = [1]', "at least two seeds"),
+        ('[[suites]]\nname = "a|b"\nkind = "local"\npath = "x"', "may not contain"),
+        ('[[suites]]\nname = "mini"\nkind = "local"\npath = "x"', "unique"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, document, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(tomllib.loads(document), tmp_path)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml", tmp_path)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[eval\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, tmp_path)
+
+
+def test_hub_suite_entry(tmp_path):
+    settings = parse_settings(
+        tomllib.loads('[[suites]]\nname = "polypythia"\nkind = "hub"\nsizes = ["14m"]\nseeds = [0, 1]'), tmp_path
+    )
+    hub = settings.suite("polypythia")
+    assert (hub.kind, hub.sizes, hub.seeds) == ("hub", ("14m",), (0, 1))

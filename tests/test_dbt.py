@@ -1,0 +1,222 @@
+"""The dbt project over a synthetic lake: it builds, its marts equal a hand computation, an
+incomplete partition stays invisible, a broken lake fails the build, and it parses with no lake.
+
+dbt runs as a subprocess from dbt_project/ (as dagster-dbt runs it), with every path it writes
+(DuckDB file, target/, logs/) moved into the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from lake_fixtures import INCOMPLETE, INCOMPLETE_KL, partition_dir, set_pair_kl, write_synthetic_lake
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+
+
+def _dbt_executable() -> str:
+    beside = Path(sys.executable).parent / "dbt"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("dbt")
+    if found is None:
+        pytest.skip("no dbt executable beside the interpreter or on PATH")
+    return found
+
+
+def run_dbt(args: list[str], workdir: Path, lake: Path) -> subprocess.CompletedProcess:
+    """Run dbt from dbt_project/ against `lake`, writing everything under `workdir`."""
+    env = os.environ.copy()
+    env.update(
+        {
+            "SEEDCONV_LAKE": str(lake),
+            "SEEDCONV_DUCKDB": str(workdir / "seedconv.duckdb"),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT),
+            "DBT_TARGET_PATH": str(workdir / "target"),
+            "DBT_LOG_PATH": str(workdir / "logs"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            "DBT_VERSION_CHECK": "False",
+            "DBT_USE_COLORS": "False",
+        }
+    )
+    return subprocess.run(
+        [_dbt_executable(), *args],
+        cwd=DBT_PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def run_results(workdir: Path) -> dict[str, str]:
+    """unique_id -> status of the last dbt invocation that wrote `workdir`/target."""
+    results = json.loads((workdir / "target" / "run_results.json").read_text())
+    return {r["unique_id"]: r["status"] for r in results["results"]}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The synthetic lake, built once by `dbt build`; yields (synth, duckdb connection, workdir)."""
+    workdir = tmp_path_factory.mktemp("dbt_build")
+    synth = write_synthetic_lake(workdir / "lake")
+    proc = run_dbt(["build"], workdir, synth.root)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
+    con = duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True)
+    yield synth, con, workdir
+    con.close()
+
+
+def _rows(con, sql: str) -> list[dict]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def test_build_passes_every_model_and_test(built):
+    _, _, workdir = built
+    statuses = run_results(workdir)
+    assert statuses, "dbt build ran nothing"
+    bad = {k: v for k, v in statuses.items() if v not in ("success", "pass")}
+    assert not bad, bad
+    for singular in (
+        "assert_kl_nonnegative",
+        "assert_pairs_complete",
+        "assert_token_stats_complete",
+        "assert_token_stats_in_range",
+        "assert_manifest_matches_partition",
+        "assert_band_brackets_mean",
+    ):
+        assert statuses[f"test.seedconv.{singular}"] == "pass"
+
+
+def test_expected_convergence_equals_hand_computation(built):
+    synth, con, _ = built
+    rows = {(r["size"], r["step"]): r for r in _rows(con, "select * from mart_expected_convergence")}
+    assert set(rows) == set(synth.partitions)
+
+    for (size, step), kl in synth.kl.items():
+        row = rows[size, step]
+        conv = -np.nanmean(kl, axis=(0, 1))  # per context, over the 6 ordered pairs
+        pair_conv = -kl[~np.eye(len(synth.seeds), dtype=bool)].mean(axis=1)  # per ordered pair, over contexts
+        n_contexts = len(synth.positions)
+        assert row["suite"] == synth.suite
+        assert row["n_params"] == synth.sizes[size]
+        assert row["n_seeds"] == 3
+        assert row["n_pairs"] == 6
+        assert row["n_contexts"] == n_contexts
+        assert row["expected_conv"] == pytest.approx(conv.mean())
+        assert row["conv_std"] == pytest.approx(conv.std(ddof=1))
+        assert row["conv_se"] == pytest.approx(conv.std(ddof=1) / np.sqrt(n_contexts))
+        assert row["pair_conv_std"] == pytest.approx(pair_conv.std(ddof=1))
+        assert row["band_low"] == pytest.approx(conv.mean() - pair_conv.std(ddof=1))
+        assert row["band_high"] == pytest.approx(conv.mean() + pair_conv.std(ddof=1))
+        assert row["expected_kl"] == pytest.approx(-conv.mean())
+        # the mean of per-context conv equals minus the mean of per-pair mean KL (balanced pairs)
+        assert row["expected_conv"] == pytest.approx(pair_conv.mean())
+
+    # By hand, scale 1 (base, step 1): mean pair base 84/96, mean position offset 31/96, mean
+    # interaction 6/96; the per-pair means differ only by the pair base 0.25 * (1..6).
+    base = rows["base", 1]
+    assert base["expected_conv"] == pytest.approx(-121 / 96)
+    assert base["pair_conv_std"] == pytest.approx(0.25 * np.sqrt(3.5))
+
+
+def test_expected_convergence_orders_sizes_by_n_params(built):
+    _, con, _ = built
+    sql = "select size from mart_expected_convergence order by n_params, step"
+    sizes = [r[0] for r in con.execute(sql).fetchall()]
+    assert sizes == ["tiny", "tiny", "base", "base"]
+
+
+def test_model_stats_equal_hand_computation(built):
+    synth, con, _ = built
+    rows = {(r["size"], r["step"]): r for r in _rows(con, "select * from mart_model_stats")}
+    assert set(rows) == set(synth.partitions)
+    for (size, step), stats in synth.token_stats.items():
+        row = rows[size, step]
+        assert row["n_params"] == synth.sizes[size]
+        assert row["n_seeds"] == 3
+        assert row["n_token_rows"] == 3 * len(synth.positions)
+        assert row["cross_entropy"] == pytest.approx(stats["surprisal"].mean())
+        assert row["cross_entropy_seed_std"] == pytest.approx(stats["surprisal"].mean(axis=1).std(ddof=1))
+        assert row["mean_entropy"] == pytest.approx(stats["entropy"].mean())
+        assert row["kl_uniform"] == pytest.approx(stats["kl_uniform"].mean())
+        assert row["kl_uniform_seed_std"] == pytest.approx(stats["kl_uniform"].mean(axis=1).std(ddof=1))
+        assert row["kl_unigram"] == pytest.approx(stats["kl_unigram"].mean())
+        assert row["kl_unigram_seed_std"] == pytest.approx(stats["kl_unigram"].mean(axis=1).std(ddof=1))
+        assert row["mean_tail_mass"] == pytest.approx(stats["tail_mass"].mean())
+
+
+def test_intermediate_models_have_one_row_per_key(built):
+    synth, con, _ = built
+    n_partitions = len(synth.partitions)
+    assert con.execute("select count(*) from int_context_convergence").fetchone()[0] == n_partitions * 6
+    assert con.execute("select count(*) from int_pair_convergence").fetchone()[0] == n_partitions * 6
+    assert con.execute("select count(*) from int_seed_stats").fetchone()[0] == n_partitions * 3
+    assert con.execute("select min(n_pairs), max(n_pairs) from int_context_convergence").fetchone() == (6, 6)
+
+
+def test_partition_without_manifest_is_invisible(built):
+    synth, con, _ = built
+    size, step = INCOMPLETE
+    directory = partition_dir(synth.root, synth.suite, size, step)
+    assert (directory / "pair_kl.parquet").exists() and not (directory / "manifest.json").exists()
+    for relation in (
+        "stg_checkpoints",
+        "stg_token_stats",
+        "stg_pair_kl",
+        "int_context_convergence",
+        "int_pair_convergence",
+        "int_seed_stats",
+        "mart_expected_convergence",
+        "mart_model_stats",
+    ):
+        sql = f"select count(*) from {relation} where size = ? and step = ?"
+        n = con.execute(sql, [size, step]).fetchone()[0]
+        assert n == 0, f"{relation} shows the incomplete partition {INCOMPLETE}"
+    assert con.execute("select max(kl) from stg_pair_kl").fetchone()[0] < INCOMPLETE_KL
+
+
+def test_negative_kl_fails_the_build_on_the_singular_test(tmp_path):
+    synth = write_synthetic_lake(tmp_path / "lake")
+    set_pair_kl(synth.root, synth.suite, "base", 512, row=0, kl=-1.0)
+    proc = run_dbt(["build"], tmp_path, synth.root)
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    statuses = run_results(tmp_path)
+    assert statuses["test.seedconv.assert_kl_nonnegative"] == "fail"
+    # the failure is the data test's, not a SQL error anywhere
+    assert "error" not in statuses.values(), {k: v for k, v in statuses.items() if v == "error"}
+
+
+def test_manifest_that_disagrees_with_its_partition_fails_the_build(tmp_path):
+    synth = write_synthetic_lake(tmp_path / "lake")
+    manifest_path = partition_dir(synth.root, synth.suite, "tiny", 1) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["step"] = 2  # a manifest copied into the wrong partition
+    manifest["rows"]["pair_kl"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    proc = run_dbt(["build"], tmp_path, synth.root)
+    assert proc.returncode != 0, proc.stdout[-4000:]
+    statuses = run_results(tmp_path)
+    assert statuses["test.seedconv.assert_manifest_matches_partition"] == "fail"
+    assert "error" not in statuses.values(), {k: v for k, v in statuses.items() if v == "error"}
+
+
+def test_parse_needs_no_lake(tmp_path):
+    proc = run_dbt(["parse"], tmp_path, tmp_path / "no-lake-here")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    marts = {"model.seedconv.mart_expected_convergence", "model.seedconv.mart_model_stats"}
+    assert marts <= set(manifest["nodes"])
+    assert not (tmp_path / "no-lake-here").exists()

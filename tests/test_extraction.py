@@ -1,0 +1,120 @@
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from extract.distributions import log_probs
+from extract.evalset import eval_batches
+from extract.extraction import ExtractionError, extract_partition
+from extract.lake import checkpoint_dir, read_manifest, suite_table_path
+from extract.pipeline import extract_checkpoint
+from extract.suites import LocalSuite, SuiteUnavailable
+
+
+@pytest.fixture(scope="module")
+def extracted(micro_settings):
+    manifest = extract_checkpoint(micro_settings, "micro", "b", 8)
+    partition = checkpoint_dir(micro_settings.paths.lake, "micro", "b", 8)
+    return manifest, partition
+
+
+def test_partition_rows_and_manifest(extracted, micro_settings):
+    manifest, partition = extracted
+    n, seeds = micro_settings.eval.n_tokens, 3
+    token_stats = pq.read_table(partition / "token_stats.parquet")
+    pair_kl = pq.read_table(partition / "pair_kl.parquet")
+    assert token_stats.num_rows == n * seeds
+    assert pair_kl.num_rows == n * seeds * (seeds - 1)
+    assert read_manifest(partition) == manifest
+    assert manifest["rows"] == {"token_stats": n * seeds, "pair_kl": n * seeds * (seeds - 1)}
+    assert [c["seed"] for c in manifest["checkpoints"]] == [1, 2, 3]
+    assert all(c["weights"].startswith("sha256:") for c in manifest["checkpoints"])
+    assert manifest["device"] == "cpu"
+    pairs = set(zip(pair_kl.column("seed_a").to_pylist(), pair_kl.column("seed_b").to_pylist()))
+    assert pairs == {(a, b) for a in (1, 2, 3) for b in (1, 2, 3) if a != b}
+    assert min(pair_kl.column("kl").to_pylist()) >= 0
+    topk = token_stats.column("topk_ids").to_pylist()[0]
+    assert len(topk) == micro_settings.eval.top_k
+
+
+def test_pair_kl_matches_an_independent_computation(extracted, micro_settings, micro_suite):
+    """Recompute KL(seed 1 || seed 3) from the saved checkpoints with torch's kl_div."""
+    _, partition = extracted
+    tokens = pq.read_table(suite_table_path(micro_settings.paths.lake, "eval_tokens", "micro"))
+    tokenizer = micro_suite.load_tokenizer()
+    batches = eval_batches(tokens, tokenizer.bos_token_id)
+    models = [micro_suite.load_model(micro_suite.checkpoint("b", seed, 8), torch.device("cpu")) for seed in (1, 3)]
+    with torch.no_grad():
+        logp = [log_probs(m(input_ids=batches.input_ids).logits).double() for m in models]
+    expected = torch.nn.functional.kl_div(logp[1], logp[0], log_target=True, reduction="none").sum(-1)
+    keep = batches.position >= 0
+    by_position = dict(zip(batches.position[keep].tolist(), expected[keep].tolist()))
+
+    pair_kl = pq.read_table(partition / "pair_kl.parquet").to_pandas()
+    rows = pair_kl[(pair_kl.seed_a == 1) & (pair_kl.seed_b == 3)]
+    reference = np.array([by_position[p] for p in rows.position])
+    np.testing.assert_allclose(rows.kl, reference, rtol=1e-3, atol=1e-7)
+
+    token_stats = pq.read_table(partition / "token_stats.parquet").to_pandas()
+    seed1 = token_stats[token_stats.seed == 1].set_index("position")
+    targets = dict(zip(batches.position[keep].tolist(), batches.targets[keep].tolist()))
+    surprisal = {p: -logp[0][batches.position == p][0, targets[p]].item() for p in list(targets)[:20]}
+    for position, value in surprisal.items():
+        assert seed1.loc[position, "surprisal"] == pytest.approx(value, rel=1e-4)
+
+
+def test_rerun_gives_the_same_rows(extracted, micro_settings):
+    _, partition = extracted
+    before = pq.read_table(partition / "pair_kl.parquet")
+    extract_checkpoint(micro_settings, "micro", "b", 8)
+    assert pq.read_table(partition / "pair_kl.parquet").equals(before)
+
+
+@pytest.fixture
+def suite_copy(micro_suite, tmp_path):
+    copy = tmp_path / "suite"
+    shutil.copytree(micro_suite.root, copy)
+    return LocalSuite("copy", copy)
+
+
+def _extract(suite, settings, step=4):
+    tokens = pq.read_table(suite_table_path(settings.paths.lake, "eval_tokens", "micro"))
+    counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", "micro"))
+    tokenizer = suite.load_tokenizer()
+    return extract_partition(
+        suite, "a", step, eval_batches(tokens, tokenizer.bos_token_id), counts, len(tokenizer), 4, 2,
+        torch.device("cpu"),
+    )
+
+
+def test_nan_weights_are_named(suite_copy, micro_settings):
+    weights_path = suite_copy.root / "a-seed2" / "step4" / "model.safetensors"
+    weights = load_file(weights_path)
+    name = next(k for k in weights if k.endswith("embed_out.weight"))
+    weights[name][0, 0] = float("nan")
+    save_file(weights, weights_path, metadata={"format": "pt"})
+    with pytest.raises(ExtractionError, match="a-seed2/step4.*NaN"):
+        _extract(suite_copy, micro_settings)
+
+
+def test_corrupt_checkpoint_is_named(suite_copy, micro_settings):
+    (suite_copy.root / "a-seed3" / "step4" / "model.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(SuiteUnavailable, match="a-seed3/step4"):
+        _extract(suite_copy, micro_settings)
+
+
+def test_seeds_with_different_vocabularies_are_refused(suite_copy, micro_settings, micro_suite):
+    # Put a checkpoint of another size's architecture but a larger vocabulary in seed 2's place.
+    from transformers import GPTNeoXForCausalLM
+
+    model = micro_suite.load_model(micro_suite.checkpoint("a", 2, 4), torch.device("cpu"))
+    model.resize_token_embeddings(len(micro_suite.load_tokenizer()) + 8)
+    target = suite_copy.root / "a-seed2" / "step4"
+    shutil.rmtree(target)
+    model.save_pretrained(target)
+    assert isinstance(model, GPTNeoXForCausalLM)
+    with pytest.raises(ExtractionError, match="different vocabulary sizes"):
+        _extract(suite_copy, micro_settings)

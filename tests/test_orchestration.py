@@ -1,0 +1,116 @@
+"""The whole pipeline through Dagster on the micro suite, and the sensor and schedule."""
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from extract.suites import partition_key
+from orchestration.definitions import defs
+from orchestration.reports import convergence_figure
+from orchestration.resources import SeedconvSettings
+from orchestration.schedules import extraction_is_newer, refresh_warehouse
+from orchestration.sensors import new_checkpoints
+
+
+@pytest.fixture(scope="module")
+def materialized(micro_settings, micro_config_path, tmp_path_factory):
+    """Every asset materialized from the command-line entry point into a fresh instance."""
+    from orchestration.materialize import materialize_all
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEEDCONV_CONFIG", str(micro_config_path))
+        patch.setenv("SEEDCONV_WAREHOUSE", str(micro_settings.paths.root))
+        with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("dagster"))) as instance:
+            materialize_all(instance, log=lambda message: None)
+            yield instance
+
+
+def test_definitions_load_with_one_lineage_graph():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {"brown_corpus", "pos_tagger", "mini_suite", "eval_tokens", "unigram", "token_stats", "pair_kl",
+            "mart_expected_convergence", "published_warehouse", "convergence_figure"} <= keys
+    # From checkpoint to figure, one edge at a time.
+    upstream = {k.to_user_string() for k in graph.get(convergence_figure.key).parent_keys}
+    assert upstream == {"published_warehouse"}
+    mart_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("int_context_convergence")).parent_keys}
+    assert mart_parents == {"stg_pair_kl"}
+    staging_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_pair_kl")).parent_keys}
+    assert staging_parents == {"pair_kl", "stg_checkpoints"}
+    extraction_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("pair_kl")).parent_keys}
+    assert extraction_parents == {"mini_suite", "eval_tokens", "unigram"}
+
+
+def test_end_to_end_warehouse(materialized, micro_settings):
+    partitions = set(materialized.get_materialized_partitions(dg.AssetKey("pair_kl")))
+    assert partitions == {partition_key("micro", size, step) for size in "ab" for step in (0, 1, 2, 4, 8)}
+
+    with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
+        rows = connection.execute(
+            "select size, step, n_seeds, n_pairs, n_contexts, expected_conv, band_low, band_high "
+            "from mart_expected_convergence order by size, step"
+        ).fetchall()
+        stats = connection.execute("select count(*), min(cross_entropy) from mart_model_stats").fetchone()
+    assert len(rows) == 10
+    for size, step, n_seeds, n_pairs, n_contexts, conv, low, high in rows:
+        assert (n_seeds, n_pairs, n_contexts) == (3, 6, micro_settings.eval.n_tokens)
+        assert conv < 0 and low <= conv <= high
+    assert stats[0] == 10 and stats[1] > 0
+
+
+def test_figure_is_written_and_shown_in_the_ui(materialized, micro_settings):
+    figure = micro_settings.paths.reports / "figure1_micro.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    event = materialized.get_latest_materialization_event(convergence_figure.key)
+    metadata = event.asset_materialization.metadata
+    assert "data:image/png;base64," in metadata["micro_figure"].value
+
+
+def test_second_run_extracts_nothing_new(materialized, micro_settings, micro_config_path, monkeypatch):
+    from orchestration.materialize import materialize_all
+
+    monkeypatch.setenv("SEEDCONV_CONFIG", str(micro_config_path))
+    monkeypatch.setenv("SEEDCONV_WAREHOUSE", str(micro_settings.paths.root))
+    logged = []
+    materialize_all(materialized, log=logged.append)
+    assert not [line for line in logged if line.startswith("extracted")]
+
+
+@pytest.fixture
+def sensor_settings(micro_settings, micro_config_path, tmp_path):
+    """A warehouse of its own holding a copy of the micro suite, for the sensor to watch."""
+    shutil.copytree(micro_settings.paths.suites, tmp_path / "suites")
+    return SeedconvSettings(config_path=str(micro_config_path), warehouse_root=str(tmp_path))
+
+
+def test_sensor_requests_new_checkpoints_once(sensor_settings):
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"seedconv": sensor_settings})
+        first = new_checkpoints(context)
+        keys = [request.partition_key for request in first.run_requests]
+        assert len(keys) == 10 and keys[0] == "micro|a|step0"
+        assert first.dynamic_partitions_requests[0].partition_keys == keys
+
+        instance.add_dynamic_partitions("checkpoints", keys)
+        assert new_checkpoints(context).skip_reason is not None
+
+        # A training run drops step 16 for every seed of size a; only seed 1 at first.
+        suite = sensor_settings.load().paths.suites / "micro"
+        shutil.copytree(suite / "a-seed1" / "step8", suite / "a-seed1" / "step16")
+        assert new_checkpoints(context).skip_reason is not None
+        for seed in (2, 3):
+            shutil.copytree(suite / f"a-seed{seed}" / "step8", suite / f"a-seed{seed}" / "step16")
+        later = new_checkpoints(context)
+        assert [request.partition_key for request in later.run_requests] == ["micro|a|step16"]
+
+
+def test_schedule_waits_for_new_extractions():
+    assert extraction_is_newer(10.0, None)
+    assert extraction_is_newer(10.0, 5.0)
+    assert not extraction_is_newer(5.0, 10.0)
+    assert not extraction_is_newer(None, None)
+    with dg.instance_for_test() as instance:
+        result = refresh_warehouse(dg.build_schedule_context(instance=instance))
+        assert isinstance(result, dg.SkipReason)
