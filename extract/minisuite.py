@@ -64,8 +64,24 @@ def encode_corpus(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> n
     return np.asarray(ids, dtype=np.int32)
 
 
+# Pythia-70m: width 512, weights initialised with standard deviation 0.02.
+PYTHIA_WIDTH, PYTHIA_INIT_STD = 512, 0.02
+
+
+def init_std(hidden_size: int) -> float:
+    """Initial weight scale that gives the logits the spread they have in Pythia-70m at step 0.
+
+    A layer-normed hidden state times N(0, s^2) weights gives logits of std s * sqrt(width).
+    With transformers' default s = 0.02 a 32-wide model starts with logits 4x flatter than
+    Pythia's, so its seeds start almost identical and the early convergence phase (seeds that
+    disagree at random initialisation converging on the unigram distribution) cannot show.
+    """
+    return PYTHIA_INIT_STD * math.sqrt(PYTHIA_WIDTH / hidden_size)
+
+
 def model_config(size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast) -> GPTNeoXConfig:
     return GPTNeoXConfig(
+        initializer_range=init_std(size.hidden_size),
         vocab_size=len(tokenizer),
         hidden_size=size.hidden_size,
         num_hidden_layers=size.num_layers,
@@ -84,6 +100,11 @@ def learning_rate(step: int, suite: MiniSuiteConfig) -> float:
         return suite.learning_rate * (step + 1) / suite.warmup_steps
     progress = (step - suite.warmup_steps) / max(1, suite.steps - suite.warmup_steps)
     return suite.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def data_order(seed: int, epoch: int, n_blocks: int) -> np.ndarray:
+    """The order in which a run sees the training blocks: the seed's second job, after init."""
+    return np.random.default_rng([seed, epoch]).permutation(n_blocks)
 
 
 def _save_atomically(model: GPTNeoXForCausalLM, target: Path) -> None:
@@ -115,7 +136,8 @@ def train_run(
             f"{suite.batch_size} x {suite.seq_len}"
         )
     blocks = torch.from_numpy(tokens[: n_blocks * suite.seq_len].astype(np.int64)).view(n_blocks, suite.seq_len)
-    order = np.random.default_rng(seed).permutation(n_blocks)
+    epoch = 0
+    order = data_order(seed, epoch, n_blocks)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_at = set(checkpoint_steps(suite.steps))
@@ -125,8 +147,9 @@ def train_run(
             _save_atomically(model, run_dir / f"step{step}")
         if step == suite.steps:
             break
-        if cursor + suite.batch_size > n_blocks:  # next epoch, a new order from the same stream
-            order = np.random.default_rng([seed, step]).permutation(n_blocks)
+        if cursor + suite.batch_size > n_blocks:
+            epoch += 1
+            order = data_order(seed, epoch, n_blocks)
             cursor = 0
         batch = blocks[order[cursor : cursor + suite.batch_size]]
         cursor += suite.batch_size

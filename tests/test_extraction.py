@@ -66,6 +66,14 @@ def test_pair_kl_matches_an_independent_computation(extracted, micro_settings, m
         assert seed1.loc[position, "surprisal"] == pytest.approx(value, rel=1e-4)
 
 
+def test_seeds_disagree_at_initialisation_like_pythia(micro_settings):
+    # Random inits with Pythia's logit spread (std ~0.45) disagree by KL ~ 0.45^2 ~ 0.2 nats.
+    extract_checkpoint(micro_settings, "micro", "a", 0)
+    partition = checkpoint_dir(micro_settings.paths.lake, "micro", "a", 0)
+    mean_kl = np.mean(pq.read_table(partition / "pair_kl.parquet").column("kl").to_numpy())
+    assert 0.1 < mean_kl < 0.4
+
+
 def test_rerun_gives_the_same_rows(extracted, micro_settings):
     _, partition = extracted
     before = pq.read_table(partition / "pair_kl.parquet")

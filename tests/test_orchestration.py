@@ -53,6 +53,10 @@ def test_end_to_end_warehouse(materialized, micro_settings):
             "from mart_expected_convergence order by size, step"
         ).fetchall()
         stats = connection.execute("select count(*), min(cross_entropy) from mart_model_stats").fetchone()
+        (tags,) = connection.execute(
+            "select tags from duckdb_databases() where database_name = current_database()"
+        ).fetchone()
+    assert tags["storage_version"].startswith("v1.0.0"), "older DuckDB clients must open the file"
     assert len(rows) == 10
     for size, step, n_seeds, n_pairs, n_contexts, conv, low, high in rows:
         assert (n_seeds, n_pairs, n_contexts) == (3, 6, micro_settings.eval.n_tokens)
