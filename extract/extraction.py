@@ -57,7 +57,9 @@ def default_device() -> torch.device:
 def _check_models(models: dict[int, torch.nn.Module], checkpoints: dict[int, Checkpoint], vocab: int) -> int:
     sizes = {seed: model.get_output_embeddings().weight.shape[0] for seed, model in models.items()}
     if len(set(sizes.values())) != 1:
-        raise ExtractionError(f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}")
+        raise ExtractionError(
+            f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}"
+        )
     model_vocab = next(iter(sizes.values()))
     if model_vocab < vocab:
         seed = next(iter(checkpoints))

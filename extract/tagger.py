@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import os
 import pickle
 import shutil
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import nltk
 from nltk.tag.perceptron import PerceptronTagger
+
+from extract.atomic import install_folder
 
 _DISTRIBUTION = "textblob-aptagger"
 _PICKLE = "textblob_aptagger/trontagger-0.1.0.pickle"
@@ -48,15 +49,7 @@ def install_perceptron_tagger(nltk_data_dir: Path) -> Path:
     try:
         # NLTK's own writer, so the file names and JSON shapes are exactly those it loads.
         tagger.save_to_json(lang=_LANG, loc=str(staged))
-        if target.exists() and not _is_complete(target):
-            # Never one of ours (those appear whole): a copy left by hand, or by an older tool.
-            shutil.rmtree(target)
-        try:
-            os.replace(staged, target)
-        except OSError:
-            # A concurrent install may have got there first; its model is the same one.
-            if not _is_complete(target):
-                raise
+        install_folder(staged, target, _is_complete)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return target

@@ -15,7 +15,9 @@ from orchestration.resources import SeedconvSettings
     group_name="extraction",
     partitions_def=checkpoint_partitions,
     specs=[
-        dg.AssetSpec(key, description=description, deps=[mini_suite, "eval_tokens", "unigram"], kinds={"pytorch", "parquet"})
+        dg.AssetSpec(
+            key, description=description, deps=[mini_suite, "eval_tokens", "unigram"], kinds={"pytorch", "parquet"}
+        )
         for key, description in [
             ("token_stats", "Per token and seed: surprisal, entropy, KL to uniform and unigram, top-k."),
             ("pair_kl", "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."),

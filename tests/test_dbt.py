@@ -17,7 +17,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-
 from lake_fixtures import INCOMPLETE, INCOMPLETE_KL, partition_dir, set_pair_kl, write_synthetic_lake
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -7,12 +7,6 @@ with source as (
 
 ),
 
-complete_partitions as (
-
-    select suite, size, step from {{ ref('stg_checkpoints') }}
-
-),
-
 renamed as (
 
     select
@@ -30,13 +24,7 @@ renamed as (
         cast(tail_mass as double) as tail_mass
 
     from source
-    where exists (
-        select 1
-        from complete_partitions
-        where complete_partitions.suite = source.suite
-            and complete_partitions.size = source.size
-            and complete_partitions.step = source.step
-    )
+    where {{ complete_partitions_only('source') }}
 
 )
 
