@@ -26,7 +26,13 @@ from orchestration.warehouse import published_warehouse, warehouse_models
 def _run(instance: dg.DagsterInstance, selection: list, partition_key: str | None = None) -> None:
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [key for asset in selection for key in asset.keys]
-    result = job.execute_in_process(instance=instance, asset_selection=keys, partition_key=partition_key)
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=keys,
+        partition_key=partition_key,
+        # No per-event DEBUG lines; the full event log stays in the instance for the UI.
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
     if not result.success:
         raise SystemExit(f"materialization failed: {[str(k.to_user_string()) for k in keys]} {partition_key or ''}")
 

@@ -18,7 +18,7 @@ def apply_style() -> None:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.titlesize": 11,
-            "axes.titleweight": "semibold",
+            "axes.titleweight": "bold",
             "axes.labelsize": 9,
             "axes.labelcolor": "#444444",
             "xtick.color": "#666666",
