@@ -78,6 +78,33 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class IclConfig:
+    """The in-context-learning score: a token's surprisal with a short minus a long context."""
+
+    short_context: int = 50
+    long_context: int = 400
+    target_position: int = 500  # index of the scored token in each sequence
+    max_sequences: int = 64
+    batch_sequences: int = 16  # sequences per forward pass
+
+    def __post_init__(self) -> None:
+        _check_range("icl.short_context", self.short_context, 1, 1_000_000)
+        _check_range("icl.long_context", self.long_context, 1, 1_000_000)
+        _check_range("icl.target_position", self.target_position, 1, 1_000_000)
+        _check_range("icl.max_sequences", self.max_sequences, 1, 10_000_000)
+        _check_range("icl.batch_sequences", self.batch_sequences, 1, 100_000)
+        if self.long_context <= self.short_context:
+            raise ConfigError(
+                f"icl.long_context ({self.long_context}) must exceed icl.short_context ({self.short_context})"
+            )
+        if self.target_position < self.long_context:
+            raise ConfigError(
+                f"icl.target_position ({self.target_position}) must be at least icl.long_context "
+                f"({self.long_context}): the long context is the tokens before the target"
+            )
+
+
+@dataclass(frozen=True)
 class MiniSizeConfig:
     """One model size of the self-trained suite (GPT-NeoX)."""
 
@@ -158,6 +185,7 @@ class Settings:
     eval: EvalConfig = field(default_factory=EvalConfig)
     mini: MiniSuiteConfig = field(default_factory=MiniSuiteConfig)
     suites: tuple[SuiteConfig, ...] = ()  # besides the mini suite
+    icl: IclConfig = field(default_factory=IclConfig)
 
     @property
     def all_suites(self) -> tuple[SuiteConfig, ...]:
@@ -184,6 +212,7 @@ def _section(raw: dict, name: str, cls):
 def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) -> Settings:
     """Builds Settings from a parsed TOML document (a pure function, for tests)."""
     eval_config = EvalConfig(**_section(raw, "eval", EvalConfig))
+    icl = IclConfig(**_section(raw, "icl", IclConfig))
     mini_values = dict(_section(raw, "mini", MiniSuiteConfig))
     if "sizes" in mini_values:
         mini_values["sizes"] = tuple(
@@ -209,7 +238,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     names = [mini.name] + [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite names must be unique, got {names}")
-    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites))
+    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl)
 
 
 def load_settings(config_path: Path | str | None = None, warehouse_root: Path | str | None = None) -> Settings:

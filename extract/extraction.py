@@ -15,8 +15,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from extract.config import IclConfig
 from extract.distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
 from extract.evalset import EvalBatches, EvalSetError
+from extract.icl import icl_surprisals
 from extract.suites import Checkpoint, Suite
 
 TOKEN_STATS_SCHEMA = pa.schema(
@@ -45,6 +47,7 @@ class ExtractionError(RuntimeError):
 class Extraction:
     token_stats: pa.Table
     pair_kl: pa.Table
+    icl_scores: pa.Table
     n_params: int
     checkpoints: list[dict]  # seed, source, weights digest
     timings_s: dict[str, float]
@@ -76,9 +79,11 @@ def extract_partition(
     step: int,
     batches: EvalBatches,
     unigram_counts: pa.Table,
+    icl_sequences: pa.Table,
     tokenizer_vocab: int,
     top_k: int,
     windows_per_batch: int,
+    icl: IclConfig,
     device: torch.device | None = None,
 ) -> Extraction:
     device = device or default_device()
@@ -88,7 +93,7 @@ def extract_partition(
     if int(batches.targets.max()) >= tokenizer_vocab:
         raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
 
-    timings = {"load": 0.0, "forward": 0.0, "statistics": 0.0}
+    timings = {"load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0}
     started = time.perf_counter()
     checkpoints = {seed: suite.checkpoint(size, seed, step) for seed in seeds}
     models = {seed: suite.load_model(checkpoint, device) for seed, checkpoint in checkpoints.items()}
@@ -145,9 +150,15 @@ def extract_partition(
             pair_parts.append((kl, flat_position))
             timings["statistics"] += time.perf_counter() - tick
 
+    # The ICL score reuses the models already on the device.
+    tick = time.perf_counter()
+    icl_scores = icl_surprisals(models, icl_sequences, icl, device)
+    timings["icl"] = time.perf_counter() - tick
+
     return Extraction(
         token_stats=_token_stats_table(stats_parts, top_k),
         pair_kl=_pair_kl_table(pair_parts, seed_ids.numpy()),
+        icl_scores=icl_scores,
         n_params=n_params,
         checkpoints=provenance,
         timings_s=timings,

@@ -19,6 +19,7 @@ import torch
 from extract.config import REPO_ROOT, Settings
 from extract.corpus import Document, ensure_brown, load_documents, split_documents
 from extract.evalset import (
+    EvalSetError,
     build_eval_tokens,
     eval_batches,
     eval_documents_table,
@@ -26,6 +27,8 @@ from extract.evalset import (
     unigram_counts,
 )
 from extract.extraction import default_device, extract_partition
+from extract.features import token_pos_table
+from extract.icl import icl_sequences_table
 from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
 from extract.minisuite import encode_corpus, train_suite
 from extract.suites import Suite, open_suite
@@ -83,12 +86,16 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     # The unigram reference is the training split, as seen through this suite's tokenizer.
     counts = unigram_counts(encode_corpus(tokenizer, [d.text for d in train]))
     write_table_atomically(counts, suite_table_path(lake, "unigram", suite_name))
+    icl = settings.icl
+    sequences = icl_sequences_table(heldout, tokenizer, icl.target_position, icl.max_sequences)
+    write_table_atomically(sequences, suite_table_path(lake, "icl_sequences", suite_name))
     return {
         "eval_set_hash": eval_set_hash(tokens),
         "n_tokens": tokens.num_rows,
         "n_documents": len({d for d in tokens.column("doc_id").to_pylist()}),
         "n_windows": len(set(tokens.column("window_id").to_pylist())),
         "unigram_tokens": int(sum(counts.column("count").to_pylist())),
+        "icl_sequences": sequences.num_rows,
     }
 
 
@@ -101,6 +108,10 @@ def extract_checkpoint(
     lake = settings.paths.lake
     tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
     counts = pq.read_table(suite_table_path(lake, "unigram", suite_name))
+    sequences_path = suite_table_path(lake, "icl_sequences", suite_name)
+    if not sequences_path.exists():
+        raise EvalSetError(f"{sequences_path} is missing: rebuild the eval set of suite {suite_name!r}")
+    icl_sequences = pq.read_table(sequences_path)
     tokenizer = suite.load_tokenizer()
     device = device or default_device()
 
@@ -114,6 +125,8 @@ def extract_checkpoint(
         top_k=settings.eval.top_k,
         windows_per_batch=settings.eval.batch_windows,
         device=device,
+        icl_sequences=icl_sequences,
+        icl=settings.icl,
     )
     manifest = {
         "suite": suite_name,
@@ -128,10 +141,36 @@ def extract_checkpoint(
         "device": str(device),
         "code_version": code_version(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "rows": {"token_stats": result.token_stats.num_rows, "pair_kl": result.pair_kl.num_rows},
+        "rows": {
+            "token_stats": result.token_stats.num_rows,
+            "pair_kl": result.pair_kl.num_rows,
+            "icl_scores": result.icl_scores.num_rows,
+        },
     }
 
     target = checkpoint_dir(lake, suite_name, size, step)
     manifest["timings_s"] = {**result.timings_s, "total": time.perf_counter() - started}
-    write_partition(lake, target, {"token_stats": result.token_stats, "pair_kl": result.pair_kl}, manifest)
+    tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
+    write_partition(lake, target, tables, manifest)
     return manifest
+
+
+def build_token_pos(settings: Settings, suite_name: str) -> dict:
+    """Writes the suite's token_pos: the Penn tag of each eval token's word, and its predecessor's."""
+    lake = settings.paths.lake
+    tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
+    eval_sets = set(tokens.column("eval_set").to_pylist())
+    documents = {
+        row["doc_id"]: row["text"]
+        for row in pq.read_table(lake / "eval_documents" / "eval_documents.parquet").to_pylist()
+        if row["eval_set"] in eval_sets
+    }
+    table = token_pos_table(tokens, documents, settings.paths.nltk_data)
+    write_table_atomically(table, suite_table_path(lake, "token_pos", suite_name))
+    tags = [tag for tag in table.column("pos").to_pylist() if tag is not None]
+    return {
+        "n_tokens": table.num_rows,
+        "n_tagged": len(tags),
+        "share_tagged": len(tags) / table.num_rows if table.num_rows else 0.0,
+        "n_tags": len(set(tags)),
+    }

@@ -2,9 +2,10 @@
 
 import dagster as dg
 
+from orchestration.analysis import regression_coefficients
 from orchestration.extraction import checkpoint_extraction
-from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger
-from orchestration.reports import convergence_figure
+from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
+from orchestration.reports import figure_assets, report_page, token_rankings_table
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import refresh_warehouse, warehouse_job
 from orchestration.sensors import extraction_job, new_checkpoints
@@ -16,10 +17,14 @@ defs = dg.Definitions(
         pos_tagger,
         mini_suite,
         eval_set,
+        token_pos,
         checkpoint_extraction,
         warehouse_models,
+        regression_coefficients,
         published_warehouse,
-        convergence_figure,
+        *figure_assets,
+        token_rankings_table,
+        report_page,
     ],
     jobs=[extraction_job, warehouse_job],
     sensors=[new_checkpoints],

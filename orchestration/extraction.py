@@ -23,6 +23,14 @@ from orchestration.resources import SeedconvSettings
             ("pair_kl", "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."),
             ("checkpoint_manifests", "Per partition: inputs' identities, row counts, timings."),
         ]
+    ]
+    + [
+        dg.AssetSpec(
+            "icl_scores",
+            description="Per seed and sequence: surprisal of the target token given a short and a long context.",
+            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences"],
+            kinds={"pytorch", "parquet"},
+        )
     ],
     # One extraction at a time: each holds every seed's model and saturates the device.
     pool="extraction",
@@ -36,6 +44,10 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     common = {"n_params": manifest["n_params"], "seeds": ", ".join(map(str, manifest["seeds"]))}
     yield dg.MaterializeResult(asset_key="token_stats", metadata={**common, "rows": manifest["rows"]["token_stats"]})
     yield dg.MaterializeResult(asset_key="pair_kl", metadata={**common, "rows": manifest["rows"]["pair_kl"]})
+    yield dg.MaterializeResult(
+        asset_key="icl_scores",
+        metadata={**common, "rows": manifest["rows"]["icl_scores"], "seconds": round(timings["icl"], 2)},
+    )
     yield dg.MaterializeResult(
         asset_key="checkpoint_manifests",
         metadata={

@@ -1,4 +1,4 @@
-"""Assets that prepare the inputs of extraction: corpus, tagger, mini suite, evaluation set."""
+"""Assets that prepare the inputs of extraction and analysis: corpus, tagger, suite, eval set, tags."""
 
 
 import dagster as dg
@@ -58,14 +58,26 @@ def mini_suite(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) ->
                      deps=[brown_corpus, mini_suite], kinds={"parquet"}),
         dg.AssetSpec("unigram", description="Per suite, token counts of the training split.",
                      deps=[brown_corpus, mini_suite], kinds={"parquet"}),
+        dg.AssetSpec("icl_sequences", description="Per suite, held-out token sequences for the ICL score.",
+                     deps=[brown_corpus, mini_suite], kinds={"parquet"}),
     ],
 )
 def eval_set(seedconv: SeedconvSettings):
     """Per suite: the evaluation tokens (held-out Brown) and the training split's unigram counts."""
     settings = seedconv.load()
     summaries = {suite.name: pipeline.build_eval_set(settings, suite.name) for suite in settings.all_suites}
-    for key in ("eval_documents", "eval_tokens", "unigram"):
+    for key in ("eval_documents", "eval_tokens", "unigram", "icl_sequences"):
         metadata = {}
         if key != "eval_documents":
             metadata = {f"{name}_{k}": v for name, summary in summaries.items() for k, v in summary.items()}
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+@dg.asset(group_name=GROUP, kinds={"nltk", "parquet"}, deps=[pos_tagger, "eval_tokens", "eval_documents"])
+def token_pos(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Per suite: the Penn tag of each evaluation token's word and of the token before it."""
+    settings = seedconv.load()
+    summaries = {suite.name: pipeline.build_token_pos(settings, suite.name) for suite in settings.all_suites}
+    return dg.MaterializeResult(
+        metadata={f"{name}_{k}": v for name, summary in summaries.items() for k, v in summary.items()}
+    )

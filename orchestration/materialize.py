@@ -3,8 +3,9 @@
     python -m orchestration.materialize
 
 Runs go to the Dagster instance in $DAGSTER_HOME, so `dagster dev` afterwards shows them.
-Order: inputs (corpus, tagger, mini suite, evaluation set), then one extraction run per
-checkpoint partition not yet materialized (all of them with --all), then dbt, publish, figure.
+Order: inputs (corpus, tagger, mini suite, evaluation set, tags), then one extraction run per
+checkpoint partition not yet materialized (all of them with --all), then dbt, the regression,
+publish, figures and the report page.
 """
 
 
@@ -13,11 +14,12 @@ import time
 
 import dagster as dg
 
+from orchestration.analysis import regression_coefficients
 from orchestration.definitions import defs
 from orchestration.extraction import checkpoint_extraction
-from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger
+from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
 from orchestration.partitions import checkpoint_partitions
-from orchestration.reports import convergence_figure
+from orchestration.reports import figure_assets, report_page, token_rankings_table
 from orchestration.resources import SeedconvSettings
 from orchestration.sensors import local_checkpoint_keys
 from orchestration.warehouse import published_warehouse, warehouse_models
@@ -39,7 +41,7 @@ def _run(instance: dg.DagsterInstance, selection: list, partition_key: str | Non
 
 def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False, log=print) -> None:
     started = time.perf_counter()
-    _run(instance, [brown_corpus, pos_tagger, mini_suite, eval_set])
+    _run(instance, [brown_corpus, pos_tagger, mini_suite, eval_set, token_pos])
     log(f"inputs ready ({time.perf_counter() - started:.0f} s)")
 
     settings = SeedconvSettings().load()
@@ -51,7 +53,11 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
         _run(instance, [checkpoint_extraction], partition_key=key)
         log(f"extracted {key} ({index}/{len(todo)}, {time.perf_counter() - started:.0f} s)")
 
-    _run(instance, [warehouse_models, published_warehouse, convergence_figure])
+    _run(
+        instance,
+        [warehouse_models, regression_coefficients, published_warehouse, *figure_assets, token_rankings_table,
+         report_page],
+    )
     log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
 
 
@@ -67,7 +73,8 @@ def main() -> None:
     with dg.DagsterInstance.get() as instance:
         materialize_all(instance, every_partition=args.all)
     paths = SeedconvSettings().load().paths
-    print(f"\nDuckDB warehouse: {paths.published_duckdb}\nFigures:          {paths.reports}/")
+    print(f"\nReport page:      {paths.reports / 'report.html'}")
+    print(f"DuckDB warehouse: {paths.published_duckdb}\nFigures:          {paths.reports}/<suite>/")
 
 
 if __name__ == "__main__":

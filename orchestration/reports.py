@@ -1,13 +1,19 @@
-"""Report assets: figures rendered from the published warehouse, shown in the asset's metadata."""
-
+"""Report assets: one per figure (image in its metadata), Table 1, and the report page."""
 
 import base64
+import datetime as dt
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
+from extract.config import WarehousePaths
 from orchestration.resources import SeedconvSettings
 from orchestration.warehouse import published_warehouse
-from reports.figure1 import render_figure1, suites_in
+from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suites_in
+from reports.page import FigureSection, figure_section, rankings_section, render_page
+
+GROUP = "reports"
 
 
 def image_markdown(png: bytes, caption: str) -> dg.MetadataValue:
@@ -15,13 +21,88 @@ def image_markdown(png: bytes, caption: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-@dg.asset(group_name="reports", kinds={"matplotlib"}, deps=[published_warehouse])
-def convergence_figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
-    """Figure 1: E[conv] over training per size, beside KL to uniform, to unigram and cross-entropy."""
+def figure_paths(paths: WarehousePaths, suite: str, name: str) -> tuple[Path, Path]:
+    folder = paths.reports / suite
+    return folder / f"{name}.png", folder / f"{name}.csv"
+
+
+def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
+    @dg.asset(name=spec.name, group_name=GROUP, kinds={"matplotlib"}, deps=[published_warehouse],
+              description=f"{spec.title}: {spec.caption}")
+    def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+        paths = seedconv.load().paths
+        metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
+        for suite in suites_in(paths.published_duckdb):
+            png_path, csv_path = figure_paths(paths, suite, spec.name)
+            data = query(paths.published_duckdb, spec.query, suite)
+            render(spec, data, png_path)
+            data.to_csv(csv_path, index=False)
+            metadata[f"{suite}_path"] = dg.MetadataValue.path(str(png_path))
+            metadata[f"{suite}_figure"] = image_markdown(png_path.read_bytes(), f"{spec.title}, {suite}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _figure
+
+
+figure_assets = [figure_asset(spec) for spec in FIGURES]
+
+
+@dg.asset(group_name=GROUP, kinds={"csv"}, deps=[published_warehouse])
+def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     paths = seedconv.load().paths
     metadata: dict[str, dg.MetadataValue] = {}
     for suite in suites_in(paths.published_duckdb):
-        out = render_figure1(paths.published_duckdb, suite, paths.reports / f"figure1_{suite}.png")
-        metadata[f"{suite}_path"] = dg.MetadataValue.path(str(out))
-        metadata[f"{suite}_figure"] = image_markdown(out.read_bytes(), f"Figure 1, {suite}")
+        rankings = query(paths.published_duckdb, TOKEN_RANKINGS_QUERY, suite)
+        _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        rankings.to_csv(csv_path, index=False)
+        metadata[f"{suite}_table"] = dg.MetadataValue.md(rankings.to_markdown(index=False))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def build_report(paths: WarehousePaths) -> Path:
+    """The report page over every suite, from the figures and tables the assets wrote."""
+    database = paths.published_duckdb
+    body, nav = [], []
+    for suite in suites_in(database):
+        for spec in FIGURES:
+            png_path, csv_path = figure_paths(paths, suite, spec.name)
+            anchor = f"{suite}-{spec.name}"
+            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
+                                                     png_path.read_bytes(), pd.read_csv(csv_path))))
+            nav.append((anchor, spec.title))
+        rankings = query(database, TOKEN_RANKINGS_QUERY, suite)
+        body.append(rankings_section(rankings, f"{suite}-table1"))
+        nav.append((f"{suite}-table1", "Token rankings"))
+    overview = query(database, "select count(distinct size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
+                               "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence "
+                               "where suite = ?", suites_in(database)[0]).iloc[0]
+    page = render_page(
+        "How far do seeds agree?",
+        "Token-level convergence between language models trained from different random seeds: the expected KL "
+        "divergence between every pair of seeds, over training, by model size, and by the kind of token predicted.",
+        {
+            "suites": ", ".join(suites_in(database)),
+            "model sizes": str(overview["sizes"]),
+            "seeds per size": str(overview["seeds"]),
+            "checkpoints": str(overview["checkpoints"]),
+            "contexts": f"{overview['contexts']:,}",
+            "last step": str(overview["last_step"]),
+        },
+        body,
+        nav,
+        f"Built {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from {database}. All KL in nats.",
+    )
+    out = paths.reports / "report.html"
+    staging = out.with_name(".report.html")
+    staging.write_text(page)
+    staging.replace(out)
+    return out
+
+
+@dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, token_rankings_table])
+def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """One self-contained HTML page with every figure, its numbers, and Table 1."""
+    out = build_report(seedconv.load().paths)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)), "bytes": out.stat().st_size})

@@ -3,11 +3,20 @@
 
 import dagster as dg
 
-from orchestration.reports import convergence_figure
+from orchestration.analysis import regression_coefficients
+from orchestration.reports import figure_assets, report_page, token_rankings_table
 from orchestration.warehouse import published_warehouse, warehouse_models
 
 warehouse_job = dg.define_asset_job(
-    "warehouse_job", selection=dg.AssetSelection.assets(warehouse_models, published_warehouse, convergence_figure)
+    "warehouse_job",
+    selection=dg.AssetSelection.assets(
+        warehouse_models,
+        regression_coefficients,
+        published_warehouse,
+        *figure_assets,
+        token_rankings_table,
+        report_page,
+    ),
 )
 
 
@@ -22,7 +31,7 @@ def _latest_timestamp(instance: dg.DagsterInstance, key: dg.AssetKey) -> float |
 
 @dg.schedule(job=warehouse_job, cron_schedule="*/15 * * * *", default_status=dg.DefaultScheduleStatus.RUNNING)
 def refresh_warehouse(context: dg.ScheduleEvaluationContext):
-    """Every 15 minutes: dbt build, publish and redraw, if any checkpoint was extracted since."""
+    """Every 15 minutes: dbt build, regression, publish and report, if any checkpoint was extracted since."""
     instance = context.instance
     if not extraction_is_newer(
         _latest_timestamp(instance, dg.AssetKey("checkpoint_manifests")),

@@ -34,3 +34,8 @@ def apply_style() -> None:
 def size_colors(n: int) -> list:
     """Muted sequential colours, light for small models and dark for large ones."""
     return [mpl.colormaps["viridis"](x) for x in np.linspace(0.15, 0.8, n)]
+
+
+def level_colors(n: int) -> list:
+    """Ordered levels (bins, classes) in a muted sequential palette."""
+    return [mpl.colormaps["cividis"](x) for x in np.linspace(0.05, 0.9, n)]

@@ -20,6 +20,13 @@ window = 64
 top_k = 8
 batch_windows = 2
 
+[icl]
+short_context = 4
+long_context = 16
+target_position = 20
+max_sequences = 6
+batch_sequences = 4
+
 [mini]
 name = "micro"
 seeds = [1, 2, 3]

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 # The contract's schemas, from the code that writes the real lake.
 from extract.evalset import EVAL_TOKENS_SCHEMA
 from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+from extract.features import TOKEN_POS_SCHEMA
+from extract.icl import ICL_SCORES_SCHEMA
 from extract.lake import checkpoint_dir
 
 EVAL_DOCUMENTS_SCHEMA = pa.schema(
@@ -65,6 +67,11 @@ def write_unigram(lake: Path, suite: str, counts: dict[int, int]) -> Path:
     return _write(rows, UNIGRAM_SCHEMA, Path(lake) / "unigram" / f"suite={suite}" / "unigram.parquet")
 
 
+def write_token_pos(lake: Path, suite: str, rows: dict[str, list]) -> Path:
+    """lake/token_pos/suite=<suite>/token_pos.parquet from eval_set, position, word, pos, prev_pos."""
+    return _write(rows, TOKEN_POS_SCHEMA, Path(lake) / "token_pos" / f"suite={suite}" / "token_pos.parquet")
+
+
 def make_manifest(
     suite: str,
     size: str,
@@ -74,6 +81,7 @@ def make_manifest(
     seeds: list[int],
     n_token_stats: int,
     n_pair_kl: int,
+    n_icl_scores: int | None = None,
     eval_set: str = "brown-heldout",
     eval_set_hash: str = "sha256:synthetic",
     top_k: int = 2,
@@ -81,7 +89,11 @@ def make_manifest(
     code_version: str = "test",
     created_at: str = "2025-06-01T12:00:00+00:00",
 ) -> dict:
-    """A manifest.json body with every key the contract lists."""
+    """A manifest.json body with every key the contract lists (rows.icl_scores only when given,
+    as in manifests written before ICL was extracted)."""
+    rows = {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)}
+    if n_icl_scores is not None:
+        rows["icl_scores"] = int(n_icl_scores)
     return {
         "suite": suite,
         "size": size,
@@ -94,7 +106,7 @@ def make_manifest(
         "device": device,
         "code_version": code_version,
         "created_at": created_at,
-        "rows": {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)},
+        "rows": rows,
         "timings_s": {"load": 0.5, "forward": 1.25, "write": 0.125},
         "checkpoints": [
             {"seed": int(s), "source": f"synthetic/{size}-seed{s}/step{step}", "weights": f"sha256:{s:064x}"}
@@ -112,14 +124,18 @@ def write_checkpoint(
     token_stats: dict[str, list],
     pair_kl: dict[str, list],
     manifest: dict | None,
+    icl_scores: dict[str, list] | None = None,
 ) -> Path:
-    """One checkpoint partition: token_stats.parquet, pair_kl.parquet and, when given, manifest.json.
+    """One checkpoint partition: token_stats.parquet, pair_kl.parquet, icl_scores.parquet when
+    given and, when given, manifest.json.
 
     manifest=None leaves the partition incomplete, as a crashed or running extract would.
     """
     directory = partition_dir(lake, suite, size, step)
     _write(token_stats, TOKEN_STATS_SCHEMA, directory / "token_stats.parquet")
     _write(pair_kl, PAIR_KL_SCHEMA, directory / "pair_kl.parquet")
+    if icl_scores is not None:
+        _write(icl_scores, ICL_SCORES_SCHEMA, directory / "icl_scores.parquet")
     if manifest is not None:
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return directory
@@ -297,3 +313,212 @@ def set_pair_kl(lake: Path, suite: str, size: str, step: int, row: int, kl: floa
     rows = pq.read_table(path).to_pydict()
     rows["kl"][row] = kl
     _write(rows, PAIR_KL_SCHEMA, path)
+
+
+# --- The analysis lake --------------------------------------------------------------------------
+# A lake with every table the analysis marts read (token_pos, icl_scores), where token
+# frequencies, tags and surprisals spread over several levels of every condition. Values are
+# dyadic (k/64, k/16), so they survive float32 exactly; tests aggregate the arrays below with
+# numpy and compare with the marts.
+
+ANALYSIS_SIZES = {"small": 1_000, "large": 4_000}
+ANALYSIS_STEPS = (0, 16, 128)
+ANALYSIS_SEEDS = (1, 2, 3)
+ANALYSIS_WINDOW = 12  # 4 windows of 12 tokens: prev_pos is NULL at positions 0, 12, 24, 36
+
+# token id -> (text, occurrences in the evaluation set): 7 types occur at least 3 times (ranked
+# by mart_token_rankings at the default ranking_min_count), 2 more than 9 times (bin 10–99).
+ANALYSIS_TOKENS = {
+    100: (" the", 12),
+    101: (",", 10),
+    102: (" of", 6),
+    103: (".", 5),
+    104: (" and", 4),
+    105: (" jury", 3),
+    106: (" said", 3),
+    107: (" it", 2),
+    108: (" Fulton", 1),
+    109: (" county", 1),
+    110: ("''", 1),
+}
+# Training-split counts (frequency_corpus: train): the decade edges the labels must get right;
+# 107 and 108 never occur in training (frequency 0, bin "0").
+ANALYSIS_UNIGRAM = {
+    100: 12_345,
+    101: 1_000,
+    102: 100,
+    103: 99,
+    104: 10,
+    105: 9,
+    106: 1,
+    109: 1_000_000,
+    110: 2,
+    7: 50,  # a type outside the evaluation set
+}
+# Tags drawn per token: Penn tags including the punctuation ones whose spelling a CSV loader
+# could mangle, no tag (None), and "XX", which is not a Penn tag and must be dropped.
+ANALYSIS_TAG_CHOICES = ("NN", "NN", "NN", "DT", "IN", ",", ".", "''", "``", "VB", "JJ", "PRP$", None, "XX")
+ANALYSIS_ICL = {"short_context": 50, "long_context": 400, "target_position": 500, "n_sequences": 5}
+ANALYSIS_INCOMPLETE = ("small", 256)  # later than every complete step: must not become the last step
+
+
+@dataclass
+class AnalysisLake:
+    """What write_analysis_lake wrote.
+
+    token_id / token_text / window_id / pos / prev_pos: per position (pos and prev_pos as the
+    lake has them, "XX" included); kl[(size, step)]: [n_seeds, n_seeds, n_positions], NaN on the
+    diagonal; surprisal[(size, step)]: [n_seeds, n_positions]; icl_short / icl_long[(size,
+    step)]: [n_seeds, n_sequences].
+    """
+
+    root: Path
+    suite: str = SUITE
+    sizes: dict[str, int] = field(default_factory=lambda: dict(ANALYSIS_SIZES))
+    steps: tuple[int, ...] = ANALYSIS_STEPS
+    seeds: tuple[int, ...] = ANALYSIS_SEEDS
+    token_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    token_text: list[str] = field(default_factory=list)
+    window_id: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    pos: list[str | None] = field(default_factory=list)
+    prev_pos: list[str | None] = field(default_factory=list)
+    unigram: dict[int, int] = field(default_factory=lambda: dict(ANALYSIS_UNIGRAM))
+    kl: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    surprisal: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    icl_short: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    icl_long: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    icl: dict[str, int] = field(default_factory=lambda: dict(ANALYSIS_ICL))
+    incomplete: tuple[str, int] = ANALYSIS_INCOMPLETE
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.token_id)
+
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        return [(size, step) for size in self.sizes for step in self.steps]
+
+
+def icl_scores_rows(short: np.ndarray, long: np.ndarray, icl: dict[str, int], seeds=ANALYSIS_SEEDS) -> dict:
+    """icl_scores.parquet columns from [n_seeds, n_sequences] surprisal arrays."""
+    rows: dict[str, list] = {name: [] for name in ICL_SCORES_SCHEMA.names}
+    for i, seed in enumerate(seeds):
+        for sequence_id in range(short.shape[1]):
+            rows["seed"].append(seed)
+            rows["sequence_id"].append(sequence_id)
+            rows["short_context"].append(icl["short_context"])
+            rows["long_context"].append(icl["long_context"])
+            rows["target_position"].append(icl["target_position"])
+            rows["surprisal_short"].append(float(short[i, sequence_id]))
+            rows["surprisal_long"].append(float(long[i, sequence_id]))
+    return rows
+
+
+def _analysis_token_stats(surprisal: np.ndarray) -> dict[str, np.ndarray]:
+    entropy = 0.5 * surprisal
+    n_seeds, n_positions = surprisal.shape
+    return {
+        "surprisal": surprisal,
+        "entropy": entropy,
+        "kl_uniform": 16.0 - entropy,
+        "kl_unigram": 0.25 * surprisal,
+        "tail_mass": np.full((n_seeds, n_positions), 0.125),
+    }
+
+
+def write_analysis_lake(lake: Path, rng_seed: int = 7) -> AnalysisLake:
+    """The analysis lake: 1 suite, 2 sizes x 3 steps x 3 seeds x 48 positions, with token_pos,
+    unigram counts and ICL scores, plus one partition without a manifest (ANALYSIS_INCOMPLETE)."""
+    lake = Path(lake)
+    rng = np.random.default_rng(rng_seed)
+    synth = AnalysisLake(root=lake)
+
+    token_id = np.array([t for t, (_, count) in ANALYSIS_TOKENS.items() for _ in range(count)])
+    token_id = rng.permutation(token_id)
+    n = len(token_id)
+    synth.token_id = token_id
+    synth.token_text = [ANALYSIS_TOKENS[int(t)][0] for t in token_id]
+    synth.window_id = np.arange(n) // ANALYSIS_WINDOW
+    synth.pos = [ANALYSIS_TAG_CHOICES[i] for i in rng.integers(0, len(ANALYSIS_TAG_CHOICES), n)]
+    synth.prev_pos = [
+        None if p == 0 or synth.window_id[p] != synth.window_id[p - 1] else synth.pos[p - 1] for p in range(n)
+    ]
+
+    text = "".join(synth.token_text)
+    starts = np.cumsum([0] + [len(t) for t in synth.token_text[:-1]]).tolist()
+    write_eval_documents(
+        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
+    )
+    write_eval_tokens(
+        lake,
+        synth.suite,
+        {
+            "eval_set": ["brown-heldout"] * n,
+            "position": list(range(n)),
+            "doc_id": ["ca01"] * n,
+            "window_id": synth.window_id.tolist(),
+            "token_id": token_id.tolist(),
+            "token_text": synth.token_text,
+            "char_start": starts,
+            "char_end": [s + len(t) for s, t in zip(starts, synth.token_text)],
+            "context_len": (np.arange(n) % ANALYSIS_WINDOW).tolist(),
+        },
+    )
+    write_unigram(lake, synth.suite, synth.unigram)
+    write_token_pos(
+        lake,
+        synth.suite,
+        {
+            "eval_set": ["brown-heldout"] * n,
+            "position": list(range(n)),
+            "word": [None if p is None else t.strip() or t for p, t in zip(synth.pos, synth.token_text)],
+            "pos": synth.pos,
+            "prev_pos": synth.prev_pos,
+        },
+    )
+
+    seeds = synth.seeds
+    n_seeds = len(seeds)
+    off_diagonal = ~np.eye(n_seeds, dtype=bool)
+    # a per-position difficulty so that the final surprisal spreads over every 2-nat bin
+    base_surprisal = rng.integers(0, 34, n) / 2
+    icl = synth.icl
+    for size, step in [*synth.partitions, synth.incomplete]:
+        complete = (size, step) != synth.incomplete
+        kl = np.full((n_seeds, n_seeds, n), np.nan)
+        kl[off_diagonal] = rng.integers(1, 512, (n_seeds * (n_seeds - 1), n)) / 64
+        surprisal = base_surprisal + rng.integers(0, 16, (n_seeds, n)) / 16
+        short = rng.integers(32, 128, (n_seeds, icl["n_sequences"])) / 16
+        long = rng.integers(0, 96, (n_seeds, icl["n_sequences"])) / 16
+        if not complete:
+            kl, surprisal, short, long = kl + 100.0, surprisal + 100.0, short + 100.0, long
+        ts_rows = token_stats_rows(_analysis_token_stats(surprisal), seeds)
+        pk_rows = pair_kl_rows(kl, seeds)
+        icl_rows = icl_scores_rows(short, long, icl, seeds)
+        manifest = None
+        if complete:
+            synth.kl[size, step] = kl
+            synth.surprisal[size, step] = surprisal
+            synth.icl_short[size, step] = short
+            synth.icl_long[size, step] = long
+            manifest = make_manifest(
+                synth.suite,
+                size,
+                step,
+                n_params=synth.sizes[size],
+                seeds=list(seeds),
+                n_token_stats=len(ts_rows["seed"]),
+                n_pair_kl=len(pk_rows["kl"]),
+                n_icl_scores=len(icl_rows["seed"]),
+            )
+        write_checkpoint(
+            lake,
+            synth.suite,
+            size,
+            step,
+            token_stats=ts_rows,
+            pair_kl=pk_rows,
+            icl_scores=icl_rows,
+            manifest=manifest,
+        )
+    return synth

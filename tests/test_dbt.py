@@ -95,6 +95,14 @@ def test_build_passes_every_model_and_test(built):
         "assert_token_stats_in_range",
         "assert_manifest_matches_partition",
         "assert_band_brackets_mean",
+        "assert_frequency_bin_matches_range",
+        "assert_final_surprisal_bin_matches_range",
+        "assert_conditional_levels_cover_contexts",
+        "assert_icl_context_order",
+        "assert_icl_scores_complete",
+        "assert_token_pos_matches_eval_tokens",
+        "assert_penn_tags_complete",
+        "assert_token_rankings_ordered",
     ):
         assert statuses[f"test.seedconv.{singular}"] == "pass"
 
@@ -180,11 +188,32 @@ def test_partition_without_manifest_is_invisible(built):
         "int_seed_stats",
         "mart_expected_convergence",
         "mart_model_stats",
+        "int_context_surprisal",
+        "mart_conditional_convergence",
+        "mart_regression_features",
     ):
         sql = f"select count(*) from {relation} where size = ? and step = ?"
         n = con.execute(sql, [size, step]).fetchone()[0]
         assert n == 0, f"{relation} shows the incomplete partition {INCOMPLETE}"
     assert con.execute("select max(kl) from stg_pair_kl").fetchone()[0] < INCOMPLETE_KL
+
+
+def test_lake_without_token_pos_or_icl_scores_builds(built):
+    """A lake written before token_pos and icl_scores existed (this one) still builds: those
+    staging views read empty, the ICL marts are empty, and conditional convergence has only the
+    conditions that need neither (frequency and final-surprisal bins)."""
+    synth, con, workdir = built
+    assert not (synth.root / "token_pos").exists()
+    assert not list(synth.root.glob("checkpoints/*/*/*/icl_scores.parquet"))
+    for relation in ("stg_token_pos", "stg_icl_scores", "mart_icl_scores", "mart_icl_summary"):
+        assert con.execute(f"select count(*) from {relation}").fetchone()[0] == 0, relation
+    assert con.execute("select count(*) from int_token_features where pos is not null").fetchone()[0] == 0
+    conditions = {r[0] for r in con.execute("select distinct condition from mart_conditional_convergence").fetchall()}
+    assert conditions == {"frequency_bin", "final_surprisal_bin"}
+    # 6 distinct types, each once in the evaluation set: all in bin 1–9, none ranked (< 3 occurrences)
+    assert con.execute("select distinct frequency_bin from int_token_features").fetchall() == [("1–9",)]
+    assert con.execute("select count(*) from mart_token_rankings").fetchone()[0] == 0
+    assert con.execute("select count(*) from mart_regression_features").fetchone()[0] == len(synth.partitions) * 6
 
 
 def test_negative_kl_fails_the_build_on_the_singular_test(tmp_path):
@@ -216,6 +245,17 @@ def test_parse_needs_no_lake(tmp_path):
     proc = run_dbt(["parse"], tmp_path, tmp_path / "no-lake-here")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
-    marts = {"model.seedconv.mart_expected_convergence", "model.seedconv.mart_model_stats"}
+    marts = {
+        f"model.seedconv.{name}"
+        for name in (
+            "mart_expected_convergence",
+            "mart_model_stats",
+            "mart_conditional_convergence",
+            "mart_token_rankings",
+            "mart_regression_features",
+            "mart_icl_scores",
+            "mart_icl_summary",
+        )
+    }
     assert marts <= set(manifest["nodes"])
     assert not (tmp_path / "no-lake-here").exists()

@@ -29,7 +29,11 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
     assert token_stats.num_rows == n * seeds
     assert pair_kl.num_rows == n * seeds * (seeds - 1)
     assert read_manifest(partition) == manifest
-    assert manifest["rows"] == {"token_stats": n * seeds, "pair_kl": n * seeds * (seeds - 1)}
+    assert manifest["rows"] == {
+        "token_stats": n * seeds,
+        "pair_kl": n * seeds * (seeds - 1),
+        "icl_scores": seeds * micro_settings.icl.max_sequences,
+    }
     assert [c["seed"] for c in manifest["checkpoints"]] == [1, 2, 3]
     assert all(c["weights"].startswith("sha256:") for c in manifest["checkpoints"])
     assert manifest["device"] == "cpu"
@@ -91,10 +95,11 @@ def suite_copy(micro_suite, tmp_path):
 def _extract(suite, settings, step=4):
     tokens = pq.read_table(suite_table_path(settings.paths.lake, "eval_tokens", "micro"))
     counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", "micro"))
+    sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
     tokenizer = suite.load_tokenizer()
     return extract_partition(
-        suite, "a", step, eval_batches(tokens, tokenizer.bos_token_id), counts, len(tokenizer), 4, 2,
-        torch.device("cpu"),
+        suite, "a", step, eval_batches(tokens, tokenizer.bos_token_id), counts, sequences,
+        tokenizer_vocab=len(tokenizer), top_k=4, windows_per_batch=2, icl=settings.icl, device=torch.device("cpu"),
     )
 
 

@@ -1,5 +1,6 @@
 """The whole pipeline through Dagster on the micro suite, and the sensor and schedule."""
 
+import html
 import shutil
 
 import dagster as dg
@@ -8,10 +9,11 @@ import pytest
 
 from extract.suites import partition_key
 from orchestration.definitions import defs
-from orchestration.reports import convergence_figure
+from orchestration.reports import report_page
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import extraction_is_newer, refresh_warehouse
 from orchestration.sensors import new_checkpoints
+from reports.figures import FIGURES
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +33,13 @@ def test_definitions_load_with_one_lineage_graph():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {"brown_corpus", "pos_tagger", "mini_suite", "eval_tokens", "unigram", "token_stats", "pair_kl",
-            "mart_expected_convergence", "published_warehouse", "convergence_figure"} <= keys
+            "token_pos", "icl_scores", "mart_expected_convergence", "mart_conditional_convergence",
+            "regression_coefficients", "published_warehouse", "figure1_convergence", "report_page"} <= keys
     # From checkpoint to figure, one edge at a time.
-    upstream = {k.to_user_string() for k in graph.get(convergence_figure.key).parent_keys}
+    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("figure1_convergence")).parent_keys}
     assert upstream == {"published_warehouse"}
+    publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
+    assert "regression_coefficients" in publish_parents
     mart_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("int_context_convergence")).parent_keys}
     assert mart_parents == {"stg_pair_kl"}
     staging_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_pair_kl")).parent_keys}
@@ -64,12 +69,22 @@ def test_end_to_end_warehouse(materialized, micro_settings):
     assert stats[0] == 10 and stats[1] > 0
 
 
-def test_figure_is_written_and_shown_in_the_ui(materialized, micro_settings):
-    figure = micro_settings.paths.reports / "figure1_micro.png"
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    event = materialized.get_latest_materialization_event(convergence_figure.key)
-    metadata = event.asset_materialization.metadata
-    assert "data:image/png;base64," in metadata["micro_figure"].value
+def test_figures_and_report_page(materialized, micro_settings):
+    for spec in FIGURES:
+        png = micro_settings.paths.reports / "micro" / f"{spec.name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", spec.name
+        event = materialized.get_latest_materialization_event(dg.AssetKey(spec.name))
+        assert "data:image/png;base64," in event.asset_materialization.metadata["micro_figure"].value
+
+    page = (micro_settings.paths.reports / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert all(html.escape(spec.title) in page for spec in FIGURES)
+    assert "Table 1" in page and "lowest mean KL" in page
+    assert materialized.get_latest_materialization_event(report_page.key) is not None
+
+    with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
+        terms = {row[0] for row in connection.execute("select distinct term from regression_coefficients").fetchall()}
+    assert {"Intercept", "log_frequency", "size=b"} <= terms
 
 
 def test_second_run_extracts_nothing_new(materialized, micro_settings, micro_config_path, monkeypatch):

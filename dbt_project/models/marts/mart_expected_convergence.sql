@@ -1,5 +1,6 @@
 -- Expected convergence E[conv] per checkpoint (Fehlauer et al. 2025, fig. 1): the mean over
--- contexts of conv(s_<t), its spread across contexts, and the 1-sigma band across seed pairs.
+-- contexts of conv(s_<t), its spread across contexts (standard deviation and variance, the
+-- paper's variance of convergence per step), and the 1-sigma band across seed pairs.
 
 with checkpoints as (
 
@@ -27,7 +28,8 @@ over_contexts as (
         step,
         count(*) as n_contexts,
         avg(conv) as expected_conv,
-        stddev_samp(conv) as conv_std
+        stddev_samp(conv) as conv_std,
+        var_samp(conv) as conv_variance
 
     from context_convergence
     group by suite, size, step
@@ -61,6 +63,7 @@ final as (
         over_contexts.expected_conv,
         over_contexts.conv_std,
         over_contexts.conv_std / sqrt(over_contexts.n_contexts) as conv_se,
+        over_contexts.conv_variance,
         over_pairs.pair_conv_std,
         over_contexts.expected_conv - over_pairs.pair_conv_std as band_low,
         over_contexts.expected_conv + over_pairs.pair_conv_std as band_high,

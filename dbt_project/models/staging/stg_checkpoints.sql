@@ -40,6 +40,7 @@ renamed as (
         cast(created_at as timestamptz) as created_at,
         "rows".token_stats as token_stats_rows,
         "rows".pair_kl as pair_kl_rows,
+        "rows".icl_scores as icl_scores_rows,
         timings_s,
         checkpoints,
         located.suite as manifest_suite,

@@ -1,0 +1,125 @@
+"""The report page: one self-contained HTML file, readable from disk, in an analytics-report style.
+
+Every figure is embedded (base64 PNG) with a sentence saying what it shows, the mart it comes
+from, and its numbers a click away: an inline table and a CSV download, both embedded too, so
+the page can be mailed or archived as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+
+import pandas as pd
+
+STYLE = """
+:root { --ink: #1f2328; --muted: #656d76; --line: #e6e8eb; --accent: #3b5b92; --bg: #ffffff; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: var(--ink);
+       font: 15px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", "Inter", "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 40px 32px 80px; }
+header h1 { font-size: 28px; font-weight: 650; margin: 0 0 6px; letter-spacing: -0.01em; }
+header p { color: var(--muted); margin: 0 0 24px; max-width: 820px; }
+.stats { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin: 0 0 32px; }
+.stat { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
+.stat .value { font-size: 22px; font-weight: 600; }
+.stat .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; }
+nav { margin: 0 0 28px; font-size: 13px; }
+nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
+section { background: var(--bg); border: 1px solid var(--line); border-radius: 10px; padding: 22px 24px;
+          margin: 0 0 22px; }
+section h2 { font-size: 18px; font-weight: 620; margin: 0 0 4px; }
+section .caption { color: var(--muted); margin: 0 0 14px; max-width: 900px; }
+section img { width: 100%; height: auto; display: block; }
+.source { color: var(--muted); font-size: 12px; margin-top: 10px; }
+.source code { background: #f1f3f5; padding: 1px 5px; border-radius: 4px; }
+details { margin-top: 10px; font-size: 13px; }
+summary { cursor: pointer; color: var(--accent); }
+a.csv { color: var(--accent); font-size: 13px; margin-left: 12px; }
+.table-wrap { max-height: 360px; overflow: auto; border: 1px solid var(--line); border-radius: 6px; margin-top: 8px; }
+table { border-collapse: collapse; width: 100%; font-size: 12.5px; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { position: sticky; top: 0; background: #fafbfc; font-weight: 600; color: var(--muted); }
+td:first-child, th:first-child { text-align: left; }
+.rankings { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 14px; }
+.rankings h3 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); margin: 6px 0; }
+footer { color: var(--muted); font-size: 12px; margin-top: 30px; }
+"""
+
+
+@dataclass(frozen=True)
+class FigureSection:
+    anchor: str
+    title: str
+    caption: str
+    source: str
+    png: bytes
+    data: pd.DataFrame
+
+
+def _table(data: pd.DataFrame) -> str:
+    return data.to_html(index=False, border=0, float_format=lambda x: f"{x:.4g}", na_rep="–")
+
+
+def _csv_link(data: pd.DataFrame, name: str) -> str:
+    encoded = base64.b64encode(data.to_csv(index=False).encode()).decode()
+    return f'<a class="csv" download="{html.escape(name)}.csv" href="data:text/csv;base64,{encoded}">CSV</a>'
+
+
+def figure_section(section: FigureSection) -> str:
+    image = base64.b64encode(section.png).decode()
+    return f"""
+<section id="{section.anchor}">
+  <h2>{html.escape(section.title)}</h2>
+  <p class="caption">{html.escape(section.caption)}</p>
+  <img alt="{html.escape(section.title)}" src="data:image/png;base64,{image}">
+  <details><summary>The numbers behind this figure ({len(section.data):,} rows)</summary>
+    {_csv_link(section.data, section.anchor)}
+    <div class="table-wrap">{_table(section.data)}</div>
+  </details>
+  <div class="source">From <code>{html.escape(section.source)}</code></div>
+</section>"""
+
+
+def rankings_section(rankings: pd.DataFrame, anchor: str) -> str:
+    """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
+    blocks = []
+    for (size, step), rows in rankings.groupby(["size", "step"], sort=False):
+        groups = []
+        for group in ("lowest", "middle", "highest"):
+            part = rows[rows["rank_group"] == group][["rank", "token_text", "n_occurrences", "mean_kl"]]
+            part = part.assign(token_text=part["token_text"].map(repr))
+            groups.append(f"<div><h3>{group} mean KL</h3>{_table(part)}</div>")
+        heading = f"<h3>size {html.escape(str(size))}, step {step}</h3>"
+        blocks.append(f"{heading}<div class='rankings'>{''.join(groups)}</div>")
+    return f"""
+<section id="{anchor}">
+  <h2>Table 1: which tokens the seeds agree on</h2>
+  <p class="caption">Token types ranked by their mean KL between seeds (over their contexts and all ordered
+  seed pairs) at each size's last checkpoint: the lowest, the middle and the highest.</p>
+  {''.join(blocks)}
+  <details><summary>All rows</summary>{_csv_link(rankings, anchor)}
+    <div class="table-wrap">{_table(rankings)}</div></details>
+  <div class="source">From <code>mart_token_rankings</code></div>
+</section>"""
+
+
+def render_page(title: str, intro: str, stats: dict[str, str], body: list[str], nav: list[tuple[str, str]],
+                footer: str) -> str:
+    stat_cards = "".join(
+        f'<div class="stat"><div class="value">{html.escape(v)}</div><div class="label">{html.escape(k)}</div></div>'
+        for k, v in stats.items()
+    )
+    links = "".join(f'<a href="#{anchor}">{html.escape(label)}</a>' for anchor, label in nav)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{STYLE}</style></head>
+<body><main>
+<header><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p></header>
+<div class="stats">{stat_cards}</div>
+<nav>{links}</nav>
+{''.join(body)}
+<footer>{html.escape(footer)}</footer>
+</main></body></html>
+"""
