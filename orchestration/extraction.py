@@ -14,29 +14,26 @@ from orchestration.resources import SeedconvSettings
     name="checkpoint_extraction",
     group_name="extraction",
     partitions_def=checkpoint_partitions,
+    # The tables of one checkpoint partition, written together from one read of every seed.
     specs=[
         dg.AssetSpec(
-            key, description=description, deps=[mini_suite, "eval_tokens", "unigram"], kinds={"pytorch", "parquet"}
+            key,
+            description=description,
+            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences"],
+            kinds={"pytorch", "parquet"},
         )
         for key, description in [
             ("token_stats", "Per token and seed: surprisal, entropy, KL to uniform and unigram, top-k."),
             ("pair_kl", "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."),
+            ("icl_scores", "Per seed and sequence: surprisal of the target token given a short and a long context."),
             ("checkpoint_manifests", "Per partition: inputs' identities, row counts, timings."),
         ]
-    ]
-    + [
-        dg.AssetSpec(
-            "icl_scores",
-            description="Per seed and sequence: surprisal of the target token given a short and a long context.",
-            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences"],
-            kinds={"pytorch", "parquet"},
-        )
     ],
     # One extraction at a time: each holds every seed's model and saturates the device.
     pool="extraction",
 )
 def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvSettings):
-    """Every seed of one (suite, size, step): token statistics and exact pairwise KL, one partition."""
+    """Every seed of one (suite, size, step): token statistics, exact pairwise KL and ICL scores."""
     suite, size, step = parse_partition_key(context.partition_key)
     manifest = pipeline.extract_checkpoint(seedconv.load(), suite, size, step)
     timings = manifest["timings_s"]

@@ -32,7 +32,9 @@ class FigureSpec:
 
 
 def _step_axis(axis) -> None:
+    """Called after plotting: symmetric-log steps from 0, so step 0 shows and no negative ticks do."""
     axis.set_xscale("symlog", linthresh=1)
+    axis.set_xlim(left=0)
     axis.set_xlabel("training step")
 
 
@@ -92,7 +94,7 @@ def plot_by_level(value: str, ylabel: str) -> Callable[[pd.DataFrame], plt.Figur
 
 def plot_variance(data: pd.DataFrame) -> plt.Figure:
     sizes = _sizes(data)
-    figure, axis = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
     for size, color in zip(sizes, size_colors(len(sizes))):
         rows = data[data["size"] == size].sort_values("step")
         axis.plot(rows["step"], rows["conv_variance"], color=color, marker="o", markersize=2.5, label=size)
@@ -120,7 +122,7 @@ def plot_coefficients(data: pd.DataFrame) -> plt.Figure:
 
 def plot_icl(data: pd.DataFrame) -> plt.Figure:
     sizes = _sizes(data)
-    figure, axis = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
     for size, color in zip(sizes, size_colors(len(sizes))):
         rows = data[data["size"] == size].sort_values("step")
         axis.fill_between(rows["step"], rows["icl_score"] - rows["icl_score_seed_std"],
@@ -160,7 +162,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "figure3_frequency", "Convergence by token frequency",
         "Expected convergence restricted to contexts whose target token falls in each frequency bin "
-        "(counts in the evaluation data): frequent tokens converge sooner and further.",
+        "(the token type's count in the evaluation data), one panel per model size.",
         "mart_conditional_convergence (condition = frequency_bin)",
         _conditional("frequency_bin"), plot_by_level("expected_conv", "E[conv | frequency bin]  (nats)"),
     ),
@@ -194,7 +196,8 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "figure10_cross_entropy", "Cross-entropy by token frequency",
-        "The models' mean surprisal on the same frequency bins: where convergence lags, loss lags too.",
+        "The models' mean surprisal (over seeds) on contexts in each frequency bin of the target token, "
+        "one panel per model size.",
         "mart_conditional_convergence (condition = frequency_bin)",
         _conditional("frequency_bin", "cross_entropy"), plot_by_level("cross_entropy", "cross-entropy  (nats)"),
     ),

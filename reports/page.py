@@ -25,13 +25,13 @@ header p { color: var(--muted); margin: 0 0 24px; max-width: 820px; }
 .stat { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
 .stat .value { font-size: 22px; font-weight: 600; }
 .stat .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.04em; }
-nav { margin: 0 0 28px; font-size: 13px; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 14px; white-space: nowrap; }
+nav { margin: 0 0 28px; font-size: 13px; display: flex; flex-wrap: wrap; gap: 6px 16px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 section { background: var(--bg); border: 1px solid var(--line); border-radius: 10px; padding: 22px 24px;
           margin: 0 0 22px; }
 section h2 { font-size: 18px; font-weight: 620; margin: 0 0 4px; }
 section .caption { color: var(--muted); margin: 0 0 14px; max-width: 900px; }
-section img { width: 100%; height: auto; display: block; }
+section img { max-width: 100%; height: auto; display: block; }
 .source { color: var(--muted); font-size: 12px; margin-top: 10px; }
 .source code { background: #f1f3f5; padding: 1px 5px; border-radius: 4px; }
 details { margin-top: 10px; font-size: 13px; }
@@ -67,13 +67,20 @@ def _csv_link(data: pd.DataFrame, name: str) -> str:
     return f'<a class="csv" download="{html.escape(name)}.csv" href="data:text/csv;base64,{encoded}">CSV</a>'
 
 
+def display_width(png: bytes) -> int:
+    """CSS width for a 150-dpi figure: shown as at 100 dpi, so every figure's text has one size
+    and a one-panel figure is not blown up to the page's width. (PNG keeps the width in IHDR.)"""
+    return int.from_bytes(png[16:20], "big") * 2 // 3
+
+
 def figure_section(section: FigureSection) -> str:
     image = base64.b64encode(section.png).decode()
     return f"""
 <section id="{section.anchor}">
   <h2>{html.escape(section.title)}</h2>
   <p class="caption">{html.escape(section.caption)}</p>
-  <img alt="{html.escape(section.title)}" src="data:image/png;base64,{image}">
+  <img alt="{html.escape(section.title)}" style="width: {display_width(section.png)}px"
+       src="data:image/png;base64,{image}">
   <details><summary>The numbers behind this figure ({len(section.data):,} rows)</summary>
     {_csv_link(section.data, section.anchor)}
     <div class="table-wrap">{_table(section.data)}</div>

@@ -81,3 +81,13 @@ def test_page_embeds_figures_numbers_and_escapes_text(tmp_path):
     assert "'\\n'" in page, "token texts are shown as literals so whitespace tokens are visible"
     assert all(f"<h3>{group} mean KL</h3>" in page for group in ("lowest", "middle", "highest"))
     assert 'href="#t1"' in page
+
+
+def test_figures_are_shown_at_one_text_scale(tmp_path):
+    from reports.page import display_width
+
+    wide = render(figure_by_name("figure1_convergence"), SAMPLES["figure1_convergence"], tmp_path / "a.png")
+    narrow = render(figure_by_name("figure8_variance"), SAMPLES["figure8_variance"], tmp_path / "b.png")
+    # 16 x 3.6 in and 7 x 3.6 in at 150 dpi, shown as at 100 dpi.
+    assert display_width(wide.read_bytes()) == 1600
+    assert display_width(narrow.read_bytes()) == 700
