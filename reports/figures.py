@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.style import apply_style, level_colors, size_colors  # noqa: E402
+from reports.style import apply_style, category_colors, level_colors, size_colors  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,24 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
     return figure
 
 
-def plot_by_level(value: str, ylabel: str) -> Callable[[pd.DataFrame], plt.Figure]:
-    """Small multiples, one panel per size, one line per level (frequency bin, tag, ...)."""
+def plot_by_level(
+    value: str, ylabel: str, only: tuple[str, ...] | None = None, ordered: bool = True
+) -> Callable[[pd.DataFrame], plt.Figure]:
+    """Small multiples, one panel per size, one line per level (frequency bin, tag, ...).
+
+    `only` draws just those levels (in that order) while the data keeps all of them; ordered
+    levels (bins) get a sequential palette, unordered ones (tags) distinct hues.
+    """
 
     def plot(data: pd.DataFrame) -> plt.Figure:
+        if only is not None:
+            data = data[data["level"].isin(only)].assign(level_order=lambda d: d["level"].map(only.index))
         sizes = _sizes(data)
         figure, axes = plt.subplots(
             1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
         )
         levels = list(dict.fromkeys(data.sort_values("level_order")["level"]))
-        colors = dict(zip(levels, level_colors(len(levels))))
+        colors = dict(zip(levels, (level_colors if ordered else category_colors)(len(levels))))
         for axis, size in zip(axes[0], sizes):
             for level in levels:
                 rows = data[(data["size"] == size) & (data["level"] == level)].sort_values("step")
@@ -135,6 +143,9 @@ def plot_icl(data: pd.DataFrame) -> plt.Figure:
     return figure
 
 
+NOUN_AND_VERB_TAGS = ("NN", "NNS", "NNP", "NNPS", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ")
+
+
 def _conditional(condition: str, value: str = "expected_conv") -> str:
     return f"""
         select size, n_params, step, level, level_order, n_contexts, {value}
@@ -167,11 +178,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         _conditional("frequency_bin"), plot_by_level("expected_conv", "E[conv | frequency bin]  (nats)"),
     ),
     FigureSpec(
-        "figure4_pos", "Convergence by part of speech",
-        "Expected convergence restricted to contexts whose target token is tagged with each word class "
-        "(Penn tags grouped; the per-tag numbers, noun and verb subclasses included, are in the table).",
-        "mart_conditional_convergence (condition = pos_group; pos for every tag)",
-        _conditional("pos_group"), plot_by_level("expected_conv", "E[conv | word class]  (nats)"),
+        "figure4_word_class", "Convergence by word class",
+        "Expected convergence restricted to contexts whose target token's Penn tag falls in each word class.",
+        "mart_conditional_convergence (condition = pos_group)",
+        _conditional("pos_group"), plot_by_level("expected_conv", "E[conv | word class]  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "figure4_pos", "Convergence of noun and verb subclasses",
+        "Expected convergence restricted to contexts whose target token has each noun or verb tag; the table "
+        "holds every Penn tag with its count of contexts.",
+        "mart_conditional_convergence (condition = pos)",
+        _conditional("pos"),
+        plot_by_level("expected_conv", "E[conv | tag]  (nats)", only=NOUN_AND_VERB_TAGS, ordered=False),
     ),
     FigureSpec(
         "figure7_final_surprisal", "Convergence by final surprisal",
@@ -192,7 +210,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         "figure9_previous_pos", "Convergence by the previous token's part of speech",
         "Expected convergence restricted to contexts by the word class of the token before the target.",
         "mart_conditional_convergence (condition = prev_pos_group)",
-        _conditional("prev_pos_group"), plot_by_level("expected_conv", "E[conv | previous word class]  (nats)"),
+        _conditional("prev_pos_group"),
+        plot_by_level("expected_conv", "E[conv | previous word class]  (nats)", ordered=False),
     ),
     FigureSpec(
         "figure10_cross_entropy", "Cross-entropy by token frequency",

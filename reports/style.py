@@ -39,3 +39,9 @@ def size_colors(n: int) -> list:
 def level_colors(n: int) -> list:
     """Ordered levels (bins, classes) in a muted sequential palette."""
     return [mpl.colormaps["cividis"](x) for x in np.linspace(0.05, 0.9, n)]
+
+
+def category_colors(n: int) -> list:
+    """Unordered levels (tags, word classes): distinct muted hues."""
+    palette = mpl.colormaps["tab10" if n <= 10 else "tab20"]
+    return [palette(i) for i in range(n)]

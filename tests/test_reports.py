@@ -20,9 +20,9 @@ def frame(**columns_by_size):
     return pd.DataFrame(rows)
 
 
-def level_frame(value):
+def level_frame(value, labels=("1–9", "10–99", "100–999")):
     parts = [frame(**{value: -0.1 * order, "level": label, "level_order": order, "n_contexts": 5})
-             for order, label in enumerate(["1–9", "10–99", "100–999"])]
+             for order, label in enumerate(labels)]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -31,7 +31,8 @@ SAMPLES = {
                                  kl_uniform_seed_std=0.1, kl_unigram=0.5, kl_unigram_seed_std=0.05,
                                  cross_entropy=6.0, cross_entropy_seed_std=0.1),
     "figure3_frequency": level_frame("expected_conv"),
-    "figure4_pos": level_frame("expected_conv"),
+    "figure4_word_class": level_frame("expected_conv", ("noun", "verb", "determiner")),
+    "figure4_pos": level_frame("expected_conv", ("DT", "NN", "VBZ")),
     "figure7_final_surprisal": level_frame("expected_conv"),
     "figure8_variance": frame(conv_variance=0.01, conv_std=0.1),
     "figure9_previous_pos": level_frame("expected_conv"),
