@@ -1,13 +1,7 @@
 -- Final surprisal of each evaluation token (Fehlauer et al. 2025): its surprisal under the last
 -- checkpoint of its size, averaged over seeds, binned 2 nats wide up to 14+.
 
-with checkpoints as (
-
-    select * from {{ ref('stg_checkpoints') }}
-
-),
-
-context_surprisal as (
+with context_surprisal as (
 
     select * from {{ ref('int_context_surprisal') }}
 
@@ -15,13 +9,7 @@ context_surprisal as (
 
 last_steps as (
 
-    select
-        suite,
-        size,
-        max(step) as last_step
-
-    from checkpoints
-    group by suite, size
+    select * from {{ ref('int_last_steps') }}
 
 ),
 

@@ -27,13 +27,7 @@ eval_tokens as (
 
 last_steps as (
 
-    select
-        suite,
-        size,
-        max(step) as last_step
-
-    from checkpoints
-    group by suite, size
+    select * from {{ ref('int_last_steps') }}
 
 ),
 
