@@ -5,6 +5,7 @@ import datetime as dt
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from extract.config import WarehousePaths
@@ -72,12 +73,14 @@ def build_report(paths: WarehousePaths) -> Path:
             body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
                                                      png_path.read_bytes(), pd.read_csv(csv_path))))
             nav.append((anchor, spec.title))
-        rankings = query(database, TOKEN_RANKINGS_QUERY, suite)
-        body.append(rankings_section(rankings, f"{suite}-table1"))
+        _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
+        body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
         nav.append((f"{suite}-table1", "Token rankings"))
-    overview = query(database, "select count(distinct size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
-                               "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence "
-                               "where suite = ?", suites_in(database)[0]).iloc[0]
+    with duckdb.connect(str(database), read_only=True) as connection:
+        overview = connection.execute(
+            "select count(distinct suite || '/' || size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
+            "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence"
+        ).df().iloc[0]
     page = render_page(
         "How far do seeds agree?",
         "Token-level convergence between language models trained from different random seeds: the expected KL "

@@ -27,10 +27,24 @@ GROUP = "warehouse"
 _dbt_beside = Path(sys.executable).parent / "dbt"
 DBT_EXECUTABLE = str(_dbt_beside) if _dbt_beside.exists() else (shutil.which("dbt") or "dbt")
 
+
+
+def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
+    """True when the manifest is missing or older than any file of the dbt project."""
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        sources += [path for path in (project_dir / folder).rglob("*") if path.is_file()]
+    return any(path.exists() and path.stat().st_mtime > built for path in sources)
+
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
-if not dbt_project.manifest_path.exists():
-    # dagster-dbt reads the manifest at import time; a fresh clone has none yet.
+if manifest_is_stale(DBT_PROJECT_DIR, dbt_project.manifest_path):
+    # dagster-dbt reads the manifest at import time: a fresh clone has none, and one parsed
+    # before a model was added or changed would name the wrong models.
     dbt_resource.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
 
 

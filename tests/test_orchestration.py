@@ -1,6 +1,7 @@
 """The whole pipeline through Dagster on the micro suite, and the sensor and schedule."""
 
 import html
+import os
 import shutil
 
 import dagster as dg
@@ -13,6 +14,7 @@ from orchestration.reports import report_page
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import extraction_is_newer, refresh_warehouse
 from orchestration.sensors import new_checkpoints
+from orchestration.warehouse import manifest_is_stale
 from reports.figures import FIGURES
 
 
@@ -133,3 +135,18 @@ def test_schedule_waits_for_new_extractions():
     with dg.instance_for_test() as instance:
         result = refresh_warehouse(dg.build_schedule_context(instance=instance))
         assert isinstance(result, dg.SkipReason)
+
+
+def test_a_dbt_manifest_older_than_a_model_is_stale(tmp_path):
+
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "m.sql"
+    model.write_text("select 1")
+    manifest = tmp_path / "target" / "manifest.json"
+    assert manifest_is_stale(tmp_path, manifest)
+    manifest.parent.mkdir()
+    manifest.write_text("{}")
+    os.utime(model, (1, 1))
+    assert not manifest_is_stale(tmp_path, manifest)
+    model.write_text("select 2")
+    assert manifest_is_stale(tmp_path, manifest)
