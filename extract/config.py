@@ -78,6 +78,25 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ExtractionConfig:
+    """How the extraction uses the machine; none of these change a stored number beyond rounding."""
+
+    dtype: str = "auto"  # the transformer body's forward dtype: auto, float32 or bfloat16
+    chunk_mib: int = 1024  # device memory for one chunk's fp32 vocabulary-sized tensors
+    prefetch: int = 2  # checkpoints read ahead on a background thread
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"extraction.dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
+        _check_range("extraction.chunk_mib", self.chunk_mib, 1, 1_000_000)
+        _check_range("extraction.prefetch", self.prefetch, 1, 64)
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.chunk_mib << 20
+
+
+@dataclass(frozen=True)
 class IclConfig:
     """The in-context-learning score: a token's surprisal with a short minus a long context."""
 
@@ -186,6 +205,7 @@ class Settings:
     mini: MiniSuiteConfig = field(default_factory=MiniSuiteConfig)
     suites: tuple[SuiteConfig, ...] = ()  # besides the mini suite
     icl: IclConfig = field(default_factory=IclConfig)
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
 
     @property
     def all_suites(self) -> tuple[SuiteConfig, ...]:
@@ -213,6 +233,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     """Builds Settings from a parsed TOML document (a pure function, for tests)."""
     eval_config = EvalConfig(**_section(raw, "eval", EvalConfig))
     icl = IclConfig(**_section(raw, "icl", IclConfig))
+    extraction = ExtractionConfig(**_section(raw, "extraction", ExtractionConfig))
     mini_values = dict(_section(raw, "mini", MiniSuiteConfig))
     if "sizes" in mini_values:
         mini_values["sizes"] = tuple(
@@ -238,7 +259,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     names = [mini.name] + [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite names must be unique, got {names}")
-    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl)
+    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl, extraction=extraction)
 
 
 def load_settings(config_path: Path | str | None = None, warehouse_root: Path | str | None = None) -> Settings:

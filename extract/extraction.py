@@ -1,15 +1,27 @@
-"""One extraction partition: every seed of a (suite, size, step) on the evaluation tokens.
+"""Extraction partitions: every seed of a (suite, size, step) on the evaluation tokens.
 
-Each seed's weights are read once and kept while the evaluation batches stream through: for
-each batch, every seed runs its forward pass, the seeds' fp32 logits are stacked on
-the device, and the pairwise KLs and per-token statistics are computed there. Only scalars and
-the top-k leave the device.
+A partition runs in two phases, so that only one model's activations and one chunk of
+vocabulary-sized tensors are ever on the device:
+
+1. Per seed, in turn: the checkpoint (read ahead on a background thread while the previous seed
+   computes) is copied into a model skeleton kept on the device, the transformer body runs over
+   every evaluation window, and its last hidden states [N, H] are kept. The ICL score runs here
+   too. A seed whose weights hash equals an earlier seed's reuses that seed's results.
+2. Per chunk of tokens: every seed's fp32 logits are computed from its hidden states and its fp32
+   output embedding, and the per-token statistics and the exact pairwise KLs are taken from them
+   on the device. The chunk's rows are sized so that vocabulary-sized tensors stay under
+   `chunk_bytes`, whatever the number of seeds, the vocabulary or the number of tokens.
+
+Only scalars and the top-k leave the device. `Extractor.extract_many` runs a sequence of
+partitions with one reader and one set of skeletons, so loading overlaps computing across
+partition boundaries too.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -18,8 +30,10 @@ import torch
 from extract.config import IclConfig
 from extract.distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
 from extract.evalset import EvalBatches, EvalSetError
-from extract.icl import icl_surprisals
+from extract.icl import icl_scores_table, seed_surprisals
+from extract.skeleton import Skeleton, architecture_key, forward_dtype
 from extract.suites import Checkpoint, Suite
+from extract.weights import CheckpointWeights, Prefetcher
 
 TOKEN_STATS_SCHEMA = pa.schema(
     [
@@ -37,6 +51,11 @@ TOKEN_STATS_SCHEMA = pa.schema(
 PAIR_KL_SCHEMA = pa.schema(
     [("seed_a", pa.int32()), ("seed_b", pa.int32()), ("position", pa.int32()), ("kl", pa.float32())]
 )
+SCALAR_STATISTICS = ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass")
+DEFAULT_CHUNK_BYTES = 1 << 30
+# fp32 [tokens, vocabulary] tensors alive at once per chunk: two per seed (logits and
+# probabilities) and about four more for the pair and statistics temporaries.
+_VOCAB_TENSORS_PER_SEED, _VOCAB_TENSORS_EXTRA = 2, 4
 
 
 class ExtractionError(RuntimeError):
@@ -45,32 +64,247 @@ class ExtractionError(RuntimeError):
 
 @dataclass
 class Extraction:
+    suite: str
+    size: str
+    step: int
     token_stats: pa.Table
     pair_kl: pa.Table
     icl_scores: pa.Table
     n_params: int
-    checkpoints: list[dict]  # seed, source, weights digest
+    checkpoints: list[dict]  # seed, source, weights digest, bytes read
     timings_s: dict[str, float]
+    forward_dtype: str
+    n_tokens: int
+    checkpoint_bytes: int = field(default=0)
 
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _check_models(models: dict[int, torch.nn.Module], checkpoints: dict[int, Checkpoint], vocab: int) -> int:
-    sizes = {seed: model.get_output_embeddings().weight.shape[0] for seed, model in models.items()}
-    if len(set(sizes.values())) != 1:
-        raise ExtractionError(
-            f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}"
+def chunk_rows(n_seeds: int, vocab: int, chunk_bytes: int) -> int:
+    """Tokens per chunk so that the chunk's fp32 vocabulary-sized tensors fit in `chunk_bytes`."""
+    per_row = (_VOCAB_TENSORS_PER_SEED * n_seeds + _VOCAB_TENSORS_EXTRA) * vocab * 4
+    return max(1, chunk_bytes // per_row)
+
+
+@dataclass
+class _SeedResult:
+    """Phase 1's output for one seed, on the device."""
+
+    hidden: torch.Tensor  # [N, H] last hidden states, forward dtype
+    head: torch.Tensor  # [V, H] fp32 output embedding
+    icl: tuple[np.ndarray, np.ndarray]  # surprisal given the short and the long context
+
+
+class Extractor:
+    """Extracts partitions of one suite on one evaluation set, keeping skeletons and reading ahead."""
+
+    def __init__(
+        self,
+        suite: Suite,
+        batches: EvalBatches,
+        unigram_counts: pa.Table,
+        icl_sequences: pa.Table,
+        tokenizer_vocab: int,
+        top_k: int,
+        windows_per_batch: int,
+        icl: IclConfig,
+        device: torch.device | None = None,
+        dtype: str = "auto",
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        prefetch: int = 2,
+    ):
+        if int(batches.targets.max()) >= tokenizer_vocab:
+            raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
+        self.suite = suite
+        self.batches = batches
+        self.icl_sequences = icl_sequences
+        self.tokenizer_vocab = tokenizer_vocab
+        self.top_k = top_k
+        self.windows_per_batch = windows_per_batch
+        self.icl = icl
+        self.device = device or default_device()
+        self.dtype = forward_dtype(self.device, dtype)
+        self.chunk_bytes = chunk_bytes
+        self.prefetch = prefetch
+        self._skeletons: dict[str, Skeleton] = {}
+        self._unigram_counts = unigram_counts
+
+        keep = batches.position.reshape(-1) >= 0
+        self._keep = keep
+        position = batches.position.reshape(-1)[keep].numpy()
+        # Rows go out sorted by position; `_order` maps that order onto the flattened windows.
+        self._order = np.argsort(position, kind="stable")
+        self.positions = position[self._order].astype(np.int32)
+        self._targets = batches.targets.reshape(-1)[keep][torch.from_numpy(self._order)]
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def extract(self, size: str, step: int) -> Extraction:
+        return next(iter(self.extract_many([(size, step)])))
+
+    def extract_many(self, partitions: Iterable[tuple[str, int]]) -> Iterator[Extraction]:
+        """Extracts each (size, step) in turn; the reader runs ahead across partition boundaries."""
+        partitions = list(partitions)
+        for size, _ in partitions:
+            n_seeds = len(self.suite.seeds(size))
+            if n_seeds < 2:
+                raise ExtractionError(f"{self.suite.name} size {size} has {n_seeds} seed(s); comparing seeds needs two")
+        checkpoints = [
+            self.suite.checkpoint(size, seed, step) for size, step in partitions for seed in self.suite.seeds(size)
+        ]
+        reads = iter(Prefetcher(checkpoints, self.suite.read_weights, depth=self.prefetch))
+        for size, step in partitions:
+            yield self._extract_partition(size, step, reads)
+
+    # -- phase 1: one seed at a time ------------------------------------------------------------
+
+    def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction:
+        timings = {"read_wait": 0.0, "load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0, "read": 0.0}
+        seeds = self.suite.seeds(size)
+        results: dict[int, _SeedResult] = {}
+        by_digest: dict[str, int] = {}
+        provenance, n_bytes, skeleton = [], 0, None
+        for seed in seeds:
+            checkpoint = self.suite.checkpoint(size, seed, step)
+            tick = time.perf_counter()
+            weights = next(reads)
+            timings["read_wait"] += time.perf_counter() - tick
+            timings["read"] += weights.read_s
+            assert weights.source == checkpoint.source, "the reader's order must follow the partitions'"
+            provenance.append({"seed": seed, "source": checkpoint.source, "weights": weights.digest,
+                               "bytes": weights.n_bytes})
+            n_bytes += weights.n_bytes
+            if weights.digest in by_digest:
+                # Identical weights give identical distributions: computed once.
+                results[seed] = results[by_digest[weights.digest]]
+                continue
+            by_digest[weights.digest] = seed
+            skeleton = self._skeleton(weights)
+            results[seed] = self._run_seed(skeleton, weights, checkpoint, timings)
+            del weights
+        vocab = self._check_vocabularies(results, size, step)
+
+        token_stats, pair_kl = self._statistics(seeds, results, vocab, timings)
+        icl_scores = icl_scores_table(self.icl_sequences, self.icl, {seed: results[seed].icl for seed in seeds})
+        return Extraction(
+            suite=self.suite.name,
+            size=size,
+            step=step,
+            token_stats=token_stats,
+            pair_kl=pair_kl,
+            icl_scores=icl_scores,
+            n_params=sum(p.numel() for p in skeleton.model.parameters()) if skeleton else 0,
+            checkpoints=provenance,
+            timings_s=timings,
+            forward_dtype=str(self.dtype).removeprefix("torch."),
+            n_tokens=len(self.positions),
+            checkpoint_bytes=n_bytes,
         )
-    model_vocab = next(iter(sizes.values()))
-    if model_vocab < vocab:
-        seed = next(iter(checkpoints))
-        raise ExtractionError(
-            f"{checkpoints[seed].source}: the model's vocabulary ({model_vocab}) is smaller than "
-            f"its tokenizer's ({vocab})"
+
+    def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
+        key = architecture_key(weights.config)
+        if key not in self._skeletons:
+            self._skeletons[key] = Skeleton(weights.config, self.device, self.dtype)
+        return self._skeletons[key]
+
+    def _run_seed(
+        self, skeleton: Skeleton, weights: CheckpointWeights, checkpoint: Checkpoint, timings: dict[str, float]
+    ) -> _SeedResult:
+        tick = time.perf_counter()
+        head = skeleton.load(weights)
+        if not torch.isfinite(head).all():
+            raise ExtractionError(f"{checkpoint.source}: the output embedding holds NaN or infinite weights")
+        self._sync()
+        timings["load"] += time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        parts = []
+        with torch.inference_mode():
+            for input_ids, _, _ in self.batches.batches(self.windows_per_batch):
+                hidden = skeleton.hidden_states(input_ids.to(self.device))
+                parts.append(hidden.reshape(-1, hidden.shape[-1]))
+            flat = torch.cat(parts)[self._keep.to(self.device)]
+            hidden = flat[torch.from_numpy(self._order).to(self.device)]
+            finite = bool(torch.isfinite(hidden).all())
+        self._sync()
+        timings["forward"] += time.perf_counter() - tick
+        if not finite:
+            raise ExtractionError(f"{checkpoint.source}: the model gives NaN or infinite activations")
+
+        tick = time.perf_counter()
+        icl = seed_surprisals(
+            lambda contexts: skeleton.hidden_states(contexts)[:, -1].float() @ head.T,
+            self.icl_sequences,
+            self.icl,
+            self.device,
         )
-    return model_vocab
+        timings["icl"] += time.perf_counter() - tick
+        return _SeedResult(hidden=hidden, head=head, icl=icl)
+
+    def _check_vocabularies(self, results: dict[int, _SeedResult], size: str, step: int) -> int:
+        sizes = {seed: result.head.shape[0] for seed, result in results.items()}
+        if len(set(sizes.values())) != 1:
+            raise ExtractionError(
+                f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}"
+            )
+        vocab = next(iter(sizes.values()))
+        if vocab < self.tokenizer_vocab:
+            source = self.suite.checkpoint(size, next(iter(results)), step).source
+            raise ExtractionError(
+                f"{source}: the model's vocabulary ({vocab}) is smaller than its tokenizer's ({self.tokenizer_vocab})"
+            )
+        return vocab
+
+    # -- phase 2: all seeds, one chunk of tokens at a time --------------------------------------
+
+    def _statistics(
+        self, seeds: list[int], results: dict[int, _SeedResult], vocab: int, timings: dict[str, float]
+    ) -> tuple[pa.Table, pa.Table]:
+        n, k, n_seeds = len(self.positions), self.top_k, len(seeds)
+        scalars = {name: np.empty((n_seeds, n), dtype=np.float32) for name in SCALAR_STATISTICS}
+        topk_ids = np.empty((n_seeds, n, k), dtype=np.int32)
+        topk_logprobs = np.empty((n_seeds, n, k), dtype=np.float32)
+        kl = np.empty((n_seeds, n_seeds, n), dtype=np.float32)
+        unigram_logp = self._unigram_log_probs(vocab)
+        targets = self._targets.to(self.device)
+        rows = chunk_rows(n_seeds, vocab, self.chunk_bytes)
+        with torch.inference_mode():
+            for start in range(0, n, rows):
+                stop = min(start + rows, n)
+                tick = time.perf_counter()
+                # The unembedding in fp32: hidden states [C, H] times the fp32 output embedding.
+                logits = torch.stack([results[s].hidden[start:stop].float() @ results[s].head.T for s in seeds])
+                self._sync()
+                timings["forward"] += time.perf_counter() - tick
+
+                tick = time.perf_counter()
+                for index in range(n_seeds):
+                    stats = token_statistics(log_probs(logits[index]), targets[start:stop], unigram_logp, k)
+                    for name in SCALAR_STATISTICS:
+                        scalars[name][index, start:stop] = getattr(stats, name).cpu().numpy()
+                    topk_ids[index, start:stop] = stats.topk_ids.cpu().numpy()
+                    topk_logprobs[index, start:stop] = stats.topk_logprobs.cpu().numpy()
+                kl[:, :, start:stop] = pairwise_kl(logits).cpu().numpy()
+                timings["statistics"] += time.perf_counter() - tick
+                del logits
+        return (
+            _token_stats_table(np.array(seeds), self.positions, scalars, topk_ids, topk_logprobs),
+            _pair_kl_table(np.array(seeds), self.positions, kl),
+        )
+
+    def _unigram_log_probs(self, vocab: int) -> torch.Tensor:
+        counts = torch.zeros(vocab, dtype=torch.float64)
+        ids = self._unigram_counts.column("token_id").to_numpy().astype(np.int64)
+        values = self._unigram_counts.column("count").to_numpy().astype(np.float64)
+        counts[torch.from_numpy(ids)] = torch.from_numpy(values)
+        return unigram_log_probs(counts).to(self.device)
+
+    def _sync(self) -> None:
+        # Phase timings need the device's queue drained; CPU work is synchronous already.
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
 def extract_partition(
@@ -85,84 +319,15 @@ def extract_partition(
     windows_per_batch: int,
     icl: IclConfig,
     device: torch.device | None = None,
+    dtype: str = "auto",
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> Extraction:
-    device = device or default_device()
-    seeds = suite.seeds(size)
-    if len(seeds) < 2:
-        raise ExtractionError(f"{suite.name} size {size} has {len(seeds)} seed(s); comparing seeds needs two")
-    if int(batches.targets.max()) >= tokenizer_vocab:
-        raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
-
-    timings = {"load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0}
-    started = time.perf_counter()
-    checkpoints = {seed: suite.checkpoint(size, seed, step) for seed in seeds}
-    models = {seed: suite.load_model(checkpoint, device) for seed, checkpoint in checkpoints.items()}
-    vocab = _check_models(models, checkpoints, tokenizer_vocab)
-    provenance = [
-        {"seed": seed, "source": c.source, "weights": suite.weights_digest(c, models[seed])}
-        for seed, c in checkpoints.items()
-    ]
-    n_params = sum(p.numel() for p in next(iter(models.values())).parameters())
-    counts = torch.zeros(vocab, dtype=torch.float64)
-    counts[torch.from_numpy(unigram_counts.column("token_id").to_numpy().astype(np.int64))] = torch.from_numpy(
-        unigram_counts.column("count").to_numpy().astype(np.float64)
+    """One partition; `Extractor.extract_many` runs several with shared skeletons and read-ahead."""
+    extractor = Extractor(
+        suite, batches, unigram_counts, icl_sequences, tokenizer_vocab, top_k, windows_per_batch, icl,
+        device=device, dtype=dtype, chunk_bytes=chunk_bytes,
     )
-    unigram_logp = unigram_log_probs(counts).to(device)
-    timings["load"] = time.perf_counter() - started
-
-    stats_parts: list[dict[str, np.ndarray]] = []
-    pair_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    seed_ids = torch.tensor(seeds)
-    with torch.inference_mode():
-        for input_ids, targets, position in batches.batches(windows_per_batch):
-            keep = position.reshape(-1) >= 0
-            tick = time.perf_counter()
-            per_seed = []
-            for seed, model in models.items():
-                logits = model(input_ids=input_ids.to(device)).logits.float()
-                flat = logits.reshape(-1, logits.shape[-1])[keep.to(device)]
-                if not torch.isfinite(flat).all():
-                    raise ExtractionError(f"{checkpoints[seed].source}: the model gives NaN or infinite logits")
-                per_seed.append(flat)
-            stacked = torch.stack(per_seed)  # [S, N, V] fp32 logits
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            timings["forward"] += time.perf_counter() - tick
-
-            tick = time.perf_counter()
-            flat_targets = targets.reshape(-1)[keep].to(device)
-            flat_position = position.reshape(-1)[keep].numpy()
-            for index, seed in enumerate(seeds):
-                stats = token_statistics(log_probs(stacked[index]), flat_targets, unigram_logp, top_k)
-                stats_parts.append(
-                    {
-                        "seed": np.full(len(flat_position), seed, dtype=np.int32),
-                        "position": flat_position.astype(np.int32),
-                        **{
-                            name: getattr(stats, name).cpu().numpy()
-                            for name in ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass")
-                        },
-                        "topk_ids": stats.topk_ids.to(torch.int32).cpu().numpy(),
-                        "topk_logprobs": stats.topk_logprobs.cpu().numpy(),
-                    }
-                )
-            kl = pairwise_kl(stacked).cpu().numpy()  # [S, S, N]
-            pair_parts.append((kl, flat_position))
-            timings["statistics"] += time.perf_counter() - tick
-
-    # The ICL score reuses the models already on the device.
-    tick = time.perf_counter()
-    icl_scores = icl_surprisals(models, icl_sequences, icl, device)
-    timings["icl"] = time.perf_counter() - tick
-
-    return Extraction(
-        token_stats=_token_stats_table(stats_parts, top_k),
-        pair_kl=_pair_kl_table(pair_parts, seed_ids.numpy()),
-        icl_scores=icl_scores,
-        n_params=n_params,
-        checkpoints=provenance,
-        timings_s=timings,
-    )
+    return extractor.extract(size, step)
 
 
 def _fixed_lists(values: np.ndarray, value_type: pa.DataType) -> pa.Array:
@@ -171,37 +336,36 @@ def _fixed_lists(values: np.ndarray, value_type: pa.DataType) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(values.reshape(-1), type=value_type))
 
 
-def _token_stats_table(parts: list[dict[str, np.ndarray]], top_k: int) -> pa.Table:
-    merged = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-    columns = {}
-    for field in TOKEN_STATS_SCHEMA:
-        if field.name == "topk_ids":
-            columns[field.name] = _fixed_lists(merged[field.name], pa.int32())
-        elif field.name == "topk_logprobs":
-            columns[field.name] = _fixed_lists(merged[field.name], pa.float32())
-        else:
-            columns[field.name] = pa.array(merged[field.name], type=field.type)
-    table = pa.table(columns, schema=TOKEN_STATS_SCHEMA)
-    return table.sort_by([("seed", "ascending"), ("position", "ascending")])
+def _token_stats_table(
+    seeds: np.ndarray,
+    positions: np.ndarray,
+    scalars: dict[str, np.ndarray],
+    topk_ids: np.ndarray,
+    topk_logprobs: np.ndarray,
+) -> pa.Table:
+    """Rows ordered by (seed, position): the arrays are seed-major with positions ascending."""
+    n_seeds, n = len(seeds), len(positions)
+    k = topk_ids.shape[-1]
+    columns = {
+        "seed": np.repeat(seeds.astype(np.int32), n),
+        "position": np.tile(positions, n_seeds),
+        **{name: values.reshape(-1) for name, values in scalars.items()},
+        "topk_ids": _fixed_lists(topk_ids.reshape(-1, k), pa.int32()),
+        "topk_logprobs": _fixed_lists(topk_logprobs.reshape(-1, k), pa.float32()),
+    }
+    return pa.table({f.name: columns[f.name] for f in TOKEN_STATS_SCHEMA}, schema=TOKEN_STATS_SCHEMA)
 
 
-def _pair_kl_table(parts: list[tuple[np.ndarray, np.ndarray]], seeds: np.ndarray) -> pa.Table:
-    seed_a, seed_b, position, kl = [], [], [], []
-    for matrix, flat_position in parts:
-        for a in range(len(seeds)):
-            for b in range(len(seeds)):
-                if a != b:
-                    seed_a.append(np.full(len(flat_position), seeds[a], dtype=np.int32))
-                    seed_b.append(np.full(len(flat_position), seeds[b], dtype=np.int32))
-                    position.append(flat_position.astype(np.int32))
-                    kl.append(matrix[a, b])
-    table = pa.table(
+def _pair_kl_table(seeds: np.ndarray, positions: np.ndarray, kl: np.ndarray) -> pa.Table:
+    """Rows ordered by (seed_a, seed_b, position), every ordered pair a != b."""
+    n_seeds, n = len(seeds), len(positions)
+    a, b = np.nonzero(~np.eye(n_seeds, dtype=bool))  # row-major: ordered by (a, b)
+    return pa.table(
         {
-            "seed_a": np.concatenate(seed_a),
-            "seed_b": np.concatenate(seed_b),
-            "position": np.concatenate(position),
-            "kl": np.concatenate(kl).astype(np.float32),
+            "seed_a": np.repeat(seeds[a].astype(np.int32), n),
+            "seed_b": np.repeat(seeds[b].astype(np.int32), n),
+            "position": np.tile(positions, len(a)),
+            "kl": kl[a, b].reshape(-1),
         },
         schema=PAIR_KL_SCHEMA,
     )
-    return table.sort_by([("seed_a", "ascending"), ("seed_b", "ascending"), ("position", "ascending")])

@@ -12,7 +12,7 @@ models sit on, and the log-softmax is taken in fp32 whatever precision the model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -86,41 +86,58 @@ def sequence_matrix(sequences: pa.Table, target_position: int) -> torch.Tensor:
     return torch.from_numpy(flat.astype(np.int64).reshape(sequences.num_rows, target_position + 1))
 
 
-def last_token_surprisal(model: torch.nn.Module, contexts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def last_token_surprisal(
+    last_logits: Callable[[torch.Tensor], torch.Tensor], contexts: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """-log p(target | context) in nats, from the fp32 log-softmax of the last position's logits."""
-    logits = model(input_ids=contexts).logits[:, -1]
-    return -log_probs(logits).gather(-1, targets[:, None]).squeeze(-1)
+    return -log_probs(last_logits(contexts)).gather(-1, targets[:, None]).squeeze(-1)
+
+
+def model_last_logits(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The logits at the last position of each context, from a whole Hugging Face model."""
+    return lambda contexts: model(input_ids=contexts).logits[:, -1]
+
+
+def seed_surprisals(
+    last_logits: Callable[[torch.Tensor], torch.Tensor], sequences: pa.Table, config: IclConfig, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """One model's surprisals of every sequence's target: (given the short, given the long context)."""
+    target = config.target_position
+    ids = sequence_matrix(sequences, target)
+    short, long = [], []
+    with torch.inference_mode():
+        for start in range(0, len(ids), config.batch_sequences):
+            batch = ids[start : start + config.batch_sequences].to(device)
+            targets = batch[:, target]
+            short.append(last_token_surprisal(last_logits, batch[:, target - config.short_context : target], targets))
+            long.append(last_token_surprisal(last_logits, batch[:, target - config.long_context : target], targets))
+    return torch.cat(short).cpu().numpy(), torch.cat(long).cpu().numpy()
+
+
+def icl_scores_table(
+    sequences: pa.Table, config: IclConfig, per_seed: dict[int, tuple[np.ndarray, np.ndarray]]
+) -> pa.Table:
+    """The icl_scores rows of a partition from each seed's (short, long) surprisals."""
+    sequence_ids = sequences.column("sequence_id").to_numpy().astype(np.int32)
+    n = len(sequence_ids)
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in ICL_SCORES_SCHEMA.names}
+    for seed, (short, long) in per_seed.items():
+        columns["seed"].append(np.full(n, seed, dtype=np.int32))
+        columns["sequence_id"].append(sequence_ids)
+        columns["short_context"].append(np.full(n, config.short_context, dtype=np.int32))
+        columns["long_context"].append(np.full(n, config.long_context, dtype=np.int32))
+        columns["target_position"].append(np.full(n, config.target_position, dtype=np.int32))
+        columns["surprisal_short"].append(short.astype(np.float32))
+        columns["surprisal_long"].append(long.astype(np.float32))
+    table = pa.table({name: np.concatenate(parts) for name, parts in columns.items()}, schema=ICL_SCORES_SCHEMA)
+    return table.sort_by([("seed", "ascending"), ("sequence_id", "ascending")])
 
 
 def icl_surprisals(
     models: dict[int, torch.nn.Module], sequences: pa.Table, config: IclConfig, device: torch.device
 ) -> pa.Table:
     """Per seed and sequence: the target's surprisal given the short and the long context."""
-    target = config.target_position
-    ids = sequence_matrix(sequences, target)
-    sequence_ids = sequences.column("sequence_id").to_numpy().astype(np.int32)
-    short = {seed: [] for seed in models}
-    long = {seed: [] for seed in models}
-    with torch.inference_mode():
-        for start in range(0, len(ids), config.batch_sequences):
-            batch = ids[start : start + config.batch_sequences].to(device)
-            short_contexts = batch[:, target - config.short_context : target]
-            long_contexts = batch[:, target - config.long_context : target]
-            targets = batch[:, target]
-            for seed, model in models.items():
-                short[seed].append(last_token_surprisal(model, short_contexts, targets))
-                long[seed].append(last_token_surprisal(model, long_contexts, targets))
-
-    n = len(sequence_ids)
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in ICL_SCORES_SCHEMA.names}
-    for seed in models:
-        columns["seed"].append(np.full(n, seed, dtype=np.int32))
-        columns["sequence_id"].append(sequence_ids)
-        columns["short_context"].append(np.full(n, config.short_context, dtype=np.int32))
-        columns["long_context"].append(np.full(n, config.long_context, dtype=np.int32))
-        columns["target_position"].append(np.full(n, target, dtype=np.int32))
-        columns["surprisal_short"].append(torch.cat(short[seed]).cpu().numpy().astype(np.float32))
-        columns["surprisal_long"].append(torch.cat(long[seed]).cpu().numpy().astype(np.float32))
-    table = pa.table({name: np.concatenate(parts) for name, parts in columns.items()}, schema=ICL_SCORES_SCHEMA)
-    return table.sort_by([("seed", "ascending"), ("sequence_id", "ascending")])
-
+    per_seed = {
+        seed: seed_surprisals(model_last_logits(model), sequences, config, device) for seed, model in models.items()
+    }
+    return icl_scores_table(sequences, config, per_seed)

@@ -58,19 +58,26 @@ def write_json_atomically(document: dict, path: Path) -> None:
     os.replace(staging, path)
 
 
-def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manifest: dict) -> None:
-    """Writes `tables` and `manifest` as the folder `target`, replacing any older copy whole."""
+def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manifest: dict) -> dict:
+    """Writes `tables` and `manifest` as the folder `target`, replacing any older copy whole.
+
+    Returns the manifest as written: with the write's seconds in its `timings_s`, if it has one.
+    """
     recover_interrupted(lake, only=target)
     staging = lake / STAGING / uuid.uuid4().hex
     staging.mkdir(parents=True)
     try:
+        started = time.perf_counter()
         for name, table in tables.items():
             _write_parquet(table, staging / f"{name}.parquet")
+        if "timings_s" in manifest:  # a manifest that carries timings records the write's too
+            manifest = {**manifest, "timings_s": {**manifest["timings_s"], "write": time.perf_counter() - started}}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         target.parent.mkdir(parents=True, exist_ok=True)
         _swap_into_place(lake, staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return manifest
 
 
 def _swap_into_place(lake: Path, staging: Path, target: Path) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from extract.evalset import (
     eval_set_hash,
     unigram_counts,
 )
-from extract.extraction import default_device, extract_partition
+from extract.extraction import Extraction, Extractor, default_device
 from extract.features import token_pos_table
 from extract.icl import icl_sequences_table
 from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
@@ -99,11 +101,15 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     }
 
 
-def extract_checkpoint(
-    settings: Settings, suite_name: str, size: str, step: int, device: torch.device | None = None
-) -> dict:
-    """Runs every seed of (suite, size, step) and writes the partition; returns its manifest."""
-    started = time.perf_counter()
+def extract_checkpoints(
+    settings: Settings, suite_name: str, partitions: list[tuple[str, int]], device: torch.device | None = None
+) -> Iterator[dict]:
+    """Extracts and writes each (size, step) of the suite in turn; yields each partition's manifest.
+
+    One extractor serves every partition, so model skeletons are built once per architecture and
+    checkpoints are read ahead across partition boundaries. Each partition is written on a
+    background thread while the next one computes.
+    """
     suite: Suite = open_suite(settings.suite(suite_name))
     lake = settings.paths.lake
     tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
@@ -111,48 +117,70 @@ def extract_checkpoint(
     sequences_path = suite_table_path(lake, "icl_sequences", suite_name)
     if not sequences_path.exists():
         raise EvalSetError(f"{sequences_path} is missing: rebuild the eval set of suite {suite_name!r}")
-    icl_sequences = pq.read_table(sequences_path)
     tokenizer = suite.load_tokenizer()
-    device = device or default_device()
-
-    result = extract_partition(
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    extractor = Extractor(
         suite,
-        size,
-        step,
-        eval_batches(tokens, tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id),
+        eval_batches(tokens, bos),
         counts,
+        pq.read_table(sequences_path),
         tokenizer_vocab=len(tokenizer),
         top_k=settings.eval.top_k,
         windows_per_batch=settings.eval.batch_windows,
-        device=device,
-        icl_sequences=icl_sequences,
         icl=settings.icl,
+        device=device or default_device(),
+        dtype=settings.extraction.dtype,
+        chunk_bytes=settings.extraction.chunk_bytes,
+        prefetch=settings.extraction.prefetch,
     )
-    manifest = {
-        "suite": suite_name,
-        "size": size,
-        "step": step,
+    identity = {"eval_set": EVAL_SET, "eval_set_hash": eval_set_hash(tokens), "code_version": code_version()}
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-writer") as writer:
+        pending = None
+        started = time.perf_counter()
+        for result in extractor.extract_many(partitions):
+            manifest = _manifest(settings, suite, result, identity, str(extractor.device))
+            manifest["timings_s"]["compute"] = time.perf_counter() - started
+            if pending is not None:
+                yield pending.result()
+            target = checkpoint_dir(lake, suite_name, result.size, result.step)
+            tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
+            pending = writer.submit(write_partition, lake, target, tables, manifest)
+            started = time.perf_counter()
+        if pending is not None:
+            yield pending.result()
+
+
+def extract_checkpoint(
+    settings: Settings, suite_name: str, size: str, step: int, device: torch.device | None = None
+) -> dict:
+    """Runs every seed of (suite, size, step) and writes the partition; returns its manifest."""
+    (manifest,) = extract_checkpoints(settings, suite_name, [(size, step)], device)
+    return manifest
+
+
+def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: dict, device: str) -> dict:
+    return {
+        "suite": suite.name,
+        "size": result.size,
+        "step": result.step,
         "n_params": result.n_params,
-        "seeds": suite.seeds(size),
+        "seeds": suite.seeds(result.size),
         "checkpoints": result.checkpoints,
-        "eval_set": EVAL_SET,
-        "eval_set_hash": eval_set_hash(tokens),
+        **identity,
         "top_k": settings.eval.top_k,
-        "device": str(device),
-        "code_version": code_version(),
+        "n_tokens": result.n_tokens,
+        "device": device,
+        "forward_dtype": result.forward_dtype,
+        "checkpoint_bytes": result.checkpoint_bytes,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "rows": {
             "token_stats": result.token_stats.num_rows,
             "pair_kl": result.pair_kl.num_rows,
             "icl_scores": result.icl_scores.num_rows,
         },
+        "timings_s": dict(result.timings_s),
     }
-
-    target = checkpoint_dir(lake, suite_name, size, step)
-    manifest["timings_s"] = {**result.timings_s, "total": time.perf_counter() - started}
-    tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
-    write_partition(lake, target, tables, manifest)
-    return manifest
 
 
 def build_token_pos(settings: Settings, suite_name: str) -> dict:

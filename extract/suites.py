@@ -8,20 +8,29 @@ from the Hugging Face Hub by repo id and revision.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from extract.config import SuiteConfig
+from extract.weights import (
+    SAFETENSORS_INDEX,
+    TORCH_WEIGHTS,
+    CheckpointUnreadable,
+    CheckpointWeights,
+    read_checkpoint,
+    weight_files,
+)
 
 # PolyPythia's 154 checkpoints: log-spaced to 512, then every 1000 steps to 143000.
 PYTHIA_STEPS: tuple[int, ...] = (0, *(2**i for i in range(10)), *range(1000, 143_001, 1000))
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+SAFETENSORS = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 
 
@@ -69,11 +78,19 @@ class Suite(ABC):
     def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint: ...
 
     @abstractmethod
-    def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel: ...
+    def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel:
+        """The whole Hugging Face model, for use outside the extraction (which uses `read_weights`)."""
 
     @abstractmethod
-    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
-        """A string that changes whenever the checkpoint's weights do."""
+    def weights_folder(self, checkpoint: Checkpoint) -> Path:
+        """A local folder holding the checkpoint's config.json and weight files."""
+
+    def read_weights(self, checkpoint: Checkpoint) -> CheckpointWeights:
+        """The checkpoint's tensors and config, read once, with a sha256 of the weight files."""
+        try:
+            return read_checkpoint(self.weights_folder(checkpoint), checkpoint.source)
+        except CheckpointUnreadable as error:
+            raise SuiteUnavailable(str(error)) from error
 
     @abstractmethod
     def load_tokenizer(self) -> PreTrainedTokenizerBase: ...
@@ -118,9 +135,7 @@ class LocalSuite(Suite):
         steps = set()
         for step_dir in run_dir.iterdir():
             match = LocalSuite.STEP_PATTERN.fullmatch(step_dir.name)
-            if match and (step_dir / "config.json").exists() and any(
-                (step_dir / f).exists() for f in WEIGHT_FILES
-            ):
+            if match and (step_dir / "config.json").exists() and weight_files(step_dir):
                 steps.add(int(match["step"]))
         return steps
 
@@ -150,13 +165,8 @@ class LocalSuite(Suite):
         except Exception as error:
             raise SuiteUnavailable(f"cannot load checkpoint {path}: {error}") from error
 
-    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
-        path = Path(checkpoint.source)
-        for name in WEIGHT_FILES:
-            if (path / name).exists():
-                with (path / name).open("rb") as handle:
-                    return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
-        raise SuiteUnavailable(f"checkpoint folder {path} has no weights file ({', '.join(WEIGHT_FILES)})")
+    def weights_folder(self, checkpoint: Checkpoint) -> Path:
+        return Path(checkpoint.source)
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         candidates = [self.root / TOKENIZER_DIR]
@@ -215,10 +225,30 @@ class HubSuite(Suite):
                 f"(offline, or not in the local Hugging Face cache): {error}"
             ) from error
 
-    def weights_digest(self, checkpoint: Checkpoint, model: PreTrainedModel) -> str:
-        # The hub's commit hash pins the exact weights without re-reading gigabytes to hash them.
-        commit = getattr(model.config, "_commit_hash", None)
-        return f"hf-commit:{commit}" if commit else f"hf-revision:{checkpoint.source}"
+    def weights_folder(self, checkpoint: Checkpoint) -> Path:
+        """The revision's snapshot in the Hugging Face cache, downloading what is missing.
+
+        Only the config and one copy of the weights are fetched: safetensors (whole or sharded)
+        where the revision has them, else the torch pickle.
+        """
+        repo, revision = checkpoint.source.split("@")
+        try:
+            folder = Path(hf_hub_download(repo, "config.json", revision=revision)).parent
+        except (OSError, HfHubHTTPError) as error:
+            raise SuiteUnavailable(
+                f"cannot load {repo} at revision {revision} from the Hugging Face Hub "
+                f"(offline, or not in the local Hugging Face cache): {error}"
+            ) from error
+        for name in (SAFETENSORS, SAFETENSORS_INDEX, TORCH_WEIGHTS):
+            try:
+                hf_hub_download(repo, name, revision=revision)
+            except (OSError, HfHubHTTPError):
+                continue
+            if name == SAFETENSORS_INDEX:
+                for shard in weight_files(folder):
+                    hf_hub_download(repo, shard.name, revision=revision)
+            return folder
+        raise SuiteUnavailable(f"{repo} at revision {revision} has no weights file ({SAFETENSORS}, {TORCH_WEIGHTS})")
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         repo = self.repo_id(self._sizes[0], 0)

@@ -1,0 +1,144 @@
+"""A model kept on the device and refilled with each checkpoint's weights.
+
+Building a Hugging Face model allocates and randomly initialises every parameter; doing that once
+per checkpoint costs more than the checkpoint's forward pass at small sizes. A `Skeleton` is built
+once per architecture and `load` copies a checkpoint's tensors into it.
+
+The model is split where precision matters: the transformer body runs in the forward dtype (bf16
+on GPUs that support it), and the unembedding runs in fp32 from the checkpoint's own fp32 (or
+upcast) output-embedding weights, so log-softmax and KL see fp32 logits of fp32 weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers.conversion_mapping import get_model_conversion_mapping
+from transformers.core_model_loading import WeightRenaming, rename_source_key
+
+from extract.weights import CheckpointWeights
+
+# Buffers older checkpoints carry that current models rebuild from their config.
+IGNORED_KEYS = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
+
+
+class SkeletonMismatch(RuntimeError):
+    """A checkpoint's tensors do not fit the model built from its config; the message names it."""
+
+
+def forward_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+    """The dtype of the transformer body's forward pass.
+
+    "auto" picks bf16 on a CUDA device that supports it (tensor-core matmuls, and bf16's fp32
+    exponent range means no overflow) and fp32 elsewhere: CPUs without bf16 matmul units run bf16
+    slower than fp32. fp16 is never chosen: its range overflows in large models' activations.
+    """
+    if requested == "float32":
+        return torch.float32
+    if requested == "bfloat16":
+        return torch.bfloat16
+    if requested != "auto":
+        raise ValueError(f"forward dtype must be auto, float32 or bfloat16, got {requested!r}")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def architecture_key(config: PretrainedConfig) -> str:
+    """Configs that build the same model give the same key (paths, versions and dtypes aside)."""
+    values = config.to_dict()
+    for volatile in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash"):
+        values.pop(volatile, None)
+    return repr(sorted(values.items(), key=lambda item: item[0]))
+
+
+class Skeleton:
+    """One model on `device` in `dtype`, reused for every checkpoint of one architecture."""
+
+    def __init__(self, config: PretrainedConfig, device: torch.device, dtype: torch.dtype):
+        self.key = architecture_key(config)
+        self.device = device
+        self.dtype = dtype
+        with torch.device(device):
+            model: PreTrainedModel = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        self.model = model.eval()
+        self.body = model.base_model
+        head = model.get_output_embeddings()
+        if head is None or not isinstance(head, torch.nn.Linear):
+            raise SkeletonMismatch(f"{type(model).__name__} has no linear output embedding to split off")
+        if head.bias is not None:
+            raise SkeletonMismatch(f"{type(model).__name__}'s output embedding has a bias; not supported")
+        # Every name under which the output embedding's weight is stored (two when it is tied to
+        # the input embedding), so it can be taken from the checkpoint in its stored precision.
+        self.head_keys = [name for name, p in model.named_parameters(remove_duplicate=False) if p is head.weight]
+        self.parameter_names = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        self.verified = False
+        # from_pretrained renames keys of older checkpoints (GPT-NeoX's `embed_out` is now
+        # `lm_head`); the same renamings are applied here. Conversions that reshape tensors
+        # (fused projections, stacked experts) are not, and such checkpoints are refused.
+        transforms = get_model_conversion_mapping(model)
+        self._renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+        self._converts = len(self._renamings) != len(transforms)
+        self._meta_state = dict.fromkeys(model.state_dict(), True)
+        self._names: dict[str, str] = {}
+
+    def _model_key(self, key: str) -> str:
+        if key not in self._names:
+            self._names[key], _ = rename_source_key(
+                key, self._renamings, [], self.model.base_model_prefix, self._meta_state
+            )
+        return self._names[key]
+
+    def load(self, weights: CheckpointWeights) -> torch.Tensor:
+        """Copies the checkpoint into the model; returns its fp32 output embedding [V, H] on the device."""
+        state = {self._model_key(k): v for k, v in weights.state_dict.items() if not k.endswith(IGNORED_KEYS)}
+        unexpected = set(state) - self.parameter_names - {n for n, _ in self.model.named_buffers()}
+        missing = self.parameter_names - set(state)
+        # A tied output embedding is stored once, under either name.
+        if len(self.head_keys) > 1 and any(key in state for key in self.head_keys):
+            missing -= set(self.head_keys)
+        if missing or unexpected:
+            if self._converts:
+                raise SkeletonMismatch(
+                    f"{weights.source}: {type(self.model).__name__} checkpoints need tensor conversions on loading, "
+                    "which the extraction's model skeleton does not apply"
+                )
+            raise SkeletonMismatch(
+                f"{weights.source}: weights do not match its config's architecture "
+                f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+            )
+        try:
+            self.model.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # a shape that differs from the config's
+            raise SkeletonMismatch(f"{weights.source}: {error}") from error
+        head_key = next(key for key in self.head_keys if key in state)
+        head = state[head_key].to(self.device, torch.float32, non_blocking=True)
+        if not self.verified:
+            self._verify(head, weights.source)
+        return head
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The body's last hidden states [B, T, H] (after the final layer norm), in the forward dtype."""
+        return self.body(input_ids=input_ids).last_hidden_state
+
+    def _verify(self, head: torch.Tensor, source: str) -> None:
+        """Checks once per skeleton that head(body(x)) is the model's own logits.
+
+        The split assumes nothing happens after the output embedding (no logit scaling or
+        soft-capping); an architecture that does something there is refused rather than measured
+        wrongly.
+        """
+        ids = torch.arange(min(8, head.shape[0]), device=self.device)[None]
+        with torch.inference_mode():
+            split = self.hidden_states(ids).float() @ head.T
+            whole = self.model(input_ids=ids).logits.float()
+        tolerance = 1e-4 if self.dtype == torch.float32 else 5e-2
+        scale = whole.abs().max().clamp(min=1.0)
+        if not torch.isfinite(split).all():
+            return  # non-finite weights are reported by the extraction, naming the checkpoint
+        if (split - whole).abs().max() > tolerance * scale:
+            raise SkeletonMismatch(
+                f"{source}: {type(self.model).__name__} transforms its logits after the output embedding; "
+                "the extraction's fp32 unembedding would not reproduce them"
+            )
+        self.verified = True
