@@ -4,7 +4,7 @@
 import dagster as dg
 
 from extract import pipeline
-from extract.suites import parse_partition_key
+from extract.suites import parse_partition_key, partition_key
 from orchestration.inputs import mini_suite
 from orchestration.partitions import checkpoint_partitions
 from orchestration.resources import SeedconvSettings
@@ -31,27 +31,55 @@ from orchestration.resources import SeedconvSettings
     ],
     # One extraction at a time: each holds every seed's model and saturates the device.
     pool="extraction",
+    # A backfill of many checkpoints runs as one process: model skeletons are built once per
+    # size and the next checkpoint is read while the current one computes.
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvSettings):
-    """Every seed of one (suite, size, step): token statistics, exact pairwise KL and ICL scores."""
-    suite, size, step = parse_partition_key(context.partition_key)
-    manifest = pipeline.extract_checkpoint(seedconv.load(), suite, size, step)
-    timings = manifest["timings_s"]
-    n_tokens = manifest["rows"]["token_stats"] // len(manifest["seeds"])
-    common = {"n_params": manifest["n_params"], "seeds": ", ".join(map(str, manifest["seeds"]))}
-    yield dg.MaterializeResult(asset_key="token_stats", metadata={**common, "rows": manifest["rows"]["token_stats"]})
-    yield dg.MaterializeResult(asset_key="pair_kl", metadata={**common, "rows": manifest["rows"]["pair_kl"]})
-    yield dg.MaterializeResult(
-        asset_key="icl_scores",
-        metadata={**common, "rows": manifest["rows"]["icl_scores"], "seconds": round(timings["icl"], 2)},
-    )
-    yield dg.MaterializeResult(
-        asset_key="checkpoint_manifests",
-        metadata={
+    """Every seed of each (suite, size, step) in the run: token statistics, exact pairwise KL and ICL scores."""
+    settings = seedconv.load()
+    manifests = []
+    for suite, partitions in partitions_by_suite(context.partition_keys).items():
+        for manifest in pipeline.extract_checkpoints(settings, suite, partitions):
+            context.log.info(
+                f"extracted {partition_key(suite, manifest['size'], manifest['step'])}: "
+                f"{manifest['n_tokens'] / manifest['timings_s']['compute']:.0f} tokens/s"
+            )
+            manifests.append(manifest)
+    metadata = run_metadata(manifests)
+    for key in ("token_stats", "pair_kl", "icl_scores", "checkpoint_manifests"):
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
+
+
+def partitions_by_suite(keys: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """Partition keys grouped by suite, each suite's (size, step) in the keys' order."""
+    grouped: dict[str, list[tuple[str, int]]] = {}
+    for key in keys:
+        suite, size, step = parse_partition_key(key)
+        grouped.setdefault(suite, []).append((size, step))
+    return grouped
+
+
+def run_metadata(manifests: list[dict]) -> dict[str, dict]:
+    """Each asset's materialization metadata: rows written, and for the manifests, speed and inputs."""
+    compute = sum(m["timings_s"]["compute"] for m in manifests)
+    tokens = sum(m["n_tokens"] for m in manifests)
+    common = {
+        "partitions": len(manifests),
+        "n_params": ", ".join(sorted({str(m["n_params"]) for m in manifests})),
+        "seeds": ", ".join(sorted({str(s) for m in manifests for s in m["seeds"]}, key=int)),
+    }
+    rows = {table: sum(m["rows"][table] for m in manifests) for table in ("token_stats", "pair_kl", "icl_scores")}
+    return {
+        "token_stats": {**common, "rows": rows["token_stats"]},
+        "pair_kl": {**common, "rows": rows["pair_kl"]},
+        "icl_scores": {**common, "rows": rows["icl_scores"]},
+        "checkpoint_manifests": {
             **common,
-            "device": manifest["device"],
-            "eval_set_hash": manifest["eval_set_hash"],
-            "seconds": round(timings["total"], 2),
-            "tokens_per_second": round(n_tokens / max(timings["forward"] + timings["statistics"], 1e-9), 1),
+            "device": ", ".join(sorted({m["device"] for m in manifests})),
+            "forward_dtype": ", ".join(sorted({m["forward_dtype"] for m in manifests})),
+            "eval_set_hash": ", ".join(sorted({m["eval_set_hash"] for m in manifests})),
+            "seconds": round(compute, 2),
+            "tokens_per_second": round(tokens / max(compute, 1e-9), 1),
         },
-    )
+    }

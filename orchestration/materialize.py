@@ -3,9 +3,9 @@
     python -m orchestration.materialize
 
 Runs go to the Dagster instance in $DAGSTER_HOME, so `dagster dev` afterwards shows them.
-Order: inputs (corpus, tagger, mini suite, evaluation set, tags), then one extraction run per
-checkpoint partition not yet materialized (all of them with --all), then dbt, the regression,
-publish, figures and the report page.
+Order: inputs (corpus, tagger, mini suite, evaluation set, tags), then the checkpoint partitions
+not yet materialized (all of them with --all) in as few extraction runs as their order allows,
+then dbt, the regression, publish, figures and the report page.
 """
 
 
@@ -25,18 +25,23 @@ from orchestration.sensors import local_checkpoint_keys
 from orchestration.warehouse import published_warehouse, warehouse_models
 
 
-def _run(instance: dg.DagsterInstance, selection: list, partition_key: str | None = None) -> None:
+def _run(instance: dg.DagsterInstance, selection: list, partitions: tuple[str, str] | None = None) -> None:
+    """One in-process run of `selection`, over the partition range (first, last) if given."""
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [key for asset in selection for key in asset.keys]
+    tags = {} if partitions is None else {
+        "dagster/asset_partition_range_start": partitions[0],
+        "dagster/asset_partition_range_end": partitions[1],
+    }
     result = job.execute_in_process(
         instance=instance,
         asset_selection=keys,
-        partition_key=partition_key,
+        tags=tags,
         # No per-event DEBUG lines; the full event log stays in the instance for the UI.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
     if not result.success:
-        raise SystemExit(f"materialization failed: {[str(k.to_user_string()) for k in keys]} {partition_key or ''}")
+        raise SystemExit(f"materialization failed: {[str(k.to_user_string()) for k in keys]} {partitions or ''}")
 
 
 def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False, log=print) -> None:
@@ -48,10 +53,12 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
     keys = local_checkpoint_keys(settings)
     instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
     done = set() if every_partition else _materialized_partitions(instance)
-    todo = [key for key in keys if key not in done]
-    for index, key in enumerate(todo, 1):
-        _run(instance, [checkpoint_extraction], partition_key=key)
-        log(f"extracted {key} ({index}/{len(todo)}, {time.perf_counter() - started:.0f} s)")
+    todo = {key for key in keys if key not in done}
+    order = instance.get_dynamic_partitions(checkpoint_partitions.name)
+    # One run per unbroken stretch of partitions to extract, as a backfill from the UI would do.
+    for first, last in contiguous_ranges(order, todo):
+        _run(instance, [checkpoint_extraction], partitions=(first, last))
+        log(f"extracted {first} .. {last} ({time.perf_counter() - started:.0f} s)")
 
     _run(
         instance,
@@ -59,6 +66,20 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
          report_page],
     )
     log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
+
+
+def contiguous_ranges(order: list[str], wanted: set[str]) -> list[tuple[str, str]]:
+    """(first, last) of each maximal run of consecutive keys of `order` that are all wanted."""
+    ranges, first, last = [], None, None
+    for key in order:
+        if key in wanted:
+            first, last = first or key, key
+        elif first is not None:
+            ranges.append((first, last))
+            first = None
+    if first is not None:
+        ranges.append((first, last))
+    return ranges
 
 
 def _materialized_partitions(instance: dg.DagsterInstance) -> set[str]:

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from extract.distributions import log_probs
 from extract.evalset import eval_batches
-from extract.extraction import ExtractionError, extract_partition
+from extract.extraction import ExtractionError, Extractor, chunk_rows, extract_partition
 from extract.lake import checkpoint_dir, read_manifest, suite_table_path
 from extract.pipeline import extract_checkpoint
 from extract.suites import LocalSuite, SuiteUnavailable
@@ -131,3 +131,78 @@ def test_seeds_with_different_vocabularies_are_refused(suite_copy, micro_setting
     assert isinstance(model, GPTNeoXForCausalLM)
     with pytest.raises(ExtractionError, match="different vocabulary sizes"):
         _extract(suite_copy, micro_settings)
+
+
+def _extractor(suite, settings, **options):
+    tokens = pq.read_table(suite_table_path(settings.paths.lake, "eval_tokens", "micro"))
+    counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", "micro"))
+    sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
+    tokenizer = suite.load_tokenizer()
+    return Extractor(
+        suite, eval_batches(tokens, tokenizer.bos_token_id), counts, sequences, tokenizer_vocab=len(tokenizer),
+        top_k=4, windows_per_batch=2, icl=settings.icl, device=torch.device("cpu"), **options,
+    )
+
+
+def _assert_same(first, second, rtol=0.0, atol=0.0):
+    for name in ("token_stats", "pair_kl", "icl_scores"):
+        a, b = getattr(first, name).to_pandas(), getattr(second, name).to_pandas()
+        assert list(a.columns) == list(b.columns)
+        for column in a.columns:
+            if a[column].dtype == object:  # top-k lists
+                np.testing.assert_allclose(np.stack(a[column]), np.stack(b[column]), rtol=rtol, atol=atol)
+            else:
+                np.testing.assert_allclose(a[column], b[column], rtol=rtol, atol=atol)
+
+
+def test_a_reused_skeleton_gives_what_a_fresh_one_gives(micro_suite, micro_settings):
+    """Partitions run back to back share one skeleton per size and must not leak weights into each other."""
+    extractor = _extractor(micro_suite, micro_settings)
+    together = list(extractor.extract_many([("a", 2), ("a", 8), ("b", 8)]))
+    assert len(extractor._skeletons) == 2  # one per size, however many checkpoints
+    for result in together:
+        alone = _extractor(micro_suite, micro_settings).extract(result.size, result.step)
+        _assert_same(result, alone)
+    assert together[0].pair_kl.column("kl").to_pylist() != together[1].pair_kl.column("kl").to_pylist()
+
+
+def test_chunks_do_not_change_the_numbers(micro_suite, micro_settings):
+    whole = _extractor(micro_suite, micro_settings).extract("b", 8)
+    # A budget below one token's vocabulary-sized tensors: one token per chunk.
+    assert chunk_rows(3, 384, 1) == 1
+    chunked = _extractor(micro_suite, micro_settings, chunk_bytes=1).extract("b", 8)
+    # A matmul of another shape sums in another order: fp32 rounding, not a different result.
+    _assert_same(whole, chunked, rtol=1e-4, atol=1e-6)
+    assert chunk_rows(10, 50_304, 1 << 30) == (1 << 30) // ((2 * 10 + 4) * 50_304 * 4)
+
+
+def test_identical_checkpoints_are_computed_once(suite_copy, micro_settings, monkeypatch):
+    shutil.rmtree(suite_copy.root / "a-seed2" / "step4")
+    shutil.copytree(suite_copy.root / "a-seed1" / "step4", suite_copy.root / "a-seed2" / "step4")
+    runs = []
+    original = Extractor._run_seed
+    monkeypatch.setattr(Extractor, "_run_seed", lambda self, *args: runs.append(args[2].seed) or original(self, *args))
+    result = _extractor(suite_copy, micro_settings).extract("a", 4)
+    assert runs == [1, 3]
+    digests = {c["seed"]: c["weights"] for c in result.checkpoints}
+    assert digests[1] == digests[2] != digests[3]
+    pair_kl = result.pair_kl.to_pandas()
+    assert (pair_kl[(pair_kl.seed_a == 1) & (pair_kl.seed_b == 2)].kl == 0).all()
+    assert (pair_kl[(pair_kl.seed_a == 1) & (pair_kl.seed_b == 3)].kl > 0).all()
+
+
+def test_bf16_forward_stays_close_to_fp32(micro_suite, micro_settings):
+    fp32 = _extractor(micro_suite, micro_settings, dtype="float32").extract("b", 8)
+    bf16 = _extractor(micro_suite, micro_settings, dtype="bfloat16").extract("b", 8)
+    assert (fp32.forward_dtype, bf16.forward_dtype) == ("float32", "bfloat16")
+    exact, approximate = fp32.pair_kl.column("kl").to_numpy(), bf16.pair_kl.column("kl").to_numpy()
+    assert not np.array_equal(exact, approximate)  # the body really ran in bf16
+    assert np.median(np.abs(approximate - exact) / exact) < 0.05
+
+
+def test_manifest_records_how_the_partition_was_computed(extracted):
+    manifest, _ = extracted
+    assert manifest["forward_dtype"] == "float32"
+    assert manifest["checkpoint_bytes"] == sum(c["bytes"] for c in manifest["checkpoints"]) > 0
+    assert manifest["n_tokens"] == manifest["rows"]["token_stats"] // len(manifest["seeds"])
+    assert {"read_wait", "load", "forward", "statistics", "icl", "compute", "write"} <= set(manifest["timings_s"])
