@@ -54,8 +54,8 @@ PAIR_KL_SCHEMA = pa.schema(
 SCALAR_STATISTICS = ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass")
 DEFAULT_CHUNK_BYTES = 1 << 30
 # fp32 [tokens, vocabulary] tensors alive at once per chunk: two per seed (logits and
-# probabilities) and about four more for the pair and statistics temporaries.
-_VOCAB_TENSORS_PER_SEED, _VOCAB_TENSORS_EXTRA = 2, 4
+# probabilities) and five more for the pair buffers and the statistics temporaries.
+_VOCAB_TENSORS_PER_SEED, _VOCAB_TENSORS_EXTRA = 2, 5
 
 
 class ExtractionError(RuntimeError):

@@ -102,13 +102,18 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
 
 
 def extract_checkpoints(
-    settings: Settings, suite_name: str, partitions: list[tuple[str, int]], device: torch.device | None = None
+    settings: Settings,
+    suite_name: str,
+    partitions: list[tuple[str, int]],
+    device: torch.device | None = None,
+    output_lake: Path | None = None,
 ) -> Iterator[dict]:
     """Extracts and writes each (size, step) of the suite in turn; yields each partition's manifest.
 
     One extractor serves every partition, so model skeletons are built once per architecture and
     checkpoints are read ahead across partition boundaries. Each partition is written on a
-    background thread while the next one computes.
+    background thread while the next one computes. Partitions go to the settings' lake, or to
+    `output_lake` (the benchmark's, which must not touch the warehouse).
     """
     suite: Suite = open_suite(settings.suite(suite_name))
     lake = settings.paths.lake
@@ -143,9 +148,10 @@ def extract_checkpoints(
             manifest["timings_s"]["compute"] = time.perf_counter() - started
             if pending is not None:
                 yield pending.result()
-            target = checkpoint_dir(lake, suite_name, result.size, result.step)
+            out = output_lake or lake
+            target = checkpoint_dir(out, suite_name, result.size, result.step)
             tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
-            pending = writer.submit(write_partition, lake, target, tables, manifest)
+            pending = writer.submit(write_partition, out, target, tables, manifest)
             started = time.perf_counter()
         if pending is not None:
             yield pending.result()
