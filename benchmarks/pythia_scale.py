@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers.utils import logging as transformers_logging
 
 from benchmarks import machine
 from benchmarks.extraction import forward_flops_per_token
@@ -67,6 +68,7 @@ def pythia_config(size: str) -> GPTNeoXConfig:
 
 def write_suite(root: Path, size: str, steps: int) -> LocalSuite:
     """Random-weight checkpoints of `size` for every seed and steps 0..steps-1 (reused if present)."""
+    transformers_logging.disable_progress_bar()
     for seed in SEEDS:
         for step in range(steps):
             folder = root / f"{size}-seed{seed}" / f"step{step}"
@@ -114,6 +116,7 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
         suite, batches, unigram, icl_sequences, tokenizer_vocab=VOCAB, top_k=settings.eval.top_k,
         windows_per_batch=args.batch_windows, icl=settings.icl, device=device, dtype=args.dtype,
         chunk_bytes=settings.extraction.chunk_bytes, prefetch=settings.extraction.prefetch,
+        compile=settings.extraction.compile,
     )
     lake = args.root / "lake"
     started = time.perf_counter()

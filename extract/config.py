@@ -67,7 +67,7 @@ class EvalConfig:
     window: int = 128  # tokens per window; context_len runs 0 .. window - 1
     heldout_every: int = 25  # every 25th Brown document is held out of training
     top_k: int = 32
-    batch_windows: int = 8  # windows per forward pass
+    batch_windows: int = 32  # windows per forward pass
 
     def __post_init__(self) -> None:
         _check_range("eval.n_tokens", self.n_tokens, 1, 10_000_000)
@@ -84,8 +84,11 @@ class ExtractionConfig:
     dtype: str = "auto"  # the transformer body's forward dtype: auto, float32 or bfloat16
     chunk_mib: int = 1024  # device memory for one chunk's fp32 vocabulary-sized tensors
     prefetch: int = 2  # checkpoints read ahead on a background thread
+    compile: bool = True  # torch.compile the transformer body, once per architecture
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"extraction.compile must be true or false, got {self.compile!r}")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"extraction.dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
         _check_range("extraction.chunk_mib", self.chunk_mib, 1, 1_000_000)

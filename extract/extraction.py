@@ -114,6 +114,7 @@ class Extractor:
         dtype: str = "auto",
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         prefetch: int = 2,
+        compile: bool = False,
     ):
         if int(batches.targets.max()) >= tokenizer_vocab:
             raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
@@ -128,6 +129,7 @@ class Extractor:
         self.dtype = forward_dtype(self.device, dtype)
         self.chunk_bytes = chunk_bytes
         self.prefetch = prefetch
+        self.compile = compile
         self._skeletons: dict[str, Skeleton] = {}
         self._unigram_counts = unigram_counts
 
@@ -206,7 +208,7 @@ class Extractor:
     def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
         key = architecture_key(weights.config)
         if key not in self._skeletons:
-            self._skeletons[key] = Skeleton(weights.config, self.device, self.dtype)
+            self._skeletons[key] = Skeleton(weights.config, self.device, self.dtype, compile=self.compile)
         return self._skeletons[key]
 
     def _run_seed(

@@ -137,6 +137,7 @@ def extract_checkpoints(
         dtype=settings.extraction.dtype,
         chunk_bytes=settings.extraction.chunk_bytes,
         prefetch=settings.extraction.prefetch,
+        compile=settings.extraction.compile,
     )
     identity = {"eval_set": EVAL_SET, "eval_set_hash": eval_set_hash(tokens), "code_version": code_version()}
 

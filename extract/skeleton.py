@@ -11,6 +11,8 @@ upcast) output-embedding weights, so log-softmax and KL see fp32 logits of fp32 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.conversion_mapping import get_model_conversion_mapping
@@ -55,7 +57,7 @@ def architecture_key(config: PretrainedConfig) -> str:
 class Skeleton:
     """One model on `device` in `dtype`, reused for every checkpoint of one architecture."""
 
-    def __init__(self, config: PretrainedConfig, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: PretrainedConfig, device: torch.device, dtype: torch.dtype, compile: bool = False):
         self.key = architecture_key(config)
         self.device = device
         self.dtype = dtype
@@ -63,6 +65,11 @@ class Skeleton:
             model: PreTrainedModel = AutoModelForCausalLM.from_config(config, dtype=dtype)
         self.model = model.eval()
         self.body = model.base_model
+        # torch.compile fuses the body's elementwise work (rotary embeddings, norms, GELU), which
+        # at small widths costs more than its matmuls. It compiles once per skeleton, and weights
+        # copied in later are read by the same compiled code.
+        self._forward = torch.compile(self.body, dynamic=None) if compile else self.body
+        self.compiled = compile
         head = model.get_output_embeddings()
         if head is None or not isinstance(head, torch.nn.Linear):
             raise SkeletonMismatch(f"{type(model).__name__} has no linear output embedding to split off")
@@ -119,6 +126,14 @@ class Skeleton:
 
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The body's last hidden states [B, T, H] (after the final layer norm), in the forward dtype."""
+        if self.compiled:
+            try:
+                return self._forward(input_ids=input_ids).last_hidden_state
+            # Broad on purpose: a machine without a working compiler toolchain fails inside
+            # inductor in many ways; the eager body gives the same numbers, only slower.
+            except Exception as error:
+                warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
+                self._forward, self.compiled = self.body, False
         return self.body(input_ids=input_ids).last_hidden_state
 
     def _verify(self, head: torch.Tensor, source: str) -> None:

@@ -20,6 +20,9 @@ window = 64
 top_k = 8
 batch_windows = 2
 
+[extraction]
+compile = false  # one test compiles (test_extraction.py); the rest need not wait for it
+
 [icl]
 short_context = 4
 long_context = 16

@@ -208,3 +208,12 @@ def test_manifest_records_how_the_partition_was_computed(extracted):
     assert manifest["checkpoint_bytes"] == sum(c["bytes"] for c in manifest["checkpoints"]) > 0
     assert manifest["n_tokens"] == manifest["rows"]["token_stats"] // len(manifest["seeds"])
     assert {"read_wait", "load", "forward", "statistics", "icl", "compute", "write"} <= set(manifest["timings_s"])
+
+
+def test_a_compiled_body_gives_the_eager_numbers(micro_suite, micro_settings):
+    eager = _extractor(micro_suite, micro_settings).extract("b", 8)
+    extractor = _extractor(micro_suite, micro_settings, compile=True)
+    compiled = extractor.extract("b", 8)
+    assert all(skeleton.compiled for skeleton in extractor._skeletons.values())  # no silent fallback
+    # Fused kernels round differently: fp32 rounding, not a different result.
+    _assert_same(eager, compiled, rtol=1e-3, atol=1e-5)
