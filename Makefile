@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test ui venv clean
+.PHONY: demo test bench ui venv clean
 
 venv: $(STAMP)
 
@@ -39,10 +39,18 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Speed and size, printed beside their targets (docs/performance.md). Runs on the demo's
+# warehouse; scratch data goes to warehouse/bench/.
+bench: demo
+	$(BIN)/python -m benchmarks.extraction
+	$(BIN)/python -m benchmarks.pythia_scale
+	$(BIN)/python -m benchmarks.storage
+	$(BIN)/python -m benchmarks.warehouse
+
 # The Dagster UI on http://127.0.0.1:3000 over the same instance `make demo` wrote to.
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m orchestration.definitions
 
 clean:
 	rm -rf warehouse/lake warehouse/suites warehouse/reports warehouse/published warehouse/dagster \
-		warehouse/seedconv.duckdb dbt_project/target dbt_project/logs
+		warehouse/bench warehouse/seedconv.duckdb dbt_project/target dbt_project/logs
