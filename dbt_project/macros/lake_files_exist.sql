@@ -1,9 +1,9 @@
 {#
     True when at least one file of the lake matches `relative_glob` (relative to the lake root,
     env SEEDCONV_LAKE as in models/staging/sources.yml). read_parquet fails on a glob that
-    matches nothing, so the staging views of tables the lake gained later (token_pos,
-    icl_scores) ask this first and read an empty relation of the contract's columns from a lake
-    written before them. At parse time (no database) it answers true, so the source is always
+    matches nothing, so the staging view of a table the lake gained later (token_pos) asks this
+    first and reads an empty relation of the contract's columns from a lake written before it
+    (icl_scores: complete_partition_rows does the same). At parse time (no database) it answers true, so the source is always
     in the graph.
 #}
 {% macro lake_files_exist(relative_glob) %}

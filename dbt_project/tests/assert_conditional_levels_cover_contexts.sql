@@ -1,8 +1,10 @@
 -- The levels of each condition partition the contexts that have one: per (suite, size, step,
 -- condition) the levels' n_contexts sum to the contexts whose level is not NULL (for pos: the
 -- contexts whose target carries a Penn tag), and for frequency_bin to every context.
+-- In a build, over the partitions the build wrote into the mart (unique_per_partition says why).
 
 {% set conditions = ['pos', 'pos_group', 'prev_pos', 'prev_pos_group', 'final_surprisal_bin'] %}
+{% set scope = partitions_built_now(ref('mart_conditional_convergence')) %}
 
 with contexts as (
 
@@ -24,6 +26,9 @@ with contexts as (
         on context_convergence.suite = final_surprisal.suite
         and context_convergence.size = final_surprisal.size
         and context_convergence.position = final_surprisal.position
+    {% if scope is not none %}
+    where {{ partitions_predicate(scope, 'context_convergence') }}
+    {% endif %}
 
 ),
 
@@ -47,6 +52,9 @@ actual as (
 
     select suite, size, step, condition, sum(n_contexts) as n_actual
     from {{ ref('mart_conditional_convergence') }}
+    {% if scope is not none %}
+    where {{ partitions_predicate(scope) }}
+    {% endif %}
     group by suite, size, step, condition
 
 )

@@ -3,6 +3,19 @@
 -- previous token s_{t-1} has one (prev_pos, prev_pos_group), with the conditional
 -- cross-entropy of the same contexts. Long format: one row per (suite, size, step, condition,
 -- level); a context whose level is NULL (untagged, unknown tag) is in no level.
+--
+-- Incremental by partition (macros/partitions.sql). A partition's rows depend on its own
+-- contexts, on the suite's token features, and on its size's last step (the final-surprisal
+-- bins), so they are rebuilt when any of the three changes: a new last step rebuilds every
+-- step of that size, a new middle step only itself.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_partitions',
+    partition_inputs=['manifest', 'last_step', 'token_features'],
+    on_schema_change='sync_all_columns',
+    post_hook="{{ record_partitions() }}",
+) }}
 
 {#- (condition, the column ordering its levels: a bin order; NULL = rank of the tag by count) -#}
 {% set conditions = [
@@ -13,74 +26,37 @@
     ('prev_pos_group', none),
     ('final_surprisal_bin', 'final_surprisal_bin_order'),
 ] %}
+{% set partitions = partition_plan().todo %}
+{% set suites = partitions | map(attribute='suite') | unique | list %}
 
-with checkpoints as (
-
-    select * from {{ ref('stg_checkpoints') }}
-
-),
-
-context_convergence as (
-
-    select * from {{ ref('int_context_convergence') }}
-
-),
-
-context_surprisal as (
-
-    select * from {{ ref('int_context_surprisal') }}
-
-),
-
-token_features as (
-
-    select * from {{ ref('int_token_features') }}
-
-),
-
-final_surprisal as (
-
-    select * from {{ ref('int_final_surprisal') }}
-
-),
-
-contexts as (
+with token_features as materialized (
 
     select
-        context_convergence.suite,
-        context_convergence.size,
-        context_convergence.step,
-        context_convergence.position,
-        context_convergence.conv,
-        context_surprisal.mean_surprisal,
-        token_features.frequency_bin,
-        token_features.frequency_bin_order,
-        token_features.pos,
-        token_features.pos_group,
-        token_features.prev_pos,
-        token_features.prev_pos_group,
-        final_surprisal.final_surprisal_bin,
-        final_surprisal.final_surprisal_bin_order
+        suite,
+        position,
+        frequency_bin,
+        frequency_bin_order,
+        pos,
+        pos_group,
+        prev_pos,
+        prev_pos_group
 
-    from context_convergence
-    left join context_surprisal
-        on context_convergence.suite = context_surprisal.suite
-        and context_convergence.size = context_surprisal.size
-        and context_convergence.step = context_surprisal.step
-        and context_convergence.position = context_surprisal.position
-    left join token_features
-        on context_convergence.suite = token_features.suite
-        and context_convergence.position = token_features.position
-    left join final_surprisal
-        on context_convergence.suite = final_surprisal.suite
-        and context_convergence.size = final_surprisal.size
-        and context_convergence.position = final_surprisal.position
+    from {{ ref('int_token_features') }}
+    where suite in ({% for suite in suites %}{{ sql_string(suite) }}, {% endfor %}null)
+
+),
+
+final_surprisal as materialized (
+
+    select suite, size, position, final_surprisal_bin, final_surprisal_bin_order
+    from {{ ref('int_final_surprisal') }}
+    where suite in ({% for suite in suites %}{{ sql_string(suite) }}, {% endfor %}null)
 
 ),
 
 -- Tags and tag groups sort by how many evaluation tokens of the suite carry them (most first,
 -- then by name): the rank is the level_order of the PoS conditions.
-tag_ranks as (
+tag_ranks as materialized (
 
     {% for condition, order_column in conditions if order_column is none %}
     select
@@ -97,50 +73,19 @@ tag_ranks as (
 
 ),
 
-levels as (
-
-    {% for condition, order_column in conditions %}
-    select
-        suite,
-        size,
-        step,
-        position,
-        conv,
-        mean_surprisal,
-        '{{ condition }}' as condition,
-        {{ condition }} as level,
-        {{ order_column if order_column else 'cast(null as integer)' }} as bin_order
-
-    from contexts
-    where {{ condition }} is not null
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-
-),
-
-ordered as (
-
-    select
-        levels.*,
-        cast(coalesce(levels.bin_order, tag_ranks.tag_rank) as integer) as level_order
-
-    from levels
-    left join tag_ranks
-        on levels.suite = tag_ranks.suite
-        and levels.condition = tag_ranks.condition
-        and levels.level = tag_ranks.level
-
-),
-
 per_level as (
 
+    {% for p in partitions or [none] %}
+    -- one grouping set per condition: every condition from one pass over the partition's contexts
     select
-        suite,
-        size,
-        step,
-        condition,
-        level,
-        level_order,
+        {{ partition_columns(p) }},
+        case
+            {% for condition, _ in conditions %}
+            when grouping({{ condition }}) = 0 then '{{ condition }}'
+            {% endfor %}
+        end as condition,
+        coalesce({{ conditions | map(attribute=0) | join(', ') }}) as level,
+        coalesce(frequency_bin_order, final_surprisal_bin_order) as bin_order,
         count(*) as n_contexts,
         avg(conv) as expected_conv,
         stddev_samp(conv) as conv_std,
@@ -149,8 +94,31 @@ per_level as (
         -- the per-context mean over seeds is the mean over (seed, context)
         avg(mean_surprisal) as cross_entropy
 
-    from ordered
-    group by suite, size, step, condition, level, level_order
+    from (
+        select suite, size, position, conv
+        from {{ ref('int_context_convergence') }}
+        where {{ partition_filter(p) }}
+    ) as context_convergence
+    left join (
+        select position, mean_surprisal
+        from {{ ref('int_context_surprisal') }}
+        where {{ partition_filter(p) }}
+    ) as context_surprisal
+        on context_convergence.position = context_surprisal.position
+    left join token_features
+        on context_convergence.suite = token_features.suite
+        and context_convergence.position = token_features.position
+    left join final_surprisal
+        on context_convergence.suite = final_surprisal.suite
+        and context_convergence.size = final_surprisal.size
+        and context_convergence.position = final_surprisal.position
+    group by grouping sets (
+        {% for condition, order_column in conditions -%}
+        ({{ condition }}{{ ', ' ~ order_column if order_column }}){{ ',' if not loop.last }}
+        {% endfor %}
+    )
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 
 ),
 
@@ -163,7 +131,7 @@ final as (
         checkpoints.n_params,
         per_level.condition,
         per_level.level,
-        per_level.level_order,
+        cast(coalesce(per_level.bin_order, tag_ranks.tag_rank) as integer) as level_order,
         per_level.n_contexts,
         per_level.expected_conv,
         per_level.conv_std,
@@ -171,12 +139,16 @@ final as (
         per_level.cross_entropy
 
     from per_level
-    inner join checkpoints
+    inner join {{ ref('stg_checkpoints') }} as checkpoints
         on per_level.suite = checkpoints.suite
         and per_level.size = checkpoints.size
         and per_level.step = checkpoints.step
+    left join tag_ranks
+        on per_level.suite = tag_ranks.suite
+        and per_level.condition = tag_ranks.condition
+        and per_level.level = tag_ranks.level
+    where per_level.level is not null
 
 )
 
 select * from final
-order by suite, n_params, step, condition, level_order

@@ -2,17 +2,32 @@
 -- of the surprisal of the token at target_position given short_context tokens before it minus
 -- given long_context tokens before it. Positive: the model uses the longer context.
 -- The contexts are part of the grouping: a partition that mixed settings would show twice per
--- seed and fail the key test.
+-- seed and fail the key test. Incremental by partition (macros/partitions.sql): only the new
+-- partitions' icl_scores files are read.
+
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_partitions',
+    partition_inputs=['manifest'],
+    on_schema_change='sync_all_columns',
+    post_hook="{{ record_partitions() }}",
+) }}
+
+{% set partitions = partition_plan().todo %}
+{#- a full build reads every complete partition: no filter needed -#}
+{% set in_partitions = partitions_predicate(partitions) if is_incremental() else 'true' %}
 
 with checkpoints as (
 
     select * from {{ ref('stg_checkpoints') }}
+    where {{ in_partitions }}
 
 ),
 
 icl_scores as (
 
     select * from {{ ref('stg_icl_scores') }}
+    where {{ in_partitions }}
 
 ),
 
@@ -63,4 +78,3 @@ final as (
 )
 
 select * from final
-order by suite, n_params, step, seed

@@ -1,5 +1,6 @@
 -- Per checkpoint model statistics (Fehlauer et al. 2025): cross-entropy, entropy, KL to the
--- uniform and to the unigram distribution, each with its spread across seeds.
+-- uniform and to the unigram distribution, each with its spread across seeds. A table rebuilt
+-- whole: it reads int_seed_stats, one row per (partition, seed), which costs nothing.
 
 with checkpoints as (
 

@@ -13,9 +13,9 @@ with checkpoints as (
 
 ),
 
-pair_kl as (
+context_convergence as (
 
-    select * from {{ ref('stg_pair_kl') }}
+    select * from {{ ref('int_context_convergence') }}
 
 ),
 
@@ -44,27 +44,30 @@ occurrences as (
 
 ),
 
--- straight from the pair KLs, so that the mean weighs every (context, pair) once
+-- each context's mean KL weighted by its pairs, so that the mean weighs every (context, pair)
+-- once, as a mean straight over the pair KLs would (read per context: the last steps' contexts
+-- are a few rows of int_context_convergence, their pair KLs a large part of the lake)
 per_token as (
 
     select
-        pair_kl.suite,
-        pair_kl.size,
-        pair_kl.step,
+        context_convergence.suite,
+        context_convergence.size,
+        context_convergence.step,
         eval_tokens.token_id,
-        count(distinct pair_kl.position) as n_contexts,
-        avg(pair_kl.kl) as mean_kl
+        count(*) as n_contexts,
+        sum(context_convergence.mean_kl * context_convergence.n_pairs)
+            / sum(context_convergence.n_pairs) as mean_kl
 
-    from pair_kl
+    from context_convergence
     inner join last_steps
-        on pair_kl.suite = last_steps.suite
-        and pair_kl.size = last_steps.size
-        and pair_kl.step = last_steps.last_step
+        on context_convergence.suite = last_steps.suite
+        and context_convergence.size = last_steps.size
+        and context_convergence.step = last_steps.last_step
     inner join eval_tokens
-        on pair_kl.suite = eval_tokens.suite
-        and pair_kl.position = eval_tokens.position
-    where pair_kl.seed_a <> pair_kl.seed_b
-    group by pair_kl.suite, pair_kl.size, pair_kl.step, eval_tokens.token_id
+        on context_convergence.suite = eval_tokens.suite
+        and context_convergence.position = eval_tokens.position
+    where context_convergence.n_pairs > 0
+    group by context_convergence.suite, context_convergence.size, context_convergence.step, eval_tokens.token_id
 
 ),
 

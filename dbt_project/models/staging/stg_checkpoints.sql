@@ -2,6 +2,12 @@
 -- The partition's identity is its path (the same hive keys the Parquet files carry); the
 -- manifest's own suite/size/step are kept beside it and checked by
 -- assert_manifest_matches_partition.
+--
+-- A table, not a view: the snapshot of complete partitions every model of one build works
+-- from (a partition landing mid-build waits for the next), read once instead of once per use;
+-- manifest_digest tells the incremental models which partitions were rewritten.
+
+{{ config(materialized='table') }}
 
 with source as (
 
@@ -46,7 +52,9 @@ renamed as (
         located.suite as manifest_suite,
         located.size as manifest_size,
         located.step as manifest_step,
-        filename as manifest_path
+        filename as manifest_path,
+        -- the manifest's exact bytes: a rerun of the partition writes a new created_at
+        md5(content) as manifest_digest
 
     from located
 

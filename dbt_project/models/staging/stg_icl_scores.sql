@@ -1,27 +1,15 @@
 -- ICL surprisals of complete partitions only: rows of a partition without a manifest are
--- invisible downstream.
+-- invisible downstream (macros/complete_partition_rows.sql). A lake written before ICL was
+-- extracted reads as no rows, with the contract's columns.
 
-{% set icl_scores_source = source('lake', 'icl_scores') %}
+{% set lake_table = source('lake', 'icl_scores') %}
 
 with source as (
 
-    {% if lake_files_exist('checkpoints/suite=*/size=*/step=*/icl_scores.parquet') %}
-    select * from {{ icl_scores_source }}
-    {% else %}
-    -- a lake written before ICL was extracted: no rows, the contract's columns
-    select
-        cast(null as varchar) as suite,
-        cast(null as varchar) as size,
-        cast(null as bigint) as step,
-        cast(null as integer) as seed,
-        cast(null as integer) as sequence_id,
-        cast(null as integer) as short_context,
-        cast(null as integer) as long_context,
-        cast(null as integer) as target_position,
-        cast(null as float) as surprisal_short,
-        cast(null as float) as surprisal_long
-    where false
-    {% endif %}
+    {{ complete_partition_rows('icl_scores', [
+        ('seed', 'integer'), ('sequence_id', 'integer'), ('short_context', 'integer'),
+        ('long_context', 'integer'), ('target_position', 'integer'), ('surprisal_short', 'float'),
+        ('surprisal_long', 'float')]) }}
 
 ),
 
@@ -40,7 +28,6 @@ renamed as (
         cast(surprisal_long as double) as surprisal_long
 
     from source
-    where {{ complete_partitions_only('source') }}
 
 )
 

@@ -1,9 +1,12 @@
 -- Pairwise KL of complete partitions only: rows of a partition without a manifest are
--- invisible downstream.
+-- invisible downstream (macros/complete_partition_rows.sql).
+
+{% set lake_table = source('lake', 'pair_kl') %}
 
 with source as (
 
-    select * from {{ source('lake', 'pair_kl') }}
+    {{ complete_partition_rows('pair_kl', [
+        ('seed_a', 'integer'), ('seed_b', 'integer'), ('position', 'integer'), ('kl', 'float')]) }}
 
 ),
 
@@ -19,7 +22,6 @@ renamed as (
         cast(kl as double) as kl
 
     from source
-    where {{ complete_partitions_only('source') }}
 
 )
 

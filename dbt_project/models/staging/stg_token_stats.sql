@@ -1,9 +1,15 @@
 -- Per seed and context scalars of complete partitions only: rows of a partition without a
--- manifest (still being written, or abandoned) are invisible downstream.
+-- manifest (still being written, or abandoned) are invisible downstream
+-- (macros/complete_partition_rows.sql).
+
+{% set lake_table = source('lake', 'token_stats') %}
 
 with source as (
 
-    select * from {{ source('lake', 'token_stats') }}
+    {{ complete_partition_rows('token_stats', [
+        ('seed', 'integer'), ('position', 'integer'), ('surprisal', 'float'), ('entropy', 'float'),
+        ('kl_uniform', 'float'), ('kl_unigram', 'float'), ('topk_ids', 'integer[]'),
+        ('topk_logprobs', 'float[]'), ('tail_mass', 'float')]) }}
 
 ),
 
@@ -24,7 +30,6 @@ renamed as (
         cast(tail_mass as double) as tail_mass
 
     from source
-    where {{ complete_partitions_only('source') }}
 
 )
 
