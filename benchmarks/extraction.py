@@ -125,6 +125,9 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
     }
     read_rate = sum(m["checkpoint_bytes"] for m in run.manifests) / max(run.total("read"), 1e-9)
     forward_rate = run.forward_flops() / max(run.total("forward"), 1e-9)
+    # The first partition compiles the body (a one-off per size); the rest show the forward pass.
+    steady = SizeRun(run.size, run.manifests[1:], wall, run.flops_per_token)
+    steady_rate = steady.forward_flops() / max(steady.total("forward"), 1e-9) if steady.manifests else forward_rate
     peak = limits.matmul_flops.get(forward_dtype, limits.matmul_flops["float32"])
     print(f"\nsize {run.size}: {len(run.manifests)} partitions x {len(m0['seeds'])} seeds x {m0['n_tokens']} tokens, "
           f"{m0['n_params']:,} parameters, forward in {forward_dtype}")
@@ -135,10 +138,11 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
     print(f"  checkpoint bytes/s (reader): {read_rate / 1e6:,.1f} MB/s = "
           f"{read_rate / limits.disk_read_bytes_per_s:.1%} of cold disk read")
     print(f"  forward: {run.flops_per_token / 1e6:.2f} MFLOP/token, {forward_rate / 1e9:,.2f} GFLOP/s = "
-          f"{forward_rate / peak:.1%} of measured {forward_dtype} matmul")
+          f"{forward_rate / peak:.1%} of measured {forward_dtype} matmul over every partition "
+          f"(the first compiles); {steady_rate / 1e9:,.2f} GFLOP/s = {steady_rate / peak:.1%} after it")
     return {
         "load_write_share": (run.loading_s + run.exposed_write_s) / wall,
-        "forward_fraction": forward_rate / peak,
+        "forward_fraction": steady_rate / peak,
     }
 
 
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  loading + writing <= {TARGET_LOAD_WRITE_SHARE:.0%} of wall: worst size {share:.1%} "
           f"[{'met' if share <= TARGET_LOAD_WRITE_SHARE else 'MISSED'}]")
     fraction = results[largest]["forward_fraction"]
-    print(f"  forward >= {TARGET_FORWARD_FRACTION:.0%} of measured matmul at the largest size ({largest}): "
+    print(f"  forward >= {TARGET_FORWARD_FRACTION:.0%} of measured matmul at the largest size ({largest}, "
+          "once compiled): "
           f"{fraction:.1%} [{'met' if fraction >= TARGET_FORWARD_FRACTION else 'MISSED'}]")
     if not args.no_bf16_check:
         suite = open_suite(settings.suite(settings.mini.name))
