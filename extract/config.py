@@ -127,6 +127,61 @@ class IclConfig:
 
 
 @dataclass(frozen=True)
+class FingerprintConfig:
+    """The probe set of the activation fingerprints (McEntire 2026); see extract/fingerprints.py."""
+
+    corpus_probes: int = 32  # paragraph openings of the held-out Brown documents
+    arithmetic_probes: int = 16  # "37 + 45 = 82"
+    factual_probes: int = 16  # short statements of fact, from a fixed list
+    random_probes: int = 16  # random strings of letters, digits and punctuation
+    max_tokens: int = 64  # probes are cut to this many tokens
+    batch_probes: int = 32  # probes per forward pass
+    probes_file: Path | None = None  # one probe per line; replaces the generated probes
+
+    def __post_init__(self) -> None:
+        for name in ("corpus_probes", "arithmetic_probes", "factual_probes", "random_probes"):
+            _check_range(f"fingerprint.{name}", getattr(self, name), 0, 100_000)
+        _check_range("fingerprint.max_tokens", self.max_tokens, 1, 100_000)
+        _check_range("fingerprint.batch_probes", self.batch_probes, 1, 100_000)
+        if self.probes_file is None and self.n_generated == 0:
+            raise ConfigError(
+                "fingerprint: every probe count is 0 and no probes_file is named; a fingerprint needs probes"
+            )
+
+    @property
+    def n_generated(self) -> int:
+        return self.corpus_probes + self.arithmetic_probes + self.factual_probes + self.random_probes
+
+
+@dataclass(frozen=True)
+class LoglikConfig:
+    """The texts of the log-likelihood vectors (Oyama et al.); see extract/loglik.py."""
+
+    n_texts: int = 256  # held-out Brown paragraphs, in document order
+    max_tokens: int = 64  # each paragraph is cut to its first max_tokens tokens
+    min_tokens: int = 8  # shorter paragraphs (headings, one-liners) are skipped
+    batch_texts: int = 32  # texts per forward pass
+
+    def __post_init__(self) -> None:
+        _check_range("loglik.n_texts", self.n_texts, 2, 10_000_000)
+        _check_range("loglik.max_tokens", self.max_tokens, 1, 1_000_000)
+        _check_range("loglik.min_tokens", self.min_tokens, 1, 1_000_000)
+        _check_range("loglik.batch_texts", self.batch_texts, 1, 100_000)
+        if self.min_tokens > self.max_tokens:
+            raise ConfigError(f"loglik.min_tokens ({self.min_tokens}) exceeds loglik.max_tokens ({self.max_tokens})")
+
+
+@dataclass(frozen=True)
+class WeightsConfig:
+    """Weight statistics; see extract/weight_stats.py."""
+
+    sketch_dim: int = 4096  # count-sketch dimension: squared distances to about sqrt(2 / dim) = 2.2 %
+
+    def __post_init__(self) -> None:
+        _check_range("weights.sketch_dim", self.sketch_dim, 16, 1 << 24)
+
+
+@dataclass(frozen=True)
 class MiniSizeConfig:
     """One model size of the self-trained suite (GPT-NeoX)."""
 
@@ -209,6 +264,9 @@ class Settings:
     suites: tuple[SuiteConfig, ...] = ()  # besides the mini suite
     icl: IclConfig = field(default_factory=IclConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
+    loglik: LoglikConfig = field(default_factory=LoglikConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
 
     @property
     def all_suites(self) -> tuple[SuiteConfig, ...]:
@@ -237,6 +295,15 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     eval_config = EvalConfig(**_section(raw, "eval", EvalConfig))
     icl = IclConfig(**_section(raw, "icl", IclConfig))
     extraction = ExtractionConfig(**_section(raw, "extraction", ExtractionConfig))
+    fingerprint_values = dict(_section(raw, "fingerprint", FingerprintConfig))
+    if fingerprint_values.get("probes_file"):
+        path = Path(fingerprint_values["probes_file"])
+        fingerprint_values["probes_file"] = path if path.is_absolute() else base_dir / path
+    else:
+        fingerprint_values.pop("probes_file", None)
+    fingerprint = FingerprintConfig(**fingerprint_values)
+    loglik = LoglikConfig(**_section(raw, "loglik", LoglikConfig))
+    weights = WeightsConfig(**_section(raw, "weights", WeightsConfig))
     mini_values = dict(_section(raw, "mini", MiniSuiteConfig))
     if "sizes" in mini_values:
         mini_values["sizes"] = tuple(
@@ -262,7 +329,10 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     names = [mini.name] + [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite names must be unique, got {names}")
-    return Settings(WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl, extraction=extraction)
+    return Settings(
+        WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl, extraction=extraction,
+        fingerprint=fingerprint, loglik=loglik, weights=weights,
+    )
 
 
 def load_settings(config_path: Path | str | None = None, warehouse_root: Path | str | None = None) -> Settings:

@@ -5,8 +5,10 @@ vocabulary-sized tensors are ever on the device:
 
 1. Per seed, in turn: the checkpoint (read ahead on a background thread while the previous seed
    computes) is copied into a model skeleton kept on the device, the transformer body runs over
-   every evaluation window, and its last hidden states [N, H] are kept. The ICL score runs here
-   too. A seed whose weights hash equals an earlier seed's reuses that seed's results.
+   every evaluation window, and its last hidden states [N, H] are kept. The ICL score, the
+   activation fingerprint and the log-likelihood vector run here too, and the weight statistics
+   are taken from the checkpoint's tensors in CPU memory. A seed whose weights hash equals an
+   earlier seed's reuses that seed's model outputs.
 2. Per chunk of tokens: every seed's fp32 logits are computed from its hidden states and its fp32
    output embedding, and the per-token statistics and the exact pairwise KLs are taken from them
    on the device. The chunk's rows are sized so that vocabulary-sized tensors stay under
@@ -30,9 +32,19 @@ import torch
 from extract.config import IclConfig
 from extract.distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
 from extract.evalset import EvalBatches, EvalSetError
+from extract.fingerprints import ProbeBatch, fingerprints, fingerprints_table
 from extract.icl import icl_scores_table, seed_surprisals
+from extract.loglik import TextBatch, loglik_table, text_logprobs
 from extract.skeleton import Skeleton, architecture_key, forward_dtype
 from extract.suites import Checkpoint, Suite
+from extract.weight_stats import (
+    WeightHistory,
+    WeightMismatch,
+    count_sketch,
+    weight_sketches_table,
+    weight_statistics,
+    weight_stats_table,
+)
 from extract.weights import CheckpointWeights, Prefetcher
 
 TOKEN_STATS_SCHEMA = pa.schema(
@@ -62,6 +74,25 @@ class ExtractionError(RuntimeError):
     """The checkpoint's models cannot be compared; the message names the seed and the fault."""
 
 
+@dataclass(frozen=True)
+class ProbeInputs:
+    """What every seed is run on besides the evaluation windows and the ICL sequences."""
+
+    probes: ProbeBatch  # the fingerprint probes
+    texts: TextBatch  # the log-likelihood vector's texts
+    batch_probes: int = 32
+    batch_texts: int = 32
+    sketch_dim: int = 4096
+
+    @property
+    def probe_tokens(self) -> np.ndarray:
+        return self.probes.mask.sum(dim=1).numpy()
+
+    @property
+    def text_tokens(self) -> np.ndarray:
+        return self.texts.mask.sum(dim=1).numpy()
+
+
 @dataclass
 class Extraction:
     suite: str
@@ -70,6 +101,10 @@ class Extraction:
     token_stats: pa.Table
     pair_kl: pa.Table
     icl_scores: pa.Table
+    fingerprints: pa.Table | None
+    weight_stats: pa.Table | None
+    weight_sketches: pa.Table | None
+    loglik: pa.Table | None
     n_params: int
     checkpoints: list[dict]  # seed, source, weights digest, bytes read
     timings_s: dict[str, float]
@@ -95,6 +130,8 @@ class _SeedResult:
     hidden: torch.Tensor  # [N, H] last hidden states, forward dtype
     head: torch.Tensor  # [V, H] fp32 output embedding
     icl: tuple[np.ndarray, np.ndarray]  # surprisal given the short and the long context
+    fingerprint: np.ndarray | None  # [P, H] fp32
+    loglik: np.ndarray | None  # [texts] log p(text), nats
 
 
 class Extractor:
@@ -115,6 +152,7 @@ class Extractor:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         prefetch: int = 2,
         compile: bool = False,
+        probe_inputs: ProbeInputs | None = None,
     ):
         if int(batches.targets.max()) >= tokenizer_vocab:
             raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
@@ -132,6 +170,10 @@ class Extractor:
         self.compile = compile
         self._skeletons: dict[str, Skeleton] = {}
         self._unigram_counts = unigram_counts
+        self.probe_inputs = probe_inputs
+        self._history = WeightHistory(
+            lambda size, seed, step: suite.read_weights(suite.checkpoint(size, seed, step)).state_dict
+        )
 
         keep = batches.position.reshape(-1) >= 0
         self._keep = keep
@@ -163,10 +205,12 @@ class Extractor:
     # -- phase 1: one seed at a time ------------------------------------------------------------
 
     def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction:
-        timings = {"read_wait": 0.0, "load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0, "read": 0.0}
+        timings = {"read_wait": 0.0, "load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0, "read": 0.0,
+                   "fingerprint": 0.0, "loglik": 0.0, "weights": 0.0}
         seeds = self.suite.seeds(size)
         results: dict[int, _SeedResult] = {}
         by_digest: dict[str, int] = {}
+        weight_rows, sketches = {}, {}
         provenance, n_bytes, skeleton = [], 0, None
         for seed in seeds:
             checkpoint = self.suite.checkpoint(size, seed, step)
@@ -178,6 +222,10 @@ class Extractor:
             provenance.append({"seed": seed, "source": checkpoint.source, "weights": weights.digest,
                                "bytes": weights.n_bytes})
             n_bytes += weights.n_bytes
+            if self.probe_inputs is not None:
+                tick = time.perf_counter()
+                weight_rows[seed], sketches[seed] = self._weight_statistics(size, seed, step, weights)
+                timings["weights"] += time.perf_counter() - tick
             if weights.digest in by_digest:
                 # Identical weights give identical distributions: computed once.
                 results[seed] = results[by_digest[weights.digest]]
@@ -190,6 +238,7 @@ class Extractor:
 
         token_stats, pair_kl = self._statistics(seeds, results, vocab, timings)
         icl_scores = icl_scores_table(self.icl_sequences, self.icl, {seed: results[seed].icl for seed in seeds})
+        probes = self.probe_inputs
         return Extraction(
             suite=self.suite.name,
             size=size,
@@ -197,6 +246,11 @@ class Extractor:
             token_stats=token_stats,
             pair_kl=pair_kl,
             icl_scores=icl_scores,
+            fingerprints=fingerprints_table({s: results[s].fingerprint for s in seeds}, probes.probe_tokens)
+            if probes else None,
+            weight_stats=weight_stats_table(weight_rows) if probes else None,
+            weight_sketches=weight_sketches_table(sketches) if probes else None,
+            loglik=loglik_table({s: results[s].loglik for s in seeds}, probes.text_tokens) if probes else None,
             n_params=sum(p.numel() for p in skeleton.model.parameters()) if skeleton else 0,
             checkpoints=provenance,
             timings_s=timings,
@@ -204,6 +258,26 @@ class Extractor:
             n_tokens=len(self.positions),
             checkpoint_bytes=n_bytes,
         )
+
+    def _weight_statistics(
+        self, size: str, seed: int, step: int, weights: CheckpointWeights
+    ) -> tuple[tuple[int | None, dict], np.ndarray]:
+        """(prev_step, per-group statistics) and the count sketch of one seed's checkpoint."""
+        steps = self.suite.steps(size)
+        prev_step = max((s for s in steps if s < step), default=None)
+        state = weights.state_dict
+        try:
+            previous = self._history.reference(size, seed, prev_step) if prev_step is not None else None
+            initial = None
+            if step == 0:
+                initial = state
+            elif 0 in steps:
+                initial = self._history.reference(size, seed, 0)
+            statistics = weight_statistics(state, previous, initial)
+        except WeightMismatch as error:
+            raise ExtractionError(f"{weights.source}: {error}") from error
+        self._history.remember(size, seed, step, state)
+        return (prev_step, statistics), count_sketch(state, self.probe_inputs.sketch_dim)
 
     def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
         key = architecture_key(weights.config)
@@ -243,7 +317,28 @@ class Extractor:
             self.device,
         )
         timings["icl"] += time.perf_counter() - tick
-        return _SeedResult(hidden=hidden, head=head, icl=icl)
+
+        fingerprint = loglik = None
+        if self.probe_inputs is not None:
+            probes = self.probe_inputs
+            tick = time.perf_counter()
+            # The eager body with the padding mask: the probes are few and ragged, and a
+            # compiled graph for each of their shapes would cost more than it saves.
+            fingerprint = fingerprints(
+                lambda ids, mask: skeleton.body(input_ids=ids, attention_mask=mask).last_hidden_state,
+                probes.probes, probes.batch_probes, self.device,
+            )
+            timings["fingerprint"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            loglik = text_logprobs(
+                lambda ids: skeleton.hidden_states(ids).float() @ head.T, probes.texts, probes.batch_texts, self.device
+            )
+            timings["loglik"] += time.perf_counter() - tick
+            if not (np.isfinite(fingerprint).all() and np.isfinite(loglik).all()):
+                raise ExtractionError(
+                    f"{checkpoint.source}: the model gives NaN or infinite fingerprints or log-likelihoods"
+                )
+        return _SeedResult(hidden=hidden, head=head, icl=icl, fingerprint=fingerprint, loglik=loglik)
 
     def _check_vocabularies(self, results: dict[int, _SeedResult], size: str, step: int) -> int:
         sizes = {seed: result.head.shape[0] for seed, result in results.items()}

@@ -28,10 +28,12 @@ from extract.evalset import (
     eval_set_hash,
     unigram_counts,
 )
-from extract.extraction import Extraction, Extractor, default_device
+from extract.extraction import Extraction, Extractor, ProbeInputs, default_device
 from extract.features import token_pos_table
+from extract.fingerprints import probe_batch, probe_set, probes_table, table_hash
 from extract.icl import icl_sequences_table
 from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
+from extract.loglik import loglik_texts_table, text_batch
 from extract.minisuite import encode_corpus, train_suite
 from extract.suites import Suite, open_suite
 from extract.tagger import install_perceptron_tagger
@@ -91,6 +93,10 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     icl = settings.icl
     sequences = icl_sequences_table(heldout, tokenizer, icl.target_position, icl.max_sequences)
     write_table_atomically(sequences, suite_table_path(lake, "icl_sequences", suite_name))
+    probes = probes_table(probe_set(settings.fingerprint, heldout), tokenizer, settings.fingerprint.max_tokens)
+    write_table_atomically(probes, suite_table_path(lake, "fingerprint_probes", suite_name))
+    texts = loglik_texts_table(heldout, tokenizer, settings.loglik)
+    write_table_atomically(texts, suite_table_path(lake, "loglik_texts", suite_name))
     return {
         "eval_set_hash": eval_set_hash(tokens),
         "n_tokens": tokens.num_rows,
@@ -98,6 +104,9 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
         "n_windows": len(set(tokens.column("window_id").to_pylist())),
         "unigram_tokens": int(sum(counts.column("count").to_pylist())),
         "icl_sequences": sequences.num_rows,
+        "fingerprint_probes": probes.num_rows,
+        "loglik_texts": texts.num_rows,
+        "loglik_bytes": int(sum(texts.column("n_bytes").to_pylist())),
     }
 
 
@@ -124,6 +133,7 @@ def extract_checkpoints(
         raise EvalSetError(f"{sequences_path} is missing: rebuild the eval set of suite {suite_name!r}")
     tokenizer = suite.load_tokenizer()
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    probe_inputs, probe_identity = load_probe_inputs(settings, suite_name, tokenizer, bos)
     extractor = Extractor(
         suite,
         eval_batches(tokens, bos),
@@ -138,8 +148,14 @@ def extract_checkpoints(
         chunk_bytes=settings.extraction.chunk_bytes,
         prefetch=settings.extraction.prefetch,
         compile=settings.extraction.compile,
+        probe_inputs=probe_inputs,
     )
-    identity = {"eval_set": EVAL_SET, "eval_set_hash": eval_set_hash(tokens), "code_version": code_version()}
+    identity = {
+        "eval_set": EVAL_SET,
+        "eval_set_hash": eval_set_hash(tokens),
+        **probe_identity,
+        "code_version": code_version(),
+    }
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-writer") as writer:
         pending = None
@@ -151,11 +167,34 @@ def extract_checkpoints(
                 yield pending.result()
             out = output_lake or lake
             target = checkpoint_dir(out, suite_name, result.size, result.step)
-            tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
+            tables = {name: table for name, table in _tables(result).items() if table is not None}
             pending = writer.submit(write_partition, out, target, tables, manifest)
             started = time.perf_counter()
         if pending is not None:
             yield pending.result()
+
+
+def load_probe_inputs(settings: Settings, suite_name: str, tokenizer, bos: int) -> tuple[ProbeInputs, dict]:
+    """The suite's fingerprint probes and log-likelihood texts as model inputs, and their identities."""
+    tables = {}
+    for table in ("fingerprint_probes", "loglik_texts"):
+        path = suite_table_path(settings.paths.lake, table, suite_name)
+        if not path.exists():
+            raise EvalSetError(f"{path} is missing: rebuild the eval set of suite {suite_name!r}")
+        tables[table] = pq.read_table(path)
+    inputs = ProbeInputs(
+        probes=probe_batch(tables["fingerprint_probes"], tokenizer),
+        texts=text_batch(tables["loglik_texts"], tokenizer, bos),
+        batch_probes=settings.fingerprint.batch_probes,
+        batch_texts=settings.loglik.batch_texts,
+        sketch_dim=settings.weights.sketch_dim,
+    )
+    identity = {
+        "probe_set_hash": table_hash(tables["fingerprint_probes"]),
+        "loglik_set_hash": table_hash(tables["loglik_texts"]),
+        "weight_sketch_dim": settings.weights.sketch_dim,
+    }
+    return inputs, identity
 
 
 def extract_checkpoint(
@@ -181,12 +220,21 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         "forward_dtype": result.forward_dtype,
         "checkpoint_bytes": result.checkpoint_bytes,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "rows": {
-            "token_stats": result.token_stats.num_rows,
-            "pair_kl": result.pair_kl.num_rows,
-            "icl_scores": result.icl_scores.num_rows,
-        },
+        "rows": {name: table.num_rows for name, table in _tables(result).items() if table is not None},
         "timings_s": dict(result.timings_s),
+    }
+
+
+def _tables(result: Extraction) -> dict[str, pa.Table | None]:
+    """A partition's lake tables by file name."""
+    return {
+        "token_stats": result.token_stats,
+        "pair_kl": result.pair_kl,
+        "icl_scores": result.icl_scores,
+        "fingerprints": result.fingerprints,
+        "weight_stats": result.weight_stats,
+        "weight_sketches": result.weight_sketches,
+        "loglik": result.loglik,
     }
 
 

@@ -19,13 +19,18 @@ from orchestration.resources import SeedconvSettings
         dg.AssetSpec(
             key,
             description=description,
-            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences"],
+            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes", "loglik_texts"],
             kinds={"pytorch", "parquet"},
         )
         for key, description in [
             ("token_stats", "Per token and seed: surprisal, entropy, KL to uniform and unigram, top-k."),
             ("pair_kl", "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."),
             ("icl_scores", "Per seed and sequence: surprisal of the target token given a short and a long context."),
+            ("fingerprints", "Per seed and probe: final hidden states mean-pooled over the probe's tokens."),
+            ("weight_stats",
+             "Per seed and parameter group: L2 norm; squared distance to the previous and the step-0 weights."),
+            ("weight_sketches", "Per seed: a count sketch of the weights, for distances between any two checkpoints."),
+            ("loglik", "Per seed and text: log-probability of the text (the log-likelihood vector)."),
             ("checkpoint_manifests", "Per partition: inputs' identities, row counts, timings."),
         ]
     ],
@@ -36,7 +41,8 @@ from orchestration.resources import SeedconvSettings
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvSettings):
-    """Every seed of each (suite, size, step) in the run: token statistics, exact pairwise KL and ICL scores."""
+    """Every seed of each (suite, size, step) in the run: token statistics, exact pairwise KL, ICL scores,
+    activation fingerprints, weight statistics and log-likelihood vectors."""
     settings = seedconv.load()
     manifests = []
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
@@ -47,8 +53,11 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
             )
             manifests.append(manifest)
     metadata = run_metadata(manifests)
-    for key in ("token_stats", "pair_kl", "icl_scores", "checkpoint_manifests"):
+    for key in (*TABLES, "checkpoint_manifests"):
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
+
+
+TABLES = ("token_stats", "pair_kl", "icl_scores", "fingerprints", "weight_stats", "weight_sketches", "loglik")
 
 
 def partitions_by_suite(keys: list[str]) -> dict[str, list[tuple[str, int]]]:
@@ -69,11 +78,9 @@ def run_metadata(manifests: list[dict]) -> dict[str, dict]:
         "n_params": ", ".join(sorted({str(m["n_params"]) for m in manifests})),
         "seeds": ", ".join(sorted({str(s) for m in manifests for s in m["seeds"]}, key=int)),
     }
-    rows = {table: sum(m["rows"][table] for m in manifests) for table in ("token_stats", "pair_kl", "icl_scores")}
+    rows = {table: sum(m["rows"].get(table, 0) for m in manifests) for table in TABLES}
     return {
-        "token_stats": {**common, "rows": rows["token_stats"]},
-        "pair_kl": {**common, "rows": rows["pair_kl"]},
-        "icl_scores": {**common, "rows": rows["icl_scores"]},
+        **{table: {**common, "rows": rows[table]} for table in TABLES},
         "checkpoint_manifests": {
             **common,
             "device": ", ".join(sorted({m["device"] for m in manifests})),

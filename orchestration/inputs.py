@@ -60,13 +60,18 @@ def mini_suite(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) ->
                      deps=[brown_corpus, mini_suite], kinds={"parquet"}),
         dg.AssetSpec("icl_sequences", description="Per suite, held-out token sequences for the ICL score.",
                      deps=[brown_corpus, mini_suite], kinds={"parquet"}),
+        dg.AssetSpec("fingerprint_probes", description="Per suite, the activation fingerprints' probe texts.",
+                     deps=[brown_corpus, mini_suite], kinds={"parquet"}),
+        dg.AssetSpec("loglik_texts", description="Per suite, the log-likelihood vectors' texts with byte counts.",
+                     deps=[brown_corpus, mini_suite], kinds={"parquet"}),
     ],
 )
 def eval_set(seedconv: SeedconvSettings):
-    """Per suite: the evaluation tokens (held-out Brown) and the training split's unigram counts."""
+    """Per suite: the evaluation tokens (held-out Brown), the training split's unigram counts, the ICL
+    sequences, the fingerprint probes and the log-likelihood texts."""
     settings = seedconv.load()
     summaries = {suite.name: pipeline.build_eval_set(settings, suite.name) for suite in settings.all_suites}
-    for key in ("eval_documents", "eval_tokens", "unigram", "icl_sequences"):
+    for key in ("eval_documents", "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes", "loglik_texts"):
         metadata = {}
         if key != "eval_documents":
             metadata = {f"{name}_{k}": v for name, summary in summaries.items() for k, v in summary.items()}

@@ -30,6 +30,22 @@ target_position = 20
 max_sequences = 6
 batch_sequences = 4
 
+[fingerprint]
+corpus_probes = 4
+arithmetic_probes = 2
+factual_probes = 2
+random_probes = 2
+max_tokens = 16
+batch_probes = 4
+
+[loglik]
+n_texts = 24
+max_tokens = 24
+batch_texts = 8
+
+[weights]
+sketch_dim = 256
+
 [mini]
 name = "micro"
 seeds = [1, 2, 3]

@@ -33,7 +33,15 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
         "token_stats": n * seeds,
         "pair_kl": n * seeds * (seeds - 1),
         "icl_scores": seeds * micro_settings.icl.max_sequences,
+        "fingerprints": seeds * 10,  # the micro config's 4 + 2 + 2 + 2 probes
+        "weight_stats": seeds * 6,  # embedding, attention, mlp, norm, head, all
+        "weight_sketches": seeds,
+        "loglik": seeds * micro_settings.loglik.n_texts,
     }
+    for name, rows in manifest["rows"].items():
+        assert pq.read_metadata(partition / f"{name}.parquet").num_rows == rows
+    assert manifest["weight_sketch_dim"] == micro_settings.weights.sketch_dim
+    assert manifest["probe_set_hash"].startswith("sha256:") and manifest["loglik_set_hash"].startswith("sha256:")
     assert [c["seed"] for c in manifest["checkpoints"]] == [1, 2, 3]
     assert all(c["weights"].startswith("sha256:") for c in manifest["checkpoints"])
     assert manifest["device"] == "cpu"
@@ -207,7 +215,8 @@ def test_manifest_records_how_the_partition_was_computed(extracted):
     assert manifest["forward_dtype"] == "float32"
     assert manifest["checkpoint_bytes"] == sum(c["bytes"] for c in manifest["checkpoints"]) > 0
     assert manifest["n_tokens"] == manifest["rows"]["token_stats"] // len(manifest["seeds"])
-    assert {"read_wait", "load", "forward", "statistics", "icl", "compute", "write"} <= set(manifest["timings_s"])
+    assert {"read_wait", "load", "forward", "statistics", "icl", "fingerprint", "loglik", "weights", "compute",
+            "write"} <= set(manifest["timings_s"])
 
 
 def test_a_compiled_body_gives_the_eager_numbers(micro_suite, micro_settings):

@@ -47,7 +47,8 @@ def test_definitions_load_with_one_lineage_graph():
     staging_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_pair_kl")).parent_keys}
     assert staging_parents == {"pair_kl", "stg_checkpoints"}
     extraction_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("pair_kl")).parent_keys}
-    assert extraction_parents == {"mini_suite", "eval_tokens", "unigram", "icl_sequences"}
+    assert extraction_parents == {"mini_suite", "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes",
+                                  "loglik_texts"}
 
 
 def test_end_to_end_warehouse(materialized, micro_settings):

@@ -1,0 +1,124 @@
+"""Log-likelihood vectors (Oyama et al. 2025/26): each model's log-probability of a fixed set of texts.
+
+The texts are the paragraphs of the held-out Brown documents, in document order, each cut to its
+first `max_tokens` tokens (paragraphs shorter than `min_tokens`, such as headings, are skipped),
+until `n_texts` are collected. A text is stored as exactly the characters those tokens cover, with
+its UTF-8 byte count, so that KL can be put per byte.
+
+A model's log-likelihood of a text is log p(x) = sum_t log p(x_t | x_<t) in nats, with the text
+fed behind the BOS token (GPT-NeoX's <|endoftext|>), as the evaluation windows are: every token of
+the text, the first included, is scored, and every model of a suite is treated the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from extract.config import LoglikConfig
+from extract.corpus import Document
+from extract.evalset import EvalSetError
+
+LOGLIK_TEXTS_SCHEMA = pa.schema(
+    [
+        ("text_id", pa.int32()),
+        ("doc_id", pa.string()),
+        ("text", pa.string()),
+        ("n_bytes", pa.int32()),
+        ("n_tokens", pa.int32()),
+    ]
+)
+LOGLIK_SCHEMA = pa.schema(
+    [("seed", pa.int32()), ("text_id", pa.int32()), ("logprob", pa.float64()), ("n_tokens", pa.int32())]
+)
+
+
+def loglik_texts_table(
+    documents: Sequence[Document], tokenizer: PreTrainedTokenizerBase, config: LoglikConfig
+) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in LOGLIK_TEXTS_SCHEMA.names}
+    for document in documents:
+        for paragraph in document.text.split("\n\n"):
+            if len(rows["text"]) == config.n_texts:
+                break
+            encoding = tokenizer(paragraph, add_special_tokens=False, return_offsets_mapping=True)
+            if len(encoding["input_ids"]) < config.min_tokens:
+                continue
+            end = encoding["offset_mapping"][: config.max_tokens][-1][1]
+            text = paragraph[:end]
+            n_tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if text in rows["text"]:
+                continue
+            rows["text_id"].append(len(rows["text"]))
+            rows["doc_id"].append(document.doc_id)
+            rows["text"].append(text)
+            rows["n_bytes"].append(len(text.encode("utf-8")))
+            rows["n_tokens"].append(n_tokens)
+    if len(rows["text"]) < config.n_texts:
+        raise EvalSetError(
+            f"loglik.n_texts is {config.n_texts} but the held-out documents give only {len(rows['text'])} "
+            f"paragraphs of at least loglik.min_tokens = {config.min_tokens} tokens: lower loglik.n_texts"
+        )
+    return pa.table(rows, schema=LOGLIK_TEXTS_SCHEMA)
+
+
+@dataclass(frozen=True)
+class TextBatch:
+    """The texts as model inputs: BOS then the text's tokens but the last, right-padded."""
+
+    input_ids: torch.Tensor  # [N, T] int64
+    targets: torch.Tensor  # [N, T] int64, the text's tokens
+    mask: torch.Tensor  # [N, T] bool, True on the text's tokens
+
+    def batches(self, size: int):
+        for start in range(0, len(self.input_ids), size):
+            stop = start + size
+            yield self.input_ids[start:stop], self.targets[start:stop], self.mask[start:stop]
+
+
+def text_batch(texts: pa.Table, tokenizer: PreTrainedTokenizerBase, bos_token_id: int) -> TextBatch:
+    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts.column("text").to_pylist()]
+    if [len(ids) for ids in encoded] != texts.column("n_tokens").to_pylist():
+        raise EvalSetError("loglik_texts no longer encode to their stored lengths: rebuild the eval set")
+    length = max(len(ids) for ids in encoded)
+    targets = torch.full((len(encoded), length), bos_token_id, dtype=torch.int64)
+    mask = torch.zeros((len(encoded), length), dtype=torch.bool)
+    for row, ids in enumerate(encoded):
+        targets[row, : len(ids)] = torch.tensor(ids)
+        mask[row, : len(ids)] = True
+    input_ids = torch.cat([torch.full((len(encoded), 1), bos_token_id), targets[:, :-1]], dim=1)
+    return TextBatch(input_ids, targets, mask)
+
+
+def text_logprobs(
+    logits: Callable[[torch.Tensor], torch.Tensor], batch: TextBatch, batch_size: int, device: torch.device
+) -> np.ndarray:
+    """log p(text) per text, nats, float64: logits(input_ids [B, T]) gives fp32 logits [B, T, V]."""
+    out = []
+    with torch.inference_mode():
+        for input_ids, targets, mask in batch.batches(batch_size):
+            log_p = torch.log_softmax(logits(input_ids.to(device)).float(), dim=-1)
+            per_token = log_p.gather(-1, targets.to(device)[..., None])[..., 0]
+            per_token = torch.where(mask.to(device), per_token, torch.zeros((), device=device))
+            out.append(per_token.double().sum(dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+def loglik_table(per_seed: dict[int, np.ndarray], n_tokens: np.ndarray) -> pa.Table:
+    """Rows ordered by (seed, text_id)."""
+    seeds = sorted(per_seed)
+    n = len(n_tokens)
+    return pa.table(
+        {
+            "seed": np.repeat(np.array(seeds, dtype=np.int32), n),
+            "text_id": np.tile(np.arange(n, dtype=np.int32), len(seeds)),
+            "logprob": np.concatenate([per_seed[s] for s in seeds]).astype(np.float64),
+            "n_tokens": np.tile(n_tokens.astype(np.int32), len(seeds)),
+        },
+        schema=LOGLIK_SCHEMA,
+    )
