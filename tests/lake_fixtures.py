@@ -22,8 +22,11 @@ import pyarrow.parquet as pq
 from extract.evalset import EVAL_TOKENS_SCHEMA
 from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
 from extract.features import TOKEN_POS_SCHEMA
+from extract.fingerprints import FINGERPRINT_PROBES_SCHEMA, FINGERPRINTS_SCHEMA
 from extract.icl import ICL_SCORES_SCHEMA
 from extract.lake import checkpoint_dir
+from extract.loglik import LOGLIK_SCHEMA, LOGLIK_TEXTS_SCHEMA
+from extract.weight_stats import WEIGHT_SKETCHES_SCHEMA, WEIGHT_STATS_SCHEMA
 
 EVAL_DOCUMENTS_SCHEMA = pa.schema(
     [
@@ -72,6 +75,20 @@ def write_token_pos(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     return _write(rows, TOKEN_POS_SCHEMA, Path(lake) / "token_pos" / f"suite={suite}" / "token_pos.parquet")
 
 
+def write_fingerprint_probes(lake: Path, suite: str, rows: dict[str, list]) -> Path:
+    """lake/fingerprint_probes/suite=<suite>/fingerprint_probes.parquet from probe_id, kind, text, n_tokens."""
+    return _write(
+        rows,
+        FINGERPRINT_PROBES_SCHEMA,
+        Path(lake) / "fingerprint_probes" / f"suite={suite}" / "fingerprint_probes.parquet",
+    )
+
+
+def write_loglik_texts(lake: Path, suite: str, rows: dict[str, list]) -> Path:
+    """lake/loglik_texts/suite=<suite>/loglik_texts.parquet from text_id, doc_id, text, n_bytes, n_tokens."""
+    return _write(rows, LOGLIK_TEXTS_SCHEMA, Path(lake) / "loglik_texts" / f"suite={suite}" / "loglik_texts.parquet")
+
+
 def make_manifest(
     suite: str,
     size: str,
@@ -82,6 +99,13 @@ def make_manifest(
     n_token_stats: int,
     n_pair_kl: int,
     n_icl_scores: int | None = None,
+    n_fingerprints: int | None = None,
+    n_weight_stats: int | None = None,
+    n_weight_sketches: int | None = None,
+    n_loglik: int | None = None,
+    probe_set_hash: str | None = None,
+    loglik_set_hash: str | None = None,
+    weight_sketch_dim: int | None = None,
     eval_set: str = "brown-heldout",
     eval_set_hash: str = "sha256:synthetic",
     top_k: int = 2,
@@ -89,11 +113,28 @@ def make_manifest(
     code_version: str = "test",
     created_at: str = "2025-06-01T12:00:00+00:00",
 ) -> dict:
-    """A manifest.json body with every key the contract lists (rows.icl_scores only when given,
-    as in manifests written before ICL was extracted)."""
+    """A manifest.json body with every key the contract lists. The keys added later appear only
+    when given, as in manifests written before they existed: rows.icl_scores (before ICL);
+    rows.fingerprints / weight_stats / weight_sketches / loglik and the top-level
+    probe_set_hash, loglik_set_hash, weight_sketch_dim (before fingerprints, weight statistics
+    and log-likelihood vectors)."""
     rows = {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)}
-    if n_icl_scores is not None:
-        rows["icl_scores"] = int(n_icl_scores)
+    for key, value in (
+        ("icl_scores", n_icl_scores),
+        ("fingerprints", n_fingerprints),
+        ("weight_stats", n_weight_stats),
+        ("weight_sketches", n_weight_sketches),
+        ("loglik", n_loglik),
+    ):
+        if value is not None:
+            rows[key] = int(value)
+    extra: dict = {}
+    if probe_set_hash is not None:
+        extra["probe_set_hash"] = probe_set_hash
+    if loglik_set_hash is not None:
+        extra["loglik_set_hash"] = loglik_set_hash
+    if weight_sketch_dim is not None:
+        extra["weight_sketch_dim"] = int(weight_sketch_dim)
     return {
         "suite": suite,
         "size": size,
@@ -112,6 +153,7 @@ def make_manifest(
             {"seed": int(s), "source": f"synthetic/{size}-seed{s}/step{step}", "weights": f"sha256:{s:064x}"}
             for s in seeds
         ],
+        **extra,
     }
 
 
@@ -125,17 +167,29 @@ def write_checkpoint(
     pair_kl: dict[str, list],
     manifest: dict | None,
     icl_scores: dict[str, list] | None = None,
+    fingerprints: dict[str, list] | None = None,
+    weight_stats: dict[str, list] | None = None,
+    weight_sketches: dict[str, list] | None = None,
+    loglik: dict[str, list] | None = None,
 ) -> Path:
-    """One checkpoint partition: token_stats.parquet, pair_kl.parquet, icl_scores.parquet when
-    given and, when given, manifest.json.
+    """One checkpoint partition: token_stats.parquet, pair_kl.parquet; icl_scores.parquet,
+    fingerprints.parquet, weight_stats.parquet, weight_sketches.parquet and loglik.parquet when
+    given; and, when given, manifest.json.
 
     manifest=None leaves the partition incomplete, as a crashed or running extract would.
     """
     directory = partition_dir(lake, suite, size, step)
     _write(token_stats, TOKEN_STATS_SCHEMA, directory / "token_stats.parquet")
     _write(pair_kl, PAIR_KL_SCHEMA, directory / "pair_kl.parquet")
-    if icl_scores is not None:
-        _write(icl_scores, ICL_SCORES_SCHEMA, directory / "icl_scores.parquet")
+    for name, rows, schema in (
+        ("icl_scores", icl_scores, ICL_SCORES_SCHEMA),
+        ("fingerprints", fingerprints, FINGERPRINTS_SCHEMA),
+        ("weight_stats", weight_stats, WEIGHT_STATS_SCHEMA),
+        ("weight_sketches", weight_sketches, WEIGHT_SKETCHES_SCHEMA),
+        ("loglik", loglik, LOGLIK_SCHEMA),
+    ):
+        if rows is not None:
+            _write(rows, schema, directory / f"{name}.parquet")
     if manifest is not None:
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return directory
@@ -237,6 +291,41 @@ def token_stats_rows(stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEED
                 rows[name].append(float(stats[name][i, pos]))
             rows["topk_ids"].append([pos, pos + 1])
             rows["topk_logprobs"].append([-0.5, -1.5])
+    return rows
+
+
+def fingerprint_rows(
+    fingerprints: np.ndarray, seeds: tuple[int, ...], n_tokens: list[int] | None = None
+) -> dict[str, list]:
+    """fingerprints.parquet columns from a [n_seeds, n_probes, hidden] array (probe_id = index)."""
+    n_seeds, n_probes, _ = fingerprints.shape
+    rows: dict[str, list] = {name: [] for name in FINGERPRINTS_SCHEMA.names}
+    for i, seed in zip(range(n_seeds), seeds):
+        for probe in range(n_probes):
+            rows["seed"].append(int(seed))
+            rows["probe_id"].append(probe)
+            rows["n_tokens"].append(int(n_tokens[probe]) if n_tokens else 1)
+            rows["fingerprint"].append([float(v) for v in fingerprints[i, probe]])
+    return rows
+
+
+def weight_sketch_rows(sketches: np.ndarray, seeds: tuple[int, ...]) -> dict[str, list]:
+    """weight_sketches.parquet columns from a [n_seeds, dim] array."""
+    return {
+        "seed": [int(s) for s in seeds],
+        "sketch": [[float(v) for v in sketches[i]] for i in range(len(seeds))],
+    }
+
+
+def loglik_rows(logprob: np.ndarray, seeds: tuple[int, ...], n_tokens: list[int] | None = None) -> dict[str, list]:
+    """loglik.parquet columns from a [n_seeds, n_texts] array of log-probabilities (text_id = index)."""
+    rows: dict[str, list] = {name: [] for name in LOGLIK_SCHEMA.names}
+    for i, seed in enumerate(seeds):
+        for text_id in range(logprob.shape[1]):
+            rows["seed"].append(int(seed))
+            rows["text_id"].append(text_id)
+            rows["logprob"].append(float(logprob[i, text_id]))
+            rows["n_tokens"].append(int(n_tokens[text_id]) if n_tokens else 1)
     return rows
 
 

@@ -1,7 +1,8 @@
 {#
-    The rows of a checkpoint table of the lake (token_stats, pair_kl, icl_scores) in complete
-    partitions only: those whose manifest exists (stg_checkpoints). A partition without one is
-    still being written, or was abandoned by a crash, and must be invisible downstream.
+    The rows of a checkpoint table of the lake (token_stats, pair_kl, icl_scores, fingerprints,
+    weight_stats, weight_sketches, loglik) in complete partitions only: those whose manifest
+    exists (stg_checkpoints). A partition without one is still being written, or was abandoned
+    by a crash, and must be invisible downstream.
 
     The staging view reads an explicit list of the complete partitions' files, taken when the
     build creates it: no row is joined against stg_checkpoints (a semi join probes every row of

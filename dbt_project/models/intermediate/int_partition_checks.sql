@@ -34,6 +34,12 @@ select
     token_contexts.n_rows as token_stats_rows,
     pair_contexts.n_rows as pair_kl_rows,
     icl_scores.n_rows as icl_scores_rows,
+    fingerprints.n_rows as fingerprints_rows,
+    weight_stats.n_rows as weight_stats_rows,
+    weight_sketches.n_rows as weight_sketches_rows,
+    loglik.n_rows as loglik_rows,
+    weight_sketches.min_dim as min_weight_sketch_dim,
+    weight_sketches.max_dim as max_weight_sketch_dim,
     token_contexts.n_contexts as n_token_contexts,
     pair_contexts.n_contexts as n_pair_contexts,
     token_contexts.n_incomplete as n_incomplete_token_contexts,
@@ -88,7 +94,22 @@ from (
 ) as outside,
 (
     select count(*) as n_rows from {{ ref('stg_icl_scores') }} where {{ partition_filter(p) }}
-) as icl_scores
+) as icl_scores,
+(
+    select count(*) as n_rows from {{ ref('stg_fingerprints') }} where {{ partition_filter(p) }}
+) as fingerprints,
+(
+    select count(*) as n_rows from {{ ref('stg_weight_stats') }} where {{ partition_filter(p) }}
+) as weight_stats,
+(
+    -- the sketches' lengths, against the manifest's weight_sketch_dim
+    select count(*) as n_rows, min(len(sketch)) as min_dim, max(len(sketch)) as max_dim
+    from {{ ref('stg_weight_sketches') }}
+    where {{ partition_filter(p) }}
+) as weight_sketches,
+(
+    select count(*) as n_rows from {{ ref('stg_loglik') }} where {{ partition_filter(p) }}
+) as loglik
 {% if p is none %}where false{% endif %}
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
