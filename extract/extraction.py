@@ -322,11 +322,10 @@ class Extractor:
         if self.probe_inputs is not None:
             probes = self.probe_inputs
             tick = time.perf_counter()
-            # The eager body with the padding mask: the probes are few and ragged, and a
-            # compiled graph for each of their shapes would cost more than it saves.
+            # The skeleton is a causal LM, so the padding after a probe cannot reach the probe's
+            # own positions: the compiled body runs unmasked and the pooling leaves padding out.
             fingerprint = fingerprints(
-                lambda ids, mask: skeleton.body(input_ids=ids, attention_mask=mask).last_hidden_state,
-                probes.probes, probes.batch_probes, self.device,
+                lambda ids, mask: skeleton.hidden_states(ids), probes.probes, probes.batch_probes, self.device
             )
             timings["fingerprint"] += time.perf_counter() - tick
             tick = time.perf_counter()

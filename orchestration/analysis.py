@@ -1,8 +1,10 @@
-"""Python analyses over the marts: the per-step convergence regression."""
+"""Python analyses over the marts: the per-step convergence regression and the log-likelihood-vector
+analyses (model map, diffusion exponents, agreement with the exact KL)."""
 
 import dagster as dg
 import duckdb
 
+from analysis import loglik
 from analysis.regression import fit_all_steps
 from orchestration.resources import SeedconvSettings
 
@@ -32,3 +34,37 @@ def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         }
     )
 
+
+
+@dg.asset(group_name="warehouse", kinds={"numpy", "duckdb"},
+          deps=[dg.AssetKey(name) for name in loglik.INPUTS])
+def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Log-likelihood vectors (Oyama et al.): the model map, diffusion exponents, agreement with exact KL.
+
+    Written as the tables `loglik_model_map`, `diffusion_exponents` and `loglik_exact_agreement`
+    into the warehouse dbt builds, before it is published. A lake without log-likelihood vectors
+    gives the three tables empty, with their columns.
+    """
+    database = seedconv.load().paths.duckdb
+    with duckdb.connect(str(database)) as connection:
+        tables = loglik.compute_tables(connection)
+        loglik.write_tables(connection, tables)
+    model_map = tables["loglik_model_map"]
+    exponents = tables["diffusion_exponents"]
+    agreement = tables["loglik_exact_agreement"]
+    explained = (model_map.groupby("suite")[["explained_x", "explained_y"]].first().reset_index()
+                 if len(model_map) else model_map[["suite", "explained_x", "explained_y"]])
+    by_size = (exponents.groupby(["suite", "size"], sort=False)
+               .agg(seeds=("seed", "nunique"), start_steps=("start_step", "nunique"),
+                    median_kl_exponent=("kl_exponent", "median"),
+                    median_weight_exponent=("weight_exponent", "median"))
+               .reset_index()) if len(exponents) else exponents[["suite", "size"]]
+    return dg.MaterializeResult(
+        metadata={
+            **{f"{table}_rows": len(frame) for table, frame in tables.items()},
+            "models_mapped": len(model_map),
+            "map_explained_variance": dg.MetadataValue.md(explained.to_markdown(index=False)),
+            "diffusion_exponents_by_size": dg.MetadataValue.md(by_size.to_markdown(index=False)),
+            "loglik_vs_exact": dg.MetadataValue.md(agreement.to_markdown(index=False)),
+        }
+    )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.analysis import regression_coefficients
+from orchestration.analysis import loglik_analysis, regression_coefficients
 from orchestration.extraction import checkpoint_extraction
 from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
 from orchestration.reports import figure_assets, report_page, token_rankings_table
@@ -21,6 +21,7 @@ defs = dg.Definitions(
         checkpoint_extraction,
         warehouse_models,
         regression_coefficients,
+        loglik_analysis,
         published_warehouse,
         *figure_assets,
         token_rankings_table,

@@ -14,7 +14,7 @@ import time
 
 import dagster as dg
 
-from orchestration.analysis import regression_coefficients
+from orchestration.analysis import loglik_analysis, regression_coefficients
 from orchestration.definitions import defs
 from orchestration.extraction import checkpoint_extraction
 from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
@@ -62,8 +62,8 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
 
     _run(
         instance,
-        [warehouse_models, regression_coefficients, published_warehouse, *figure_assets, token_rankings_table,
-         report_page],
+        [warehouse_models, regression_coefficients, loglik_analysis, published_warehouse, *figure_assets,
+         token_rankings_table, report_page],
     )
     log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
 

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from orchestration.analysis import regression_coefficients
+from orchestration.analysis import loglik_analysis, regression_coefficients
 from orchestration.reports import figure_assets, report_page, token_rankings_table
 from orchestration.warehouse import published_warehouse, warehouse_models
 
@@ -12,6 +12,7 @@ warehouse_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(
         warehouse_models,
         regression_coefficients,
+        loglik_analysis,
         published_warehouse,
         *figure_assets,
         token_rankings_table,

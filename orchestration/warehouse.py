@@ -103,7 +103,10 @@ def publish_copy(source: Path, target: Path) -> None:
         staging.unlink(missing_ok=True)
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb"}, deps=[warehouse_models, dg.AssetKey("regression_coefficients")])
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb"},
+    deps=[warehouse_models, dg.AssetKey("regression_coefficients"), dg.AssetKey("loglik_analysis")],
+)
 def published_warehouse(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """The read-only copy of the DuckDB file that users query while the next one is built."""
     paths = seedconv.load().paths

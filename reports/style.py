@@ -45,3 +45,12 @@ def category_colors(n: int) -> list:
     """Unordered levels (tags, word classes): distinct muted hues."""
     palette = mpl.colormaps["tab10" if n <= 10 else "tab20"]
     return [palette(i) for i in range(n)]
+
+
+# Regime bands of the fingerprint figures: red for chaotic, amber for transition, green for stable.
+REGIME_COLORS = {"chaotic": "#d9665b", "transition": "#e8b04a", "stable": "#5fa873"}
+
+
+def step_colormap():
+    """Training steps as colour (log-scaled by the caller): a sequential map unlike the sizes' viridis."""
+    return mpl.colormaps["plasma"]

@@ -100,7 +100,8 @@ def test_a_probe_pools_the_same_alone_and_padded_in_a_batch(micro_suite, micro_s
     assert lengths[short] < batch.mask.shape[1]  # the shortest probe is padded in the batch
     model = micro_suite.load_model(micro_suite.checkpoint("b", 1, 8), CPU)
     with torch.inference_mode():
-        hidden = model.base_model(input_ids=batch.input_ids, attention_mask=batch.mask.long()).last_hidden_state
+        # Unmasked, as the extraction runs it: a causal model's padding comes after the probe.
+        hidden = model.base_model(input_ids=batch.input_ids).last_hidden_state
         batched = masked_mean(hidden, batch.mask)[short]
         alone_ids = batch.input_ids[short : short + 1, : int(lengths[short])]
         alone = model.base_model(input_ids=alone_ids).last_hidden_state[0].mean(dim=0)

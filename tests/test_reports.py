@@ -5,6 +5,7 @@ import re
 
 import pandas as pd
 import pytest
+from test_reports_loglik import LOGLIK_SAMPLES
 
 from reports.figures import FIGURES, figure_by_name, render
 from reports.page import FigureSection, figure_section, rankings_section, render_page
@@ -42,6 +43,7 @@ SAMPLES = {
          for s in STEPS for t in ("log_frequency", "size=l", "pos=VB")]
     ),
     "icl_score": frame(icl_score=0.3, icl_score_seed_std=0.05),
+    **LOGLIK_SAMPLES,
 }
 
 

@@ -1,0 +1,241 @@
+"""The fingerprint and log-likelihood-vector figures from small hand-made frames, and their queries."""
+
+import duckdb
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports.figures import (
+    DISTANCE_FLOOR,
+    REGIME_CHAOTIC_BELOW,
+    REGIME_STABLE_FROM,
+    figure_by_name,
+    plot_diffusion_exponents,
+    plot_fingerprint_regimes,
+    plot_llv_vs_exact,
+    plot_model_map,
+    plot_similarity_curves,
+    query,
+    regime_of,
+    render,
+    thresholds_match,
+)
+
+STEPS = [0, 1, 2, 4, 8]
+SIZES = (("s", 10), ("l", 100))
+SEEDS = (1, 2)
+SIMILARITY = {0: None, 1: 0.5, 2: 0.95, 4: 0.995, 8: 1.0}  # 1.0: identical fingerprints
+
+
+def regimes_frame(sizes=SIZES):
+    rows = []
+    for size, n_params in sizes:
+        for seed in SEEDS:
+            for i, step in enumerate(STEPS):
+                similarity = SIMILARITY[step]
+                rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed,
+                             "prev_step": STEPS[i - 1] if i else None, "similarity_prev": similarity})
+    data = pd.DataFrame(rows)
+    return data.assign(regime=regime_of(data["similarity_prev"].astype(float)))
+
+
+def similarity_frame(sizes=SIZES):
+    rows = []
+    for size, n_params in sizes:
+        for step in STEPS:
+            k = STEPS.index(step)
+            rows.append({"size": size, "n_params": n_params, "step": step, "n_seeds_consecutive": 2 if k else 0,
+                         "n_seeds": 2, "n_pairs": 1, "consecutive_mean": SIMILARITY[step],
+                         "cross_seed_mean": 0.3 + 0.1 * k, "cross_seed_min": 0.2 + 0.1 * k})
+    return pd.DataFrame(rows)
+
+
+def map_frame(sizes=SIZES):
+    rows = []
+    for k, (size, n_params) in enumerate(sizes):
+        for seed in SEEDS:
+            for i, step in enumerate(STEPS):
+                rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed, "x": i + k,
+                             "y": 0.1 * seed * i, "explained_x": 0.8, "explained_y": 0.15})
+    return pd.DataFrame(rows)
+
+
+def exponents_frame(sizes=SIZES, nan_sizes=()):
+    rows = []
+    for size, n_params in sizes:
+        for seed in SEEDS:
+            for i, step in enumerate(STEPS[:-1]):
+                n_points = len(STEPS) - 1 - i
+                fitted = n_points >= 3 and size not in nan_sizes
+                value = 0.6 + 0.05 * seed if fitted else np.nan
+                rows.append({"size": size, "n_params": n_params, "seed": seed, "start_step": step,
+                             "n_points": n_points, "kl_exponent": value, "kl_exponent_low": value - 0.1,
+                             "kl_exponent_high": value + 0.1, "weight_exponent": 1.2 if fitted else np.nan,
+                             "weight_n_points": n_points})
+    return pd.DataFrame(rows)
+
+
+def vs_exact_frame(sizes=SIZES):
+    rows = []
+    for size, n_params in sizes:
+        for k, step in enumerate(STEPS):
+            exact = 10.0 ** (-k) * (2 if size == "l" else 1)
+            rows.append({"size": size, "n_params": n_params, "step": step, "seed_a": 1, "seed_b": 2,
+                         "kl_llv_bits_per_byte": 1.3 * exact, "kl_exact_bits_per_byte": exact, "ratio": 1.3})
+    return pd.DataFrame(rows)
+
+
+LOGLIK_SAMPLES = {
+    "fingerprint_regimes": regimes_frame(),
+    "fingerprint_similarity": similarity_frame(),
+    "loglik_map": map_frame(),
+    "diffusion_over_training": exponents_frame(),
+    "loglik_vs_exact": vs_exact_frame(),
+}
+BUILDERS = {
+    "fingerprint_regimes": regimes_frame, "fingerprint_similarity": similarity_frame, "loglik_map": map_frame,
+    "diffusion_over_training": exponents_frame, "loglik_vs_exact": vs_exact_frame,
+}
+
+
+def texts(figure) -> str:
+    return " ".join([t.get_text() for t in figure.texts]
+                    + [t.get_text() for axis in figure.axes for t in axis.texts]
+                    + [axis.get_title() for axis in figure.axes])
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_a_single_size_draws_one_panel_per_row(name):
+    data = BUILDERS[name](sizes=(("s", 10),))
+    figure = figure_by_name(name).plot(data)
+    panels = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
+    assert len(panels) == (2 if name == "diffusion_over_training" else 1)
+    plt.close(figure)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_a_suite_without_rows_gets_a_no_data_figure(name, tmp_path):
+    spec = figure_by_name(name)
+    empty = BUILDERS[name]().iloc[0:0]
+    out = render(spec, empty, tmp_path / f"{name}.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figure = spec.plot(empty)
+    assert "No " in texts(figure) and "for this suite" in texts(figure)
+    plt.close(figure)
+
+
+def test_nan_exponents_leave_gaps_and_say_so():
+    data = exponents_frame(nan_sizes=("l",))
+    figure = plot_diffusion_exponents(data)
+    assert texts(figure).count("no exponent") == 2, "both panels of size l, none of size s"
+    kl_panel = figure.axes[0]
+    drawn = np.concatenate([line.get_ydata() for line in kl_panel.lines if len(line.get_xdata()) == 4])
+    # Start steps 4 (one later checkpoint) and 2 (two) have no slope: NaN gaps, not zeros.
+    assert np.isnan(drawn).sum() == 2 * len(SEEDS) and 0 not in drawn
+    dashed = [line for line in kl_panel.lines if line.get_linestyle() == "--"]
+    assert dashed and dashed[0].get_ydata()[0] == 1.0, "the diffusive reference at 1"
+    plt.close(figure)
+
+
+def test_regime_figure_shades_the_thresholds_and_keeps_identical_checkpoints():
+    figure = plot_fingerprint_regimes(regimes_frame())
+    axis = figure.axes[0]
+    low, high = axis.get_ylim()
+    assert low < 1 - REGIME_STABLE_FROM and 1 - REGIME_CHAOTIC_BELOW < high
+    thresholds = sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
+    assert thresholds == pytest.approx([1 - REGIME_STABLE_FROM, 1 - REGIME_CHAOTIC_BELOW])
+    seed_line = next(line for line in axis.lines if line.get_label() == "seed 1")
+    assert seed_line.get_ydata() == pytest.approx([0.5, 0.05, 0.005, DISTANCE_FLOOR])
+    assert {"chaotic", "transition", "stable"} <= set(texts(figure).split())
+    assert "other dbt vars" not in texts(figure)
+    plt.close(figure)
+
+
+def test_labels_from_other_thresholds_are_flagged():
+    data = regimes_frame()
+    assert thresholds_match(data)
+    relabelled = data.assign(regime=data["regime"].replace({"transition": "stable"}))
+    assert not thresholds_match(relabelled)
+    figure = plot_fingerprint_regimes(relabelled)
+    assert "other dbt vars" in texts(figure)
+    plt.close(figure)
+
+
+def test_similarity_curves_draw_consecutive_and_cross_seed_lines():
+    figure = plot_similarity_curves(similarity_frame())
+    labels = [line.get_label() for line in figure.axes[0].lines if not line.get_label().startswith("_")]
+    assert len(labels) == 3
+    cross_min = figure.axes[0].lines[2]
+    assert cross_min.get_ydata() == pytest.approx([0.8, 0.7, 0.6, 0.5, 0.4])
+    plt.close(figure)
+
+
+def test_model_map_draws_a_trajectory_per_seed_and_a_step_colour_bar():
+    data = map_frame()
+    figure = plot_model_map(data)
+    axis = figure.axes[0]
+    trajectories = [line for line in axis.lines if len(line.get_xdata()) == len(STEPS)]
+    assert len(trajectories) == len(SIZES) * len(SEEDS)
+    assert len(axis.collections) == len(SIZES), "one marker per size"
+    assert any(a.get_label() == "<colorbar>" for a in figure.axes)
+    assert "80%" in axis.get_xlabel() and "15%" in axis.get_ylabel()
+    plt.close(figure)
+
+
+def test_llv_against_exact_reports_spearman_and_drops_unusable_pairs():
+    data = vs_exact_frame()
+    data.loc[0, "kl_exact_bits_per_byte"] = 0.0  # cannot sit on a log axis
+    figure = plot_llv_vs_exact(data)
+    axis = figure.axes[0]
+    assert "Spearman ρ = 1.00 over 9 seed pairs" in axis.get_title()
+    assert "median ratio 1.3" in axis.get_title()
+    assert sum(len(c.get_offsets()) for c in axis.collections) == 9
+    legend = [t.get_text() for t in axis.get_legend().get_texts()]
+    assert "s (ρ = 1.00, 4 pairs)" in legend and "y = x" in legend
+    # Anti-correlated estimates are visible in the title, not hidden.
+    flipped = vs_exact_frame().assign(kl_llv_bits_per_byte=lambda d: 1.0 / d["kl_exact_bits_per_byte"])
+    assert "Spearman ρ = -" in plot_llv_vs_exact(flipped).axes[0].get_title()
+    plt.close("all")
+
+
+CONTRACT_TABLES = {
+    "mart_fingerprint_similarity": regimes_frame,
+    "mart_fingerprint_cross_seed": lambda: similarity_frame().rename(
+        columns={"cross_seed_mean": "mean_similarity", "cross_seed_min": "min_similarity"}
+    ).drop(columns=["consecutive_mean", "n_seeds_consecutive"]),
+    "loglik_model_map": map_frame,
+    "diffusion_exponents": exponents_frame,
+    "mart_loglik_vs_exact": vs_exact_frame,
+}
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = tmp_path / "published.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        for table, build in CONTRACT_TABLES.items():
+            frame = pd.concat([build().assign(suite="mine"), build().assign(suite="other")], ignore_index=True)
+            connection.register("frame", frame)
+            connection.execute(f"create table {table} as select * from frame")
+            connection.unregister("frame")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_queries_read_one_suite(name, database):
+    spec = figure_by_name(name)
+    data = query(database, spec.query, "mine")
+    assert len(data) == len(BUILDERS[name]())
+    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.query
+                                                                                else set())
+    plt.close(spec.plot(data))
+    assert query(database, spec.query, "absent").empty
+
+
+def test_similarity_query_joins_consecutive_and_cross_seed(database):
+    data = query(database, figure_by_name("fingerprint_similarity").query, "mine")
+    row = data[(data["size"] == "s") & (data["step"] == 2)].iloc[0]
+    assert row["consecutive_mean"] == pytest.approx(0.95)  # mean over the two seeds
+    assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
+    assert data["n_params"].is_monotonic_increasing
