@@ -154,18 +154,22 @@ def test_weight_statistics_match_the_checkpoint_files(micro_suite, micro_setting
 
 
 def test_count_sketch_estimates_squared_distances(micro_suite):
-    states = [load_file(micro_suite.root / "b-seed1" / f"step{step}" / "model.safetensors") for step in (0, 4, 8)]
-    exact = {}
-    for i, j in ((0, 1), (0, 2), (1, 2)):
-        a, b = parameters(states[i]), parameters(states[j])
-        exact[i, j] = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
-    sketches = [count_sketch(s, 4096).astype(np.float64) for s in states]
-    for (i, j), value in exact.items():
-        estimate = float(np.sum((sketches[i] - sketches[j]) ** 2))
-        # relative standard deviation at most sqrt(2 / 4096) = 2.2 %: 4 sigma
-        assert estimate == pytest.approx(value, rel=0.09)
+    steps = (0, 1, 2, 4, 8)
+    states = {step: load_file(micro_suite.root / "b-seed1" / f"step{step}" / "model.safetensors") for step in steps}
+    sketches = {step: count_sketch(state, 4096).astype(np.float64) for step, state in states.items()}
+    ratios = []
+    for i, a in enumerate(steps):
+        for b in steps[i + 1 :]:
+            first, second = parameters(states[a]), parameters(states[b])
+            exact = sum(float(((first[k].double() - second[k].double()) ** 2).sum()) for k in first)
+            ratios.append(float(np.sum((sketches[a] - sketches[b]) ** 2)) / exact)
+    ratios = np.array(ratios)
+    # Relative standard deviation at most sqrt(2 / 4096) = 2.2 %: every pair within 4 sigma, and
+    # no bias beyond what ten pairs can show. A structured hash fails this (its errors were 12 %).
+    assert np.all(np.abs(ratios - 1) < 0.09), ratios
+    assert abs(ratios.mean() - 1) < 0.03, ratios
     # The same hash for every call: a sketch is a fixed linear map of the weights.
-    np.testing.assert_array_equal(count_sketch(states[1], 4096), count_sketch(states[1], 4096))
+    np.testing.assert_array_equal(count_sketch(states[4], 4096), count_sketch(states[4], 4096))
 
 
 def test_parameter_groups_of_common_architectures():
