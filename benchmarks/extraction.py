@@ -83,7 +83,7 @@ def ensure_inputs(settings: Settings) -> None:
     if not open_suite(settings.suite(name)).partitions():
         print("training the mini suite first (make demo does this too) ...", flush=True)
         pipeline.train_mini_suite(settings, log=lambda message: None)
-    if not suite_table_path(lake, "icl_sequences", name).exists():
+    if not all(suite_table_path(lake, table, name).exists() for table in ("icl_sequences", "loglik_texts")):
         pipeline.build_eval_set(settings, name)
 
 
@@ -121,6 +121,9 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
         "forward pass (body + fp32 unembedding)": run.total("forward") / wall,
         "KL and top-k statistics": run.total("statistics") / wall,
         "ICL score": run.total("icl") / wall,
+        "log-likelihood vector": run.total("loglik") / wall,
+        "activation fingerprint": run.total("fingerprint") / wall,
+        "weight statistics and sketch": run.total("weights") / wall,
         "writing not hidden behind compute": run.exposed_write_s / wall,
     }
     read_rate = sum(m["checkpoint_bytes"] for m in run.manifests) / max(run.total("read"), 1e-9)
