@@ -489,7 +489,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "fingerprint_similarity", "Fingerprint similarity within and across seeds",
         "Per size: the fingerprint distance (1 minus cosine similarity) between consecutive checkpoints, averaged "
-        "over seeds, beside the distance between different seeds at the same step, mean and least similar pair.",
+        "over seeds, beside the distance between different seeds at the same step, mean and least similar pair. "
+        "The cross-seed cosine compares raw hidden coordinates, which each seed lays out in its own basis: near 0 "
+        "means unaligned bases, not unrelated models.",
         "mart_fingerprint_similarity, mart_fingerprint_cross_seed",
         """
         with consecutive as (
