@@ -250,13 +250,14 @@ def plot_fingerprint_regimes(data: pd.DataFrame) -> plt.Figure:
 
 
 def plot_similarity_curves(data: pd.DataFrame) -> plt.Figure:
-    """Per size: consecutive similarity (mean over seeds) beside the cross-seed mean and minimum."""
-    values = ["consecutive_mean", "cross_seed_mean", "cross_seed_min"]
+    """Per size: consecutive similarity (mean over seeds) beside the cross-seed cosine (mean and
+    minimum) and the cross-seed linear CKA (mean)."""
+    values = ["consecutive_mean", "cross_seed_mean", "cross_seed_min", "cross_seed_cka"]
     data = data.dropna(subset=values, how="all")
     if data.empty:
         return no_data_figure("No fingerprint similarities for this suite.")
     sizes = _sizes(data)
-    consecutive, cross = category_colors(2)
+    consecutive, cross, cka = category_colors(3)
     figure, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True,
                                 constrained_layout=True, squeeze=False)
     everything = pd.concat([_distance(data[column].dropna()) for column in values])
@@ -270,11 +271,13 @@ def plot_similarity_curves(data: pd.DataFrame) -> plt.Figure:
                   label="across seeds, same step (mean over pairs)")
         axis.plot(rows["step"], _distance(rows["cross_seed_min"]), color=cross, linestyle="--", linewidth=1,
                   label="across seeds (least similar pair)")
+        axis.plot(rows["step"], _distance(rows["cross_seed_cka"]), color=cka, marker="o", markersize=2,
+                  label="across seeds, 1 − linear CKA (mean over pairs)")
         # The regimes are defined on consecutive similarity: thresholds drawn for reference, bands not.
         _regime_axis(axis, everything, shade=False)
         _step_axis(axis)
         axis.set_title(f"size {size}")
-    axes[0][0].set_ylabel("1 − cosine similarity of fingerprints")
+    axes[0][0].set_ylabel("1 − similarity of fingerprints")
     axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return figure
 
@@ -489,9 +492,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "fingerprint_similarity", "Fingerprint similarity within and across seeds",
         "Per size: the fingerprint distance (1 minus cosine similarity) between consecutive checkpoints, averaged "
-        "over seeds, beside the distance between different seeds at the same step, mean and least similar pair. "
-        "The cross-seed cosine compares raw hidden coordinates, which each seed lays out in its own basis: near 0 "
-        "means unaligned bases, not unrelated models.",
+        "over seeds, beside the distance between different seeds at the same step (mean and least similar pair) "
+        "and 1 minus their linear CKA. The cross-seed cosine compares raw hidden coordinates, which each seed lays "
+        "out in its own basis, so near 0 means unaligned bases; CKA does not depend on the basis.",
         "mart_fingerprint_similarity, mart_fingerprint_cross_seed",
         """
         with consecutive as (
@@ -501,12 +504,12 @@ FIGURES: tuple[FigureSpec, ...] = (
         ),
         cross_seed as (
             select size, n_params, step, n_seeds, n_pairs, mean_similarity as cross_seed_mean,
-                   min_similarity as cross_seed_min
+                   min_similarity as cross_seed_min, mean_cka as cross_seed_cka
             from mart_fingerprint_cross_seed where suite = $1
         )
         select coalesce(c.size, x.size) as size, coalesce(c.n_params, x.n_params) as n_params,
                coalesce(c.step, x.step) as step, c.n_seeds_consecutive, x.n_seeds, x.n_pairs,
-               c.consecutive_mean, x.cross_seed_mean, x.cross_seed_min
+               c.consecutive_mean, x.cross_seed_mean, x.cross_seed_min, x.cross_seed_cka
         from consecutive c full outer join cross_seed x on c.size = x.size and c.step = x.step
         order by 2, 1, 3
         """,

@@ -61,10 +61,13 @@ CONSECUTIVE_COSINE = {
     ("small", 2): (0.8, 0.5, 0.95, 0.995, 0.999),
     ("small", 3): (0.5, 0.95, 0.995, 0.999, 0.9995),
     ("large", 1): (0.3, 0.97),
-    ("large", 2): (0.999, 0.9999),
+    ("large", 2): (0.95, 0.999),
     ("large", 3): (0.95, 0.999),
 }
 IDENTICAL_SEEDS = {"small": (1, 3)}  # (seed, copy)
+# In `large`, seed 2's fingerprints are seed 3's turned by one orthogonal map of the hidden space:
+# the same consecutive cosines, a cross-seed cosine below 1, and a linear CKA of exactly 1.
+ROTATED_SEEDS = {"large": (3, 2)}  # (seed, rotated copy)
 # A partition whose log-likelihoods score another text set: never paired across steps.
 OTHER_TEXT_SET = ("small", 16)
 
@@ -171,6 +174,10 @@ def write_fingerprint_lake(lake: Path, rng_seed: int = 5) -> FingerprintLake:
         for seed, copy in [IDENTICAL_SEEDS[size]] if size in IDENTICAL_SEEDS else []:
             assert CONSECUTIVE_COSINE[size, seed] == CONSECUTIVE_COSINE[size, copy]
             turning[size, copy] = turning[size, seed].copy()
+        for seed, copy in [ROTATED_SEEDS[size]] if size in ROTATED_SEEDS else []:
+            assert CONSECUTIVE_COSINE[size, seed] == CONSECUTIVE_COSINE[size, copy]
+            rotation, _ = np.linalg.qr(rng.normal(size=(HIDDEN, HIDDEN)))
+            turning[size, copy] = (turning[size, seed].astype(np.float64) @ rotation).astype(np.float32)
 
     text_base = -rng.integers(64, 1024, len(LOGLIK_TEXTS)) / 4
     for size, steps in STEPS.items():
@@ -271,6 +278,13 @@ def cosine(f: np.ndarray, g: np.ndarray) -> float:
     return float(f @ g / np.sqrt((f @ f) * (g @ g)))
 
 
+def linear_cka(f: np.ndarray, g: np.ndarray) -> float:
+    """Linear CKA of two [n_probes, hidden] fingerprints, from the features centred over probes."""
+    x = f.astype(np.float64) - f.astype(np.float64).mean(axis=0)
+    y = g.astype(np.float64) - g.astype(np.float64).mean(axis=0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
 def regime(similarity: float | None, chaotic_below: float = CHAOTIC_BELOW, stable_from: float = STABLE_FROM):
     if similarity is None:
         return None
@@ -344,7 +358,7 @@ MART_COLUMNS = {
     ],
     "mart_fingerprint_cross_seed": [
         "suite", "size", "step", "n_params", "n_seeds", "n_pairs", "mean_similarity", "min_similarity",
-        "n_regimes", "modal_regime_share", "all_seeds_agree",
+        "mean_cka", "min_cka", "n_regimes", "modal_regime_share", "all_seeds_agree",
     ],
     "mart_regime_entry": [
         "suite", "size", "n_params", "regime", "n_seeds", "n_seeds_entered", "mean_first_step",
@@ -472,6 +486,9 @@ def test_fingerprint_cross_seed_equals_hand_computation(built):
         assert row["n_pairs"] == len(pairs) == 3
         assert row["mean_similarity"] == pytest.approx(np.mean(pairs), rel=1e-12, abs=1e-12)
         assert row["min_similarity"] == pytest.approx(min(pairs), rel=1e-12, abs=1e-12)
+        ckas = [linear_cka(fingerprints[i], fingerprints[j]) for i, j in itertools.combinations(range(len(SEEDS)), 2)]
+        assert row["mean_cka"] == pytest.approx(np.mean(ckas), rel=1e-9, abs=1e-12)
+        assert row["min_cka"] == pytest.approx(min(ckas), rel=1e-9, abs=1e-12)
         assert row["n_regimes"] == len(set(present))
         if present:
             modal = max(present.count(r) for r in set(present))
@@ -498,6 +515,25 @@ def test_identical_seeds_have_similarity_one(built):
         "select max(similarity) from int_fingerprint_seed_pairs where size = 'small' group by step"
     ).fetchall()
     assert [m for (m,) in maxima] == pytest.approx([1.0] * len(maxima), abs=1e-12)
+
+
+def test_a_rotated_hidden_space_has_cka_one_but_not_cosine_one(built):
+    _, con, _ = built
+    seed, rotated = ROTATED_SEEDS["large"]
+    rows = _rows(
+        con,
+        "select step, similarity, cka from int_fingerprint_seed_pairs where size = 'large' and seed_a = ? "
+        "and seed_b = ? order by step",
+        sorted([seed, rotated]),
+    )
+    assert len(rows) == len([s for s in STEPS["large"] if ("large", s) not in OLD])
+    for row in rows:
+        assert row["cka"] == pytest.approx(1.0, abs=1e-6)  # float32 fingerprints
+        assert row["similarity"] < 0.999  # the raw cosine sees the rotation
+    identical = _rows(
+        con, "select cka from int_fingerprint_seed_pairs where size = 'small' and seed_a = 1 and seed_b = 3"
+    )
+    assert [r["cka"] for r in identical] == pytest.approx([1.0] * len(identical), abs=1e-9)
 
 
 def test_regime_entry_equals_hand_computation(built):

@@ -47,7 +47,8 @@ def similarity_frame(sizes=SIZES):
             k = STEPS.index(step)
             rows.append({"size": size, "n_params": n_params, "step": step, "n_seeds_consecutive": 2 if k else 0,
                          "n_seeds": 2, "n_pairs": 1, "consecutive_mean": SIMILARITY[step],
-                         "cross_seed_mean": 0.3 + 0.1 * k, "cross_seed_min": 0.2 + 0.1 * k})
+                         "cross_seed_mean": 0.3 + 0.1 * k, "cross_seed_min": 0.2 + 0.1 * k,
+                         "cross_seed_cka": 0.5 + 0.05 * k})
     return pd.DataFrame(rows)
 
 
@@ -165,9 +166,11 @@ def test_labels_from_other_thresholds_are_flagged():
 def test_similarity_curves_draw_consecutive_and_cross_seed_lines():
     figure = plot_similarity_curves(similarity_frame())
     labels = [line.get_label() for line in figure.axes[0].lines if not line.get_label().startswith("_")]
-    assert len(labels) == 3
+    assert len(labels) == 4
     cross_min = figure.axes[0].lines[2]
     assert cross_min.get_ydata() == pytest.approx([0.8, 0.7, 0.6, 0.5, 0.4])
+    cka = figure.axes[0].lines[3]
+    assert "CKA" in cka.get_label() and cka.get_ydata() == pytest.approx([0.5, 0.45, 0.4, 0.35, 0.3])
     plt.close(figure)
 
 
@@ -202,7 +205,8 @@ def test_llv_against_exact_reports_spearman_and_drops_unusable_pairs():
 CONTRACT_TABLES = {
     "mart_fingerprint_similarity": regimes_frame,
     "mart_fingerprint_cross_seed": lambda: similarity_frame().rename(
-        columns={"cross_seed_mean": "mean_similarity", "cross_seed_min": "min_similarity"}
+        columns={"cross_seed_mean": "mean_similarity", "cross_seed_min": "min_similarity",
+                 "cross_seed_cka": "mean_cka"}
     ).drop(columns=["consecutive_mean", "n_seeds_consecutive"]),
     "loglik_model_map": map_frame,
     "diffusion_exponents": exponents_frame,
@@ -238,4 +242,5 @@ def test_similarity_query_joins_consecutive_and_cross_seed(database):
     row = data[(data["size"] == "s") & (data["step"] == 2)].iloc[0]
     assert row["consecutive_mean"] == pytest.approx(0.95)  # mean over the two seeds
     assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
+    assert row["cross_seed_cka"] == pytest.approx(0.6)
     assert data["n_params"].is_monotonic_increasing

@@ -1,5 +1,6 @@
--- Agreement between seeds at the same checkpoint: the cosine similarity of their fingerprints
--- over every unordered seed pair (the comparison McEntire 2026 names and skips), and how far
+-- Agreement between seeds at the same checkpoint: the cosine similarity and the linear CKA of
+-- their fingerprints over every unordered seed pair (the comparison McEntire 2026 names and
+-- skips; int_fingerprint_seed_pairs says why the raw cosine alone misleads), and how far
 -- their regimes agree (the paper's share of checkpoints where every seed is in one regime).
 -- One row per (suite, size, step) with fingerprints.
 
@@ -67,7 +68,9 @@ over_pairs as (
         step,
         count(*) as n_pairs,
         avg(similarity) as mean_similarity,
-        min(similarity) as min_similarity
+        min(similarity) as min_similarity,
+        avg(cka) as mean_cka,
+        min(cka) as min_cka
 
     from seed_pairs
     group by suite, size, step
@@ -85,6 +88,8 @@ final as (
         coalesce(over_pairs.n_pairs, 0) as n_pairs,
         over_pairs.mean_similarity,
         over_pairs.min_similarity,
+        over_pairs.mean_cka,
+        over_pairs.min_cka,
         over_seeds.n_regimes,
         -- over every seed with a fingerprint: a seed with no regime is in no regime's count
         modal_regimes.n_seeds_in_modal_regime / over_seeds.n_seeds as modal_regime_share,
