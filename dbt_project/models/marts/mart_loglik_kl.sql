@@ -5,6 +5,9 @@
 -- at two steps (step_a < step_b), the trajectories behind the diffusion exponents. Only
 -- checkpoints scored on the same text set (manifest loglik_set_hash) are paired, text by text.
 -- A table rebuilt whole: the vectors are short (one value per text).
+-- The two kinds are two joins rather than one with an OR: each has its own equality keys (step,
+-- or seed), which a hash join can use; an OR would pair every two models of a size per text and
+-- filter afterwards (billions of rows at PolyPythia's 154 steps x 10 seeds).
 
 with checkpoints as (
 
