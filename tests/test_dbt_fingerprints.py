@@ -58,7 +58,7 @@ OLD = {("large", 0)}
 # per fingerprinted step after the first. In `small`, seed 3's fingerprints are seed 1's.
 CONSECUTIVE_COSINE = {
     ("small", 1): (0.5, 0.95, 0.995, 0.999, 0.9995),
-    ("small", 2): (0.8, 0.5, 0.95, 0.995, 0.999),
+    ("small", 2): (0.5, 0.995, 0.5, 0.995, 0.999),  # visits stable at step 2, leaves, stays from 8
     ("small", 3): (0.5, 0.95, 0.995, 0.999, 0.9995),
     ("large", 1): (0.3, 0.97),
     ("large", 2): (0.95, 0.999),
@@ -362,7 +362,8 @@ MART_COLUMNS = {
     ],
     "mart_regime_entry": [
         "suite", "size", "n_params", "regime", "n_seeds", "n_seeds_entered", "mean_first_step",
-        "std_first_step", "min_first_step", "max_first_step",
+        "std_first_step", "min_first_step", "max_first_step", "n_seeds_settled", "mean_settled_step",
+        "std_settled_step",
     ],
     "mart_regime_agreement": ["suite", "size", "n_params", "n_checkpoints", "share_all_agree"],
     "mart_weight_stats": [
@@ -544,11 +545,21 @@ def test_regime_entry_equals_hand_computation(built):
         if want["regime"] is not None:
             per_seed = first_steps.setdefault((size, want["regime"]), {})
             per_seed.setdefault(seed, step)
-    per_seed_rows = {
-        (r["size"], r["seed"], r["regime"]): r["first_step"] for r in _rows(con, "select * from int_regime_entry")
-    }
-    assert per_seed_rows == {
+    # settled: the regime of each seed's last checkpoint, from the step after its last other regime
+    settled: dict[tuple[str, str], dict[int, int]] = {}
+    for size in STEPS:
+        for seed in SEEDS:
+            history = [(step, similarity[size, step, seed]["regime"]) for step in fingerprinted_steps(synth, size)]
+            history = [(step, r) for step, r in history if r is not None]
+            final = history[-1][1]
+            last_other = max((step for step, r in history if r != final), default=-1)
+            settled.setdefault((size, final), {})[seed] = min(step for step, r in history if step > last_other)
+    entry_rows = _rows(con, "select * from int_regime_entry")
+    assert {(r["size"], r["seed"], r["regime"]): r["first_step"] for r in entry_rows} == {
         (size, seed, regime_): step for (size, regime_), seeds in first_steps.items() for seed, step in seeds.items()
+    }
+    assert {(r["size"], r["seed"], r["regime"]): r["settled_step"] for r in entry_rows if r["settled_step"]} == {
+        (size, seed, regime_): step for (size, regime_), seeds in settled.items() for seed, step in seeds.items()
     }
     rows = {(r["size"], r["regime"]): r for r in _rows(con, "select * from mart_regime_entry")}
     assert set(rows) == {(size, r) for size in STEPS for r in ("chaotic", "transition", "stable")}
@@ -562,9 +573,16 @@ def test_regime_entry_equals_hand_computation(built):
         assert row["mean_first_step"] == pytest.approx(steps.mean())
         assert row["std_first_step"] == _approx_or_none(steps.std(ddof=1) if len(steps) > 1 else None)
         assert row["min_first_step"] == steps.min() and row["max_first_step"] == steps.max()
-    # by hand: in `small` every seed is chaotic first at step 1; seeds 1 and 3 turn stable at 4, seed 2 at 8
+        stays = np.array(list(settled.get((size, regime_), {}).values()), dtype=float)
+        assert row["n_seeds_settled"] == len(stays)
+        assert row["mean_settled_step"] == _approx_or_none(stays.mean() if len(stays) else None)
+        assert row["std_settled_step"] == _approx_or_none(stays.std(ddof=1) if len(stays) > 1 else None)
+    # by hand: in `small` every seed is chaotic first at step 1; seeds 1 and 3 turn stable at 4 and
+    # stay, seed 2 visits stable at 2, is chaotic again at 4 and stable for good from 8
     assert rows["small", "chaotic"]["std_first_step"] == 0
-    assert rows["small", "stable"]["mean_first_step"] == pytest.approx(16 / 3)
+    assert rows["small", "stable"]["mean_first_step"] == pytest.approx(10 / 3)
+    assert rows["small", "stable"]["mean_settled_step"] == pytest.approx(16 / 3)
+    assert rows["small", "stable"]["n_seeds_settled"] == 3 and rows["small", "chaotic"]["n_seeds_settled"] == 0
     # in `large` only seed 1 is ever chaotic: one seed, no spread
     assert rows["large", "chaotic"]["n_seeds_entered"] == 1 and rows["large", "chaotic"]["std_first_step"] is None
 

@@ -1,6 +1,8 @@
 -- When the seeds enter each fingerprint regime (McEntire 2026): per size and regime, how many
--- of the size's seeds ever reach it and the spread across them of the step they first do. One
--- row per (suite, size, regime), every regime listed (n_seeds_entered 0 when none reached it).
+-- of the size's seeds ever reach it and the spread across them of the step they first do; and
+-- how many end training in it, with the spread of the step from which they stay
+-- (int_regime_entry.settled_step). One row per (suite, size, regime), every regime listed
+-- (n_seeds_entered 0 when none reached it).
 
 with similarity as (
 
@@ -43,7 +45,10 @@ over_seeds as (
         avg(first_step) as mean_first_step,
         stddev_samp(first_step) as std_first_step,
         min(first_step) as min_first_step,
-        max(first_step) as max_first_step
+        max(first_step) as max_first_step,
+        count(settled_step) as n_seeds_settled,
+        avg(settled_step) as mean_settled_step,
+        stddev_samp(settled_step) as std_settled_step
 
     from entries
     group by suite, size, regime
@@ -62,7 +67,10 @@ final as (
         over_seeds.mean_first_step,
         over_seeds.std_first_step,
         over_seeds.min_first_step,
-        over_seeds.max_first_step
+        over_seeds.max_first_step,
+        coalesce(over_seeds.n_seeds_settled, 0) as n_seeds_settled,
+        over_seeds.mean_settled_step,
+        over_seeds.std_settled_step
 
     from sizes
     cross join regimes
