@@ -63,6 +63,31 @@ def write_eval_tokens(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     )
 
 
+def write_one_document(lake: Path, suite: str, token_texts: list[str], token_ids: list[int], window: int) -> None:
+    """eval_documents and the suite's eval_tokens for one document (ca01) made of `token_texts`,
+    cut into windows of `window` tokens."""
+    n = len(token_texts)
+    write_eval_documents(
+        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": ["".join(token_texts)]}
+    )
+    starts = np.cumsum([0] + [len(t) for t in token_texts[:-1]]).tolist()
+    write_eval_tokens(
+        lake,
+        suite,
+        {
+            "eval_set": ["brown-heldout"] * n,
+            "position": list(range(n)),
+            "doc_id": ["ca01"] * n,
+            "window_id": [p // window for p in range(n)],
+            "token_id": list(token_ids),
+            "token_text": list(token_texts),
+            "char_start": starts,
+            "char_end": [s + len(t) for s, t in zip(starts, token_texts)],
+            "context_len": [p % window for p in range(n)],
+        },
+    )
+
+
 def write_unigram(lake: Path, suite: str, counts: dict[int, int]) -> Path:
     """lake/unigram/suite=<suite>/unigram.parquet: token counts of the reference corpus."""
     token_ids = sorted(counts)
@@ -336,26 +361,7 @@ def write_synthetic_lake(lake: Path) -> SyntheticLake:
     synth = SyntheticLake(root=lake)
 
     words = ["The", " jury", " said", " it", " did", " find"]
-    text = "".join(words)
-    write_eval_documents(
-        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
-    )
-    starts = np.cumsum([0] + [len(w) for w in words[:-1]]).tolist()
-    write_eval_tokens(
-        lake,
-        SUITE,
-        {
-            "eval_set": ["brown-heldout"] * N_POSITIONS,
-            "position": list(range(N_POSITIONS)),
-            "doc_id": ["ca01"] * N_POSITIONS,
-            "window_id": [0] * N_POSITIONS,
-            "token_id": [10 + p for p in range(N_POSITIONS)],
-            "token_text": words,
-            "char_start": starts,
-            "char_end": [s + len(w) for s, w in zip(starts, words)],
-            "context_len": list(range(N_POSITIONS)),
-        },
-    )
+    write_one_document(lake, SUITE, words, [10 + p for p in range(N_POSITIONS)], window=N_POSITIONS)
     write_unigram(lake, SUITE, {10 + p: 3 + p for p in range(N_POSITIONS)} | {0: 0, 1: 2})
 
     for size, step in synth.partitions:
@@ -533,26 +539,7 @@ def write_analysis_lake(lake: Path, rng_seed: int = 7) -> AnalysisLake:
         None if p == 0 or synth.window_id[p] != synth.window_id[p - 1] else synth.pos[p - 1] for p in range(n)
     ]
 
-    text = "".join(synth.token_text)
-    starts = np.cumsum([0] + [len(t) for t in synth.token_text[:-1]]).tolist()
-    write_eval_documents(
-        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
-    )
-    write_eval_tokens(
-        lake,
-        synth.suite,
-        {
-            "eval_set": ["brown-heldout"] * n,
-            "position": list(range(n)),
-            "doc_id": ["ca01"] * n,
-            "window_id": synth.window_id.tolist(),
-            "token_id": token_id.tolist(),
-            "token_text": synth.token_text,
-            "char_start": starts,
-            "char_end": [s + len(t) for s, t in zip(starts, synth.token_text)],
-            "context_len": (np.arange(n) % ANALYSIS_WINDOW).tolist(),
-        },
-    )
+    write_one_document(lake, synth.suite, synth.token_text, token_id.tolist(), window=ANALYSIS_WINDOW)
     write_unigram(lake, synth.suite, synth.unigram)
     write_token_pos(
         lake,

@@ -33,10 +33,9 @@ from lake_fixtures import (
     token_stats_rows,
     weight_sketch_rows,
     write_checkpoint,
-    write_eval_documents,
-    write_eval_tokens,
     write_fingerprint_probes,
     write_loglik_texts,
+    write_one_document,
     write_synthetic_lake,
     write_unigram,
 )
@@ -120,26 +119,7 @@ def write_fingerprint_lake(lake: Path, rng_seed: int = 5) -> FingerprintLake:
     synth = FingerprintLake(root=lake)
     n_positions = len(EVAL_TOKENS)
 
-    text = "".join(EVAL_TOKENS)
-    write_eval_documents(
-        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
-    )
-    starts = np.cumsum([0] + [len(t) for t in EVAL_TOKENS[:-1]]).tolist()
-    write_eval_tokens(
-        lake,
-        SUITE,
-        {
-            "eval_set": ["brown-heldout"] * n_positions,
-            "position": list(range(n_positions)),
-            "doc_id": ["ca01"] * n_positions,
-            "window_id": [0] * n_positions,
-            "token_id": [20 + p for p in range(n_positions)],
-            "token_text": EVAL_TOKENS,
-            "char_start": starts,
-            "char_end": [s + len(t) for s, t in zip(starts, EVAL_TOKENS)],
-            "context_len": list(range(n_positions)),
-        },
-    )
+    write_one_document(lake, SUITE, EVAL_TOKENS, [20 + p for p in range(n_positions)], window=n_positions)
     write_unigram(lake, SUITE, {20 + p: 5 + p for p in range(n_positions)})
     write_fingerprint_probes(
         lake,
