@@ -69,7 +69,8 @@ def loglik_texts_table(
 
 @dataclass(frozen=True)
 class TextBatch:
-    """The texts as model inputs: BOS then the text's tokens but the last, right-padded."""
+    """The texts as model inputs: BOS then the text's tokens (but the last, unless an end-of-text
+    token follows them), right-padded; every text token (and that end-of-text token) is a target."""
 
     input_ids: torch.Tensor  # [N, T] int64
     targets: torch.Tensor  # [N, T] int64, the text's tokens
@@ -81,18 +82,29 @@ class TextBatch:
             yield self.input_ids[start:stop], self.targets[start:stop], self.mask[start:stop]
 
 
-def text_batch(texts: pa.Table, tokenizer: PreTrainedTokenizerBase, bos_token_id: int) -> TextBatch:
-    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts.column("text").to_pylist()]
-    if [len(ids) for ids in encoded] != texts.column("n_tokens").to_pylist():
-        raise EvalSetError("loglik_texts no longer encode to their stored lengths: rebuild the eval set")
+def token_batch(encoded: Sequence[Sequence[int]], bos_token_id: int, eos_token_id: int | None = None) -> TextBatch:
+    """Token sequences fed behind BOS, each scored in full; with `eos_token_id`, that token is
+    appended to every sequence and scored too. Padding sits after each sequence, where a causal
+    model's real positions cannot see it."""
+    if eos_token_id is not None:
+        encoded = [[*ids, eos_token_id] for ids in encoded]
     length = max(len(ids) for ids in encoded)
     targets = torch.full((len(encoded), length), bos_token_id, dtype=torch.int64)
     mask = torch.zeros((len(encoded), length), dtype=torch.bool)
     for row, ids in enumerate(encoded):
-        targets[row, : len(ids)] = torch.tensor(ids)
+        targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
         mask[row, : len(ids)] = True
     input_ids = torch.cat([torch.full((len(encoded), 1), bos_token_id), targets[:, :-1]], dim=1)
     return TextBatch(input_ids, targets, mask)
+
+
+def text_batch(
+    texts: pa.Table, tokenizer: PreTrainedTokenizerBase, bos_token_id: int, eos_token_id: int | None = None
+) -> TextBatch:
+    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts.column("text").to_pylist()]
+    if [len(ids) for ids in encoded] != texts.column("n_tokens").to_pylist():
+        raise EvalSetError("loglik_texts no longer encode to their stored lengths: rebuild the eval set")
+    return token_batch(encoded, bos_token_id, eos_token_id)
 
 
 def text_logprobs(
