@@ -68,6 +68,7 @@ class EvalConfig:
     heldout_every: int = 25  # every 25th Brown document is held out of training
     top_k: int = 32
     batch_windows: int = 32  # windows per forward pass
+    batch_masked: int = 256  # masked LMs: masked copies of windows per forward pass (one per target)
 
     def __post_init__(self) -> None:
         _check_range("eval.n_tokens", self.n_tokens, 1, 10_000_000)
@@ -75,6 +76,7 @@ class EvalConfig:
         _check_range("eval.heldout_every", self.heldout_every, 2, 500)
         _check_range("eval.top_k", self.top_k, 1, 1_000_000)
         _check_range("eval.batch_windows", self.batch_windows, 1, 100_000)
+        _check_range("eval.batch_masked", self.batch_masked, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -181,29 +183,65 @@ class WeightsConfig:
         _check_range("weights.sketch_dim", self.sketch_dim, 16, 1 << 24)
 
 
+# The slim BLiMP copy shipped beside the project (../shared/data/blimp, CC BY 4.0; see its README).
+SHARED_BLIMP = REPO_ROOT.parent / "shared" / "data" / "blimp" / "blimp_slim.jsonl.gz"
+BLIMP_HUB_PREFIX = "hub:"
+
+
+@dataclass(frozen=True)
+class BlimpConfig:
+    """BLiMP minimal pairs scored by every causal model; see extract/blimp.py."""
+
+    # A .jsonl or .jsonl.gz file, a folder of BLiMP's per-paradigm .jsonl files, or
+    # "hub:nyu-mll/blimp" for the Hugging Face dataset (needs internet or a filled cache).
+    source: str = str(SHARED_BLIMP)
+    pairs_per_paradigm: int = 20  # the first pairs of each paradigm, by pairID
+    paradigms: tuple[str, ...] = ()  # paradigm UIDs to keep; empty: all 67
+    append_eos: bool = False  # score the end-of-text token after each sentence too
+    batch_sentences: int = 64  # sentences per forward pass
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source:
+            raise ConfigError(f"blimp.source must be a path or 'hub:<dataset id>', got {self.source!r}")
+        _check_range("blimp.pairs_per_paradigm", self.pairs_per_paradigm, 1, 1_000_000)
+        _check_range("blimp.batch_sentences", self.batch_sentences, 1, 100_000)
+        if not isinstance(self.append_eos, bool):
+            raise ConfigError(f"blimp.append_eos must be true or false, got {self.append_eos!r}")
+        if len(set(self.paradigms)) != len(self.paradigms):
+            raise ConfigError(f"blimp.paradigms has duplicates: {list(self.paradigms)}")
+
+    @property
+    def hub_dataset(self) -> str | None:
+        return self.source.removeprefix(BLIMP_HUB_PREFIX) if self.source.startswith(BLIMP_HUB_PREFIX) else None
+
+
 @dataclass(frozen=True)
 class MiniSizeConfig:
-    """One model size of the self-trained suite (GPT-NeoX)."""
+    """One model size of a self-trained suite (GPT-NeoX, or BERT for the masked suite)."""
 
     name: str
     hidden_size: int
     num_layers: int
     num_heads: int
+    section: str = "mini"  # the settings section it came from, for error messages
 
     def __post_init__(self) -> None:
-        _check_range(f"mini.sizes.{self.name}.hidden_size", self.hidden_size, 4, 65_536)
-        _check_range(f"mini.sizes.{self.name}.num_layers", self.num_layers, 1, 256)
-        _check_range(f"mini.sizes.{self.name}.num_heads", self.num_heads, 1, 256)
+        prefix = f"{self.section}.sizes.{self.name}"
+        _check_range(f"{prefix}.hidden_size", self.hidden_size, 4, 65_536)
+        _check_range(f"{prefix}.num_layers", self.num_layers, 1, 256)
+        _check_range(f"{prefix}.num_heads", self.num_heads, 1, 256)
         if self.hidden_size % self.num_heads:
             raise ConfigError(
-                f"mini.sizes.{self.name}: hidden_size {self.hidden_size} is not divisible "
-                f"by num_heads {self.num_heads}"
+                f"{prefix}: hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
             )
+
+
+OBJECTIVES = ("causal", "masked")
 
 
 @dataclass(frozen=True)
 class MiniSuiteConfig:
-    """The multi-seed suite the project trains itself on CPU."""
+    """A multi-seed suite the project trains itself on CPU: causal ([mini]) or masked ([mini_mlm])."""
 
     name: str = "mini"
     sizes: tuple[MiniSizeConfig, ...] = (
@@ -218,40 +256,74 @@ class MiniSuiteConfig:
     seq_len: int = 128
     learning_rate: float = 3e-3
     warmup_steps: int = 16
+    objective: str = "causal"  # causal: GPT-NeoX, next token; masked: BERT, masked tokens
+    mask_probability: float = 0.15  # masked suites: share of training tokens masked (BERT's 80/10/10)
+    enabled: bool = True  # false: the suite is neither trained nor evaluated
+
+    @property
+    def section(self) -> str:
+        return "mini" if self.objective == "causal" else "mini_mlm"
 
     def __post_init__(self) -> None:
+        section = self.section
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"{section}.objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"{section}.enabled must be true or false, got {self.enabled!r}")
         if not self.sizes:
-            raise ConfigError("mini.sizes is empty: name at least one model size")
+            raise ConfigError(f"{section}.sizes is empty: name at least one model size")
         if len(self.seeds) < 2:
-            raise ConfigError("mini.seeds needs at least two seeds to compare")
+            raise ConfigError(f"{section}.seeds needs at least two seeds to compare")
         if len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"mini.seeds has duplicates: {list(self.seeds)}")
-        _check_range("mini.vocab_size", self.vocab_size, 260, 1_000_000)
-        _check_range("mini.steps", self.steps, 1, 10_000_000)
-        _check_range("mini.batch_size", self.batch_size, 1, 1_000_000)
-        _check_range("mini.seq_len", self.seq_len, 2, 1_000_000)
+            raise ConfigError(f"{section}.seeds has duplicates: {list(self.seeds)}")
+        _check_range(f"{section}.vocab_size", self.vocab_size, 260, 1_000_000)
+        _check_range(f"{section}.steps", self.steps, 1, 10_000_000)
+        _check_range(f"{section}.batch_size", self.batch_size, 1, 1_000_000)
+        _check_range(f"{section}.seq_len", self.seq_len, 2, 1_000_000)
         if not 0 < self.learning_rate < 1:
-            raise ConfigError(f"mini.learning_rate must be in (0, 1), got {self.learning_rate}")
+            raise ConfigError(f"{section}.learning_rate must be in (0, 1), got {self.learning_rate}")
+        if not 0 < self.mask_probability < 1:
+            raise ConfigError(f"{section}.mask_probability must be in (0, 1), got {self.mask_probability}")
+
+
+# The masked suite's defaults: BERT at the causal suite's two smaller shapes, the same seeds,
+# data and checkpoint schedule.
+MINI_MLM_DEFAULTS = {
+    "name": "mini-mlm",
+    "objective": "masked",
+    "learning_rate": 1e-3,
+    "sizes": (
+        MiniSizeConfig("s", hidden_size=32, num_layers=1, num_heads=2, section="mini_mlm"),
+        MiniSizeConfig("m", hidden_size=64, num_layers=2, num_heads=4, section="mini_mlm"),
+    ),
+}
+
+
+SUITE_KINDS = ("local", "hub", "multibert")
 
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """A suite to evaluate: `local` (a directory of checkpoints) or `hub` (PolyPythia)."""
+    """A suite to evaluate: `local` (a directory of checkpoints), `hub` (PolyPythia) or `multibert`."""
 
     name: str
-    kind: str  # "local" or "hub"
+    kind: str  # "local", "hub" or "multibert"
     path: Path | None = None  # local suites
-    sizes: tuple[str, ...] = ()  # hub suites: which sizes
+    sizes: tuple[str, ...] = ()  # hub suites: which sizes (MultiBERT has one, "base")
     seeds: tuple[int, ...] = ()  # hub suites: which seeds
-    steps: tuple[int, ...] = ()  # hub suites: which steps (empty: all 154)
+    steps: tuple[int, ...] = ()  # hub suites: which steps (empty: all the suite publishes)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("local", "hub"):
-            raise ConfigError(f"suites.{self.name}.kind must be 'local' or 'hub', got {self.kind!r}")
+        if self.kind not in SUITE_KINDS:
+            raise ConfigError(f"suites.{self.name}.kind must be one of {SUITE_KINDS}, got {self.kind!r}")
         if self.kind == "local" and self.path is None:
             raise ConfigError(f"suites.{self.name}: a local suite needs a path")
-        if self.kind == "hub" and (not self.sizes or len(self.seeds) < 2):
-            raise ConfigError(f"suites.{self.name}: a hub suite needs sizes and at least two seeds")
+        if self.kind == "hub" and not self.sizes:
+            raise ConfigError(f"suites.{self.name}: a hub suite needs sizes")
+        if self.kind == "multibert" and self.sizes not in ((), ("base",)):
+            raise ConfigError(f"suites.{self.name}: MultiBERT has one size, 'base'; got sizes {list(self.sizes)}")
+        if self.kind != "local" and len(self.seeds) < 2:
+            raise ConfigError(f"suites.{self.name}: a {self.kind} suite needs at least two seeds")
         if any(c in self.name for c in "|/= "):
             raise ConfigError(f"suite name {self.name!r} may not contain '|', '/', '=' or spaces")
 
@@ -261,18 +333,27 @@ class Settings:
     paths: WarehousePaths
     eval: EvalConfig = field(default_factory=EvalConfig)
     mini: MiniSuiteConfig = field(default_factory=MiniSuiteConfig)
-    suites: tuple[SuiteConfig, ...] = ()  # besides the mini suite
+    suites: tuple[SuiteConfig, ...] = ()  # besides the mini suites
     icl: IclConfig = field(default_factory=IclConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     fingerprint: FingerprintConfig = field(default_factory=FingerprintConfig)
     loglik: LoglikConfig = field(default_factory=LoglikConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+    blimp: BlimpConfig = field(default_factory=BlimpConfig)
+    mini_mlm: MiniSuiteConfig = field(default_factory=lambda: MiniSuiteConfig(**MINI_MLM_DEFAULTS))
+
+    @property
+    def mini_suites(self) -> tuple[MiniSuiteConfig, ...]:
+        """The self-trained suites that are enabled: the causal one, then the masked one."""
+        return tuple(mini for mini in (self.mini, self.mini_mlm) if mini.enabled)
 
     @property
     def all_suites(self) -> tuple[SuiteConfig, ...]:
-        """The self-trained mini suite (always there) and the configured ones."""
-        mini = SuiteConfig(name=self.mini.name, kind="local", path=self.paths.suites / self.mini.name)
-        return (mini, *self.suites)
+        """The enabled self-trained suites and the configured ones."""
+        minis = tuple(
+            SuiteConfig(name=mini.name, kind="local", path=self.paths.suites / mini.name) for mini in self.mini_suites
+        )
+        return (*minis, *self.suites)
 
     def suite(self, name: str) -> SuiteConfig:
         for suite in self.all_suites:
@@ -304,14 +385,15 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     fingerprint = FingerprintConfig(**fingerprint_values)
     loglik = LoglikConfig(**_section(raw, "loglik", LoglikConfig))
     weights = WeightsConfig(**_section(raw, "weights", WeightsConfig))
-    mini_values = dict(_section(raw, "mini", MiniSuiteConfig))
-    if "sizes" in mini_values:
-        mini_values["sizes"] = tuple(
-            MiniSizeConfig(name=name, **spec) for name, spec in mini_values["sizes"].items()
-        )
-    if "seeds" in mini_values:
-        mini_values["seeds"] = tuple(mini_values["seeds"])
-    mini = MiniSuiteConfig(**mini_values)
+    blimp_values = dict(_section(raw, "blimp", BlimpConfig))
+    if "paradigms" in blimp_values:
+        blimp_values["paradigms"] = tuple(blimp_values["paradigms"])
+    source = blimp_values.get("source")
+    if isinstance(source, str) and source and not source.startswith(BLIMP_HUB_PREFIX):
+        blimp_values["source"] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
+    blimp = BlimpConfig(**blimp_values)
+    mini = _mini_suite(raw, "mini", {})
+    mini_mlm = _mini_suite(raw, "mini_mlm", MINI_MLM_DEFAULTS)
 
     suites = []
     for spec in raw.get("suites", []):
@@ -326,13 +408,40 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
             suites.append(SuiteConfig(**spec))
         except TypeError as error:
             raise ConfigError(f"bad [[suites]] entry {spec}: {error}") from None
-    names = [mini.name] + [s.name for s in suites]
+    names = [m.name for m in (mini, mini_mlm) if m.enabled] + [s.name for s in suites]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite names must be unique, got {names}")
+    if not names:
+        raise ConfigError("no suite to evaluate: both mini suites are disabled and no [[suites]] is configured")
     return Settings(
-        WarehousePaths(warehouse_root), eval_config, mini, tuple(suites), icl=icl, extraction=extraction,
-        fingerprint=fingerprint, loglik=loglik, weights=weights,
+        WarehousePaths(warehouse_root),
+        eval_config,
+        mini,
+        tuple(suites),
+        icl=icl,
+        extraction=extraction,
+        fingerprint=fingerprint,
+        loglik=loglik,
+        weights=weights,
+        blimp=blimp,
+        mini_mlm=mini_mlm,
     )
+
+
+def _mini_suite(raw: dict, section: str, defaults: dict) -> MiniSuiteConfig:
+    """[mini] or [mini_mlm]: the section's keys over the suite's defaults."""
+    values = {**defaults, **_section(raw, section, MiniSuiteConfig)}
+    objective = "causal" if section == "mini" else "masked"
+    if values.get("objective", objective) != objective:
+        raise ConfigError(f"{section}.objective is fixed to {objective!r}, got {values['objective']!r}")
+    values["objective"] = objective
+    if isinstance(values.get("sizes"), dict):
+        values["sizes"] = tuple(
+            MiniSizeConfig(name=name, section=section, **spec) for name, spec in values["sizes"].items()
+        )
+    if "seeds" in values:
+        values["seeds"] = tuple(values["seeds"])
+    return MiniSuiteConfig(**values)
 
 
 def load_settings(config_path: Path | str | None = None, warehouse_root: Path | str | None = None) -> Settings:

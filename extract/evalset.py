@@ -3,8 +3,12 @@
 The evaluation set is cut from held-out Brown documents, which no mini-suite run trains on:
 each document is tokenized with the suite's tokenizer and split into windows of at most
 `window` tokens; windows are taken in document order until `n_tokens` targets are collected.
-Each window is fed to the model behind a BOS token, so every token of it is predicted and its
-context length (the number of real tokens before it in the window) runs from 0.
+Each window is fed to a causal model behind a BOS token, so every token of it is predicted and
+its context length (the number of real tokens before it in the window) runs from 0.
+
+A masked LM sees the same windows as `[CLS] window [SEP]` and predicts each token from a copy of
+its window in which that token, and only that token, is replaced by `[MASK]`: the prediction is
+read at the masked position, so it is the masked token's (`MaskedEvalBatches`).
 """
 
 from __future__ import annotations
@@ -126,6 +130,62 @@ def eval_batches(eval_tokens: pa.Table, bos_token_id: int) -> EvalBatches:
     position[window_index, context_len] = positions
     input_ids = np.concatenate([np.full((n_windows, 1), bos_token_id), targets[:, :-1]], axis=1)
     return EvalBatches(torch.from_numpy(input_ids), torch.from_numpy(targets), torch.from_numpy(position))
+
+
+@dataclass(frozen=True)
+class MaskedEvalBatches:
+    """The evaluation set as masked-LM inputs: one masked copy of its window per target.
+
+    windows[w] is `[CLS]` + window w's tokens + `[SEP]`, right-padded with `[PAD]` (attention False).
+    Target i (row i of eval_tokens, in position order) is predicted from windows[window_index[i]]
+    with the token at column offset[i] (its context_len + 1) replaced by `[MASK]`.
+    """
+
+    windows: torch.Tensor  # [W, L + 2] int64
+    attention: torch.Tensor  # [W, L + 2] int64, 1 on real and special tokens
+    window_index: torch.Tensor  # [N] int64
+    offset: torch.Tensor  # [N] int64, the masked column
+    targets: torch.Tensor  # [N] int64, the masked token
+    positions: np.ndarray  # [N] int32, eval_tokens.position, ascending
+    mask_token_id: int
+
+    def batches(self, copies_per_batch: int):
+        """(input_ids [B, L + 2], attention_mask, masked column [B]) for each run of B targets."""
+        for start in range(0, len(self.targets), copies_per_batch):
+            stop = start + copies_per_batch
+            rows, columns = self.window_index[start:stop], self.offset[start:stop]
+            input_ids = self.windows[rows].clone()
+            input_ids[torch.arange(len(rows)), columns] = self.mask_token_id
+            yield input_ids, self.attention[rows], columns
+
+
+def masked_eval_batches(
+    eval_tokens: pa.Table, cls_id: int, sep_id: int, mask_id: int, pad_id: int
+) -> MaskedEvalBatches:
+    if eval_tokens.num_rows == 0:
+        raise EvalSetError("the evaluation set is empty")
+    order = np.argsort(eval_tokens.column("position").to_numpy(), kind="stable")
+    window_ids = eval_tokens.column("window_id").to_numpy()[order]
+    context_len = eval_tokens.column("context_len").to_numpy()[order].astype(np.int64)
+    token_ids = eval_tokens.column("token_id").to_numpy()[order].astype(np.int64)
+    _, window_index = np.unique(window_ids, return_inverse=True)
+    n_windows, length = window_index.max() + 1, context_len.max() + 1
+
+    windows = np.full((n_windows, length + 2), pad_id, dtype=np.int64)
+    windows[:, 0] = cls_id
+    windows[window_index, context_len + 1] = token_ids
+    lengths = np.bincount(window_index, minlength=n_windows)
+    windows[np.arange(n_windows), lengths + 1] = sep_id
+    attention = (np.arange(length + 2)[None, :] <= (lengths + 1)[:, None]).astype(np.int64)
+    return MaskedEvalBatches(
+        windows=torch.from_numpy(windows),
+        attention=torch.from_numpy(attention),
+        window_index=torch.from_numpy(window_index.astype(np.int64)),
+        offset=torch.from_numpy(context_len + 1),
+        targets=torch.from_numpy(token_ids),
+        positions=eval_tokens.column("position").to_numpy()[order].astype(np.int32),
+        mask_token_id=mask_id,
+    )
 
 
 def unigram_counts(token_stream: np.ndarray) -> pa.Table:

@@ -6,9 +6,12 @@ vocabulary-sized tensors are ever on the device:
 1. Per seed, in turn: the checkpoint (read ahead on a background thread while the previous seed
    computes) is copied into a model skeleton kept on the device, the transformer body runs over
    every evaluation window, and its last hidden states [N, H] are kept. The ICL score, the
-   activation fingerprint and the log-likelihood vector run here too, and the weight statistics
-   are taken from the checkpoint's tensors in CPU memory. A seed whose weights hash equals an
-   earlier seed's reuses that seed's model outputs.
+   activation fingerprint, the log-likelihood vector and the BLiMP sentence scores run here too,
+   and the weight statistics are taken from the checkpoint's tensors in CPU memory. A seed whose
+   weights hash equals an earlier seed's reuses that seed's model outputs. A masked LM runs every
+   target's masked copy of its window instead (extract/evalset.py, `MaskedEvalBatches`) and keeps
+   the hidden state at the masked position; the ICL score, the log-likelihood vector and BLiMP
+   need a left-to-right probability of text and are not taken for it.
 2. Per chunk of tokens: every seed's fp32 logits are computed from its hidden states and its fp32
    output embedding, and the per-token statistics and the exact pairwise KLs are taken from them
    on the device. The chunk's rows are sized so that vocabulary-sized tensors stay under
@@ -29,14 +32,15 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from extract.blimp import blimp_scores_table
 from extract.config import IclConfig
 from extract.distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
-from extract.evalset import EvalBatches, EvalSetError
+from extract.evalset import EvalBatches, EvalSetError, MaskedEvalBatches
 from extract.fingerprints import ProbeBatch, fingerprints, fingerprints_table
 from extract.icl import icl_scores_table, seed_surprisals
 from extract.loglik import TextBatch, loglik_table, text_logprobs
-from extract.skeleton import Skeleton, architecture_key, forward_dtype
-from extract.suites import Checkpoint, Suite
+from extract.skeleton import Head, Skeleton, architecture_key, forward_dtype
+from extract.suites import Checkpoint, Suite, objective_of
 from extract.weight_stats import (
     WeightHistory,
     WeightMismatch,
@@ -83,6 +87,8 @@ class ProbeInputs:
     batch_probes: int = 32
     batch_texts: int = 32
     sketch_dim: int = 4096
+    blimp: TextBatch | None = None  # BLiMP sentences, good and bad of each pair interleaved
+    batch_sentences: int = 64
 
     @property
     def probe_tokens(self) -> np.ndarray:
@@ -100,17 +106,19 @@ class Extraction:
     step: int
     token_stats: pa.Table
     pair_kl: pa.Table
-    icl_scores: pa.Table
+    icl_scores: pa.Table | None  # None for masked LMs
     fingerprints: pa.Table | None
     weight_stats: pa.Table | None
     weight_sketches: pa.Table | None
-    loglik: pa.Table | None
+    loglik: pa.Table | None  # None for masked LMs
+    blimp_scores: pa.Table | None  # None for masked LMs
     n_params: int
     checkpoints: list[dict]  # seed, source, weights digest, bytes read
     timings_s: dict[str, float]
     forward_dtype: str
     n_tokens: int
     checkpoint_bytes: int = field(default=0)
+    objective: str = "causal"
 
 
 def default_device() -> torch.device:
@@ -127,11 +135,12 @@ def chunk_rows(n_seeds: int, vocab: int, chunk_bytes: int) -> int:
 class _SeedResult:
     """Phase 1's output for one seed, on the device."""
 
-    hidden: torch.Tensor  # [N, H] last hidden states, forward dtype
-    head: torch.Tensor  # [V, H] fp32 output embedding
-    icl: tuple[np.ndarray, np.ndarray]  # surprisal given the short and the long context
+    hidden: torch.Tensor  # [N, H] what the output embedding is applied to, forward dtype
+    head: Head  # fp32 output embedding
+    icl: tuple[np.ndarray, np.ndarray] | None  # surprisal given the short and the long context
     fingerprint: np.ndarray | None  # [P, H] fp32
     loglik: np.ndarray | None  # [texts] log p(text), nats
+    blimp: np.ndarray | None  # [2 x pairs] log p(sentence), nats, good and bad interleaved
 
 
 class Extractor:
@@ -140,9 +149,9 @@ class Extractor:
     def __init__(
         self,
         suite: Suite,
-        batches: EvalBatches,
+        batches: EvalBatches | MaskedEvalBatches,
         unigram_counts: pa.Table,
-        icl_sequences: pa.Table,
+        icl_sequences: pa.Table | None,
         tokenizer_vocab: int,
         top_k: int,
         windows_per_batch: int,
@@ -157,6 +166,10 @@ class Extractor:
         if int(batches.targets.max()) >= tokenizer_vocab:
             raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
         self.suite = suite
+        self.objective = suite.objective
+        self.masked = isinstance(batches, MaskedEvalBatches)
+        if self.masked != (self.objective == "masked"):
+            raise EvalSetError(f"suite {suite.name!r} is a {self.objective} LM; its evaluation batches are not")
         self.batches = batches
         self.icl_sequences = icl_sequences
         self.tokenizer_vocab = tokenizer_vocab
@@ -175,6 +188,10 @@ class Extractor:
             lambda size, seed, step: suite.read_weights(suite.checkpoint(size, seed, step)).state_dict
         )
 
+        if self.masked:
+            self.positions = batches.positions  # masked copies come in position order
+            self._targets = batches.targets
+            return
         keep = batches.position.reshape(-1) >= 0
         self._keep = keep
         position = batches.position.reshape(-1)[keep].numpy()
@@ -205,8 +222,18 @@ class Extractor:
     # -- phase 1: one seed at a time ------------------------------------------------------------
 
     def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction:
-        timings = {"read_wait": 0.0, "load": 0.0, "forward": 0.0, "statistics": 0.0, "icl": 0.0, "read": 0.0,
-                   "fingerprint": 0.0, "loglik": 0.0, "weights": 0.0}
+        timings = {
+            "read_wait": 0.0,
+            "load": 0.0,
+            "forward": 0.0,
+            "statistics": 0.0,
+            "icl": 0.0,
+            "read": 0.0,
+            "fingerprint": 0.0,
+            "loglik": 0.0,
+            "blimp": 0.0,
+            "weights": 0.0,
+        }
         seeds = self.suite.seeds(size)
         results: dict[int, _SeedResult] = {}
         by_digest: dict[str, int] = {}
@@ -219,8 +246,9 @@ class Extractor:
             timings["read_wait"] += time.perf_counter() - tick
             timings["read"] += weights.read_s
             assert weights.source == checkpoint.source, "the reader's order must follow the partitions'"
-            provenance.append({"seed": seed, "source": checkpoint.source, "weights": weights.digest,
-                               "bytes": weights.n_bytes})
+            provenance.append(
+                {"seed": seed, "source": checkpoint.source, "weights": weights.digest, "bytes": weights.n_bytes}
+            )
             n_bytes += weights.n_bytes
             if self.probe_inputs is not None:
                 tick = time.perf_counter()
@@ -231,14 +259,24 @@ class Extractor:
                 results[seed] = results[by_digest[weights.digest]]
                 continue
             by_digest[weights.digest] = seed
+            if objective_of(weights.config) != self.objective:
+                raise ExtractionError(
+                    f"{checkpoint.source}: a {objective_of(weights.config)} LM in suite {self.suite.name!r}, "
+                    f"whose models are {self.objective} LMs"
+                )
             skeleton = self._skeleton(weights)
             results[seed] = self._run_seed(skeleton, weights, checkpoint, timings)
             del weights
         vocab = self._check_vocabularies(results, size, step)
 
         token_stats, pair_kl = self._statistics(seeds, results, vocab, timings)
-        icl_scores = icl_scores_table(self.icl_sequences, self.icl, {seed: results[seed].icl for seed in seeds})
+        icl_scores = (
+            None
+            if self.masked
+            else icl_scores_table(self.icl_sequences, self.icl, {seed: results[seed].icl for seed in seeds})
+        )
         probes = self.probe_inputs
+        causal_probes = probes if not self.masked else None
         return Extraction(
             suite=self.suite.name,
             size=size,
@@ -247,16 +285,21 @@ class Extractor:
             pair_kl=pair_kl,
             icl_scores=icl_scores,
             fingerprints=fingerprints_table({s: results[s].fingerprint for s in seeds}, probes.probe_tokens)
-            if probes else None,
+            if probes
+            else None,
             weight_stats=weight_stats_table(weight_rows) if probes else None,
             weight_sketches=weight_sketches_table(sketches) if probes else None,
-            loglik=loglik_table({s: results[s].loglik for s in seeds}, probes.text_tokens) if probes else None,
+            loglik=loglik_table({s: results[s].loglik for s in seeds}, probes.text_tokens) if causal_probes else None,
+            blimp_scores=blimp_scores_table({s: results[s].blimp for s in seeds})
+            if causal_probes and causal_probes.blimp is not None
+            else None,
             n_params=sum(p.numel() for p in skeleton.model.parameters()) if skeleton else 0,
             checkpoints=provenance,
             timings_s=timings,
             forward_dtype=str(self.dtype).removeprefix("torch."),
             n_tokens=len(self.positions),
             checkpoint_bytes=n_bytes,
+            objective=self.objective,
         )
 
     def _weight_statistics(
@@ -282,7 +325,9 @@ class Extractor:
     def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
         key = architecture_key(weights.config)
         if key not in self._skeletons:
-            self._skeletons[key] = Skeleton(weights.config, self.device, self.dtype, compile=self.compile)
+            self._skeletons[key] = Skeleton(
+                weights.config, self.device, self.dtype, compile=self.compile, objective=self.objective
+            )
         return self._skeletons[key]
 
     def _run_seed(
@@ -290,57 +335,92 @@ class Extractor:
     ) -> _SeedResult:
         tick = time.perf_counter()
         head = skeleton.load(weights)
-        if not torch.isfinite(head).all():
+        if not head.is_finite():
             raise ExtractionError(f"{checkpoint.source}: the output embedding holds NaN or infinite weights")
         self._sync()
         timings["load"] += time.perf_counter() - tick
 
         tick = time.perf_counter()
-        parts = []
         with torch.inference_mode():
-            for input_ids, _, _ in self.batches.batches(self.windows_per_batch):
-                hidden = skeleton.hidden_states(input_ids.to(self.device))
-                parts.append(hidden.reshape(-1, hidden.shape[-1]))
-            flat = torch.cat(parts)[self._keep.to(self.device)]
-            hidden = flat[torch.from_numpy(self._order).to(self.device)]
+            hidden = self._masked_hidden(skeleton) if self.masked else self._causal_hidden(skeleton)
             finite = bool(torch.isfinite(hidden).all())
         self._sync()
         timings["forward"] += time.perf_counter() - tick
         if not finite:
             raise ExtractionError(f"{checkpoint.source}: the model gives NaN or infinite activations")
+        result = _SeedResult(hidden=hidden, head=head, icl=None, fingerprint=None, loglik=None, blimp=None)
 
+        if not self.masked:
+            tick = time.perf_counter()
+            result.icl = seed_surprisals(
+                lambda contexts: head.logits(skeleton.hidden_states(contexts)[:, -1]),
+                self.icl_sequences,
+                self.icl,
+                self.device,
+            )
+            timings["icl"] += time.perf_counter() - tick
+
+        if self.probe_inputs is not None:
+            self._probe(skeleton, head, result, checkpoint, timings)
+        return result
+
+    def _causal_hidden(self, skeleton: Skeleton) -> torch.Tensor:
+        """[N, H] in position order: every window once, a prediction at every position."""
+        parts = []
+        for input_ids, _, _ in self.batches.batches(self.windows_per_batch):
+            hidden = skeleton.hidden_states(input_ids.to(self.device))
+            parts.append(hidden.reshape(-1, hidden.shape[-1]))
+        flat = torch.cat(parts)[self._keep.to(self.device)]
+        return flat[torch.from_numpy(self._order).to(self.device)]
+
+    def _masked_hidden(self, skeleton: Skeleton) -> torch.Tensor:
+        """[N, H] in position order: each target's masked copy, read at the masked position."""
+        parts = []
+        for input_ids, attention, columns in self.batches.batches(self.windows_per_batch):
+            hidden = skeleton.hidden_states(input_ids.to(self.device), attention.to(self.device))
+            at_mask = hidden[torch.arange(len(columns), device=self.device), columns.to(self.device)]
+            parts.append(skeleton.head_input(at_mask))
+        return torch.cat(parts)
+
+    def _probe(
+        self, skeleton: Skeleton, head: Head, result: _SeedResult, checkpoint: Checkpoint, timings: dict[str, float]
+    ) -> None:
+        """The fingerprint and, for causal LMs, the log-likelihood vector and BLiMP scores."""
+        probes = self.probe_inputs
         tick = time.perf_counter()
-        icl = seed_surprisals(
-            lambda contexts: skeleton.hidden_states(contexts)[:, -1].float() @ head.T,
-            self.icl_sequences,
-            self.icl,
+        # A causal body needs no attention mask: the padding after a probe cannot reach the
+        # probe's own positions, so the compiled body runs unmasked and the pooling leaves padding
+        # out. A masked LM attends both ways and gets the mask.
+        result.fingerprint = fingerprints(
+            lambda ids, mask: skeleton.hidden_states(ids, mask if self.masked else None),
+            probes.probes,
+            probes.batch_probes,
             self.device,
         )
-        timings["icl"] += time.perf_counter() - tick
+        timings["fingerprint"] += time.perf_counter() - tick
+        if self.masked:
+            outputs = [result.fingerprint]
+        else:
 
-        fingerprint = loglik = None
-        if self.probe_inputs is not None:
-            probes = self.probe_inputs
+            def logits(ids: torch.Tensor) -> torch.Tensor:
+                return head.logits(skeleton.hidden_states(ids))
+
             tick = time.perf_counter()
-            # The skeleton is a causal LM, so the padding after a probe cannot reach the probe's
-            # own positions: the compiled body runs unmasked and the pooling leaves padding out.
-            fingerprint = fingerprints(
-                lambda ids, mask: skeleton.hidden_states(ids), probes.probes, probes.batch_probes, self.device
-            )
-            timings["fingerprint"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            loglik = text_logprobs(
-                lambda ids: skeleton.hidden_states(ids).float() @ head.T, probes.texts, probes.batch_texts, self.device
-            )
+            result.loglik = text_logprobs(logits, probes.texts, probes.batch_texts, self.device)
             timings["loglik"] += time.perf_counter() - tick
-            if not (np.isfinite(fingerprint).all() and np.isfinite(loglik).all()):
-                raise ExtractionError(
-                    f"{checkpoint.source}: the model gives NaN or infinite fingerprints or log-likelihoods"
-                )
-        return _SeedResult(hidden=hidden, head=head, icl=icl, fingerprint=fingerprint, loglik=loglik)
+            outputs = [result.fingerprint, result.loglik]
+            if probes.blimp is not None:
+                tick = time.perf_counter()
+                result.blimp = text_logprobs(logits, probes.blimp, probes.batch_sentences, self.device)
+                timings["blimp"] += time.perf_counter() - tick
+                outputs.append(result.blimp)
+        if not all(np.isfinite(values).all() for values in outputs):
+            raise ExtractionError(
+                f"{checkpoint.source}: the model gives NaN or infinite fingerprints, log-likelihoods or BLiMP scores"
+            )
 
     def _check_vocabularies(self, results: dict[int, _SeedResult], size: str, step: int) -> int:
-        sizes = {seed: result.head.shape[0] for seed, result in results.items()}
+        sizes = {seed: result.head.vocab for seed, result in results.items()}
         if len(set(sizes.values())) != 1:
             raise ExtractionError(
                 f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}"
@@ -371,7 +451,7 @@ class Extractor:
                 stop = min(start + rows, n)
                 tick = time.perf_counter()
                 # The unembedding in fp32: hidden states [C, H] times the fp32 output embedding.
-                logits = torch.stack([results[s].hidden[start:stop].float() @ results[s].head.T for s in seeds])
+                logits = torch.stack([results[s].head.logits(results[s].hidden[start:stop]) for s in seeds])
                 self._sync()
                 timings["forward"] += time.perf_counter() - tick
 
@@ -420,8 +500,17 @@ def extract_partition(
 ) -> Extraction:
     """One partition; `Extractor.extract_many` runs several with shared skeletons and read-ahead."""
     extractor = Extractor(
-        suite, batches, unigram_counts, icl_sequences, tokenizer_vocab, top_k, windows_per_batch, icl,
-        device=device, dtype=dtype, chunk_bytes=chunk_bytes,
+        suite,
+        batches,
+        unigram_counts,
+        icl_sequences,
+        tokenizer_vocab,
+        top_k,
+        windows_per_batch,
+        icl,
+        device=device,
+        dtype=dtype,
+        chunk_bytes=chunk_bytes,
     )
     return extractor.extract(size, step)
 

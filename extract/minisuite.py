@@ -1,8 +1,9 @@
-"""Trains the mini suite: small GPT-NeoX models, several sizes x seeds, on CPU.
+"""Trains the mini suites: small models, several sizes x seeds, on CPU.
 
-The suite stands in for PolyPythia where no hub can be reached, so it copies what matters for
-convergence: one tokenizer shared by every run, a seed that changes both the initialisation and
-the order of the training data, and checkpoints at steps 0, 1, 2, 4, ... saved with
+The causal suite (GPT-NeoX) stands in for PolyPythia and the masked suite (BERT) for MultiBERT
+where no hub can be reached, so they copy what matters for convergence: one tokenizer shared by
+every run, a seed that changes the initialisation, the order of the training data and (masked
+suite) which tokens are masked, and checkpoints at steps 0, 1, 2, 4, ... saved with
 `save_pretrained` in the layout `<size>-seed<n>/step<N>/` that `LocalSuite` reads.
 """
 
@@ -18,13 +19,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    DataCollatorForLanguageModeling,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 from extract.config import MiniSizeConfig, MiniSuiteConfig
 from extract.suites import TOKENIZER_DIR
 
 EOS = "<|endoftext|>"
+# The masked suite's special tokens, BERT's, in BERT's order ([PAD] is id 0).
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 
 
 def checkpoint_steps(last_step: int) -> list[int]:
@@ -54,9 +65,29 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenize
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS)
 
 
+def train_wordpiece_tokenizer(texts: Sequence[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A cased WordPiece tokenizer like BERT's: [CLS] text [SEP], with [MASK] for masked positions."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=[PAD, UNK, CLS, SEP, MASK], show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}",
+        pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, tokenizer.token_to_id(CLS)), (SEP, tokenizer.token_to_id(SEP))],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token=PAD, unk_token=UNK, cls_token=CLS, sep_token=SEP, mask_token=MASK
+    )
+
+
 def encode_corpus(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> np.ndarray:
-    """Every text's token ids, each text followed by EOS, as one stream."""
-    eos = tokenizer.eos_token_id
+    """Every text's token ids, each text followed by EOS ([SEP] for BERT), as one stream."""
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
     ids: list[int] = []
     for encoding in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
         ids.extend(encoding)
@@ -79,7 +110,20 @@ def init_std(hidden_size: int) -> float:
     return PYTHIA_INIT_STD * math.sqrt(PYTHIA_WIDTH / hidden_size)
 
 
-def model_config(size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast) -> GPTNeoXConfig:
+def model_config(
+    size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast
+) -> GPTNeoXConfig | BertConfig:
+    if suite.objective == "masked":
+        return BertConfig(
+            initializer_range=init_std(size.hidden_size),
+            vocab_size=len(tokenizer),
+            hidden_size=size.hidden_size,
+            num_hidden_layers=size.num_layers,
+            num_attention_heads=size.num_heads,
+            intermediate_size=4 * size.hidden_size,
+            max_position_embeddings=max(suite.seq_len, 512),
+            pad_token_id=tokenizer.pad_token_id,
+        )
     return GPTNeoXConfig(
         initializer_range=init_std(size.hidden_size),
         vocab_size=len(tokenizer),
@@ -107,7 +151,29 @@ def data_order(seed: int, epoch: int, n_blocks: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n_blocks)
 
 
-def _save_atomically(model: GPTNeoXForCausalLM, target: Path) -> None:
+def new_model(size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    config = model_config(size, suite, tokenizer)
+    return BertForMaskedLM(config) if suite.objective == "masked" else GPTNeoXForCausalLM(config)
+
+
+def training_blocks(tokens: np.ndarray, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast) -> torch.Tensor:
+    """The token stream cut into [n_blocks, seq_len] training inputs ([CLS] ... [SEP] for BERT)."""
+    masked = suite.objective == "masked"
+    length = suite.seq_len - 2 if masked else suite.seq_len
+    n_blocks = (len(tokens) - 1) // length
+    if n_blocks < suite.batch_size:
+        raise ValueError(
+            f"training text has {len(tokens)} tokens, fewer than one batch of {suite.batch_size} x {suite.seq_len}"
+        )
+    blocks = torch.from_numpy(tokens[: n_blocks * length].astype(np.int64)).view(n_blocks, length)
+    if masked:
+        cls = torch.full((n_blocks, 1), tokenizer.cls_token_id)
+        sep = torch.full((n_blocks, 1), tokenizer.sep_token_id)
+        blocks = torch.cat([cls, blocks, sep], dim=1)
+    return blocks
+
+
+def _save_atomically(model: PreTrainedModel, target: Path) -> None:
     # Written beside the target and renamed, so a reader never sees half a checkpoint.
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     model.save_pretrained(staging)
@@ -124,18 +190,19 @@ def train_run(
     tokenizer: PreTrainedTokenizerFast,
     run_dir: Path,
 ) -> None:
-    """Trains one (size, seed) and saves its checkpoints; the seed sets init and data order."""
+    """Trains one (size, seed) and saves its checkpoints; the seed sets init, data order and masking."""
     torch.manual_seed(seed)
-    model = GPTNeoXForCausalLM(model_config(size, suite, tokenizer))
+    model = new_model(size, suite, tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), lr=suite.learning_rate, betas=(0.9, 0.95), weight_decay=0.01)
-
-    n_blocks = (len(tokens) - 1) // suite.seq_len
-    if n_blocks < suite.batch_size:
-        raise ValueError(
-            f"training text has {len(tokens)} tokens, fewer than one batch of "
-            f"{suite.batch_size} x {suite.seq_len}"
-        )
-    blocks = torch.from_numpy(tokens[: n_blocks * suite.seq_len].astype(np.int64)).view(n_blocks, suite.seq_len)
+    blocks = training_blocks(tokens, suite, tokenizer)
+    n_blocks = len(blocks)
+    # BERT's masking (of the non-special tokens, 80 % [MASK], 10 % random, 10 % kept), from
+    # transformers rather than by hand; its own generator, seeded by the run's seed.
+    masker = (
+        DataCollatorForLanguageModeling(tokenizer, mlm_probability=suite.mask_probability, seed=seed)
+        if suite.objective == "masked"
+        else None
+    )
     epoch = 0
     order = data_order(seed, epoch, n_blocks)
 
@@ -155,7 +222,12 @@ def train_run(
         cursor += suite.batch_size
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, suite)
-        loss = model(input_ids=batch, labels=batch).loss
+        if masker is None:
+            loss = model(input_ids=batch, labels=batch).loss
+        else:
+            special = (batch == tokenizer.cls_token_id) | (batch == tokenizer.sep_token_id)
+            inputs, labels = masker.torch_mask_tokens(batch.clone(), special_tokens_mask=special)
+            loss = model(input_ids=inputs, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -172,7 +244,8 @@ def train_suite(
     out_dir: Path,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Trains the tokenizer, then every (size, seed); runs already complete are kept.
+    """Trains the tokenizer (byte-level BPE, or WordPiece for a masked suite), then every
+    (size, seed); runs already complete are kept.
 
     Returns the suite's directory. A run cut short is trained again from step 0, since its
     optimizer state is not saved.
@@ -182,12 +255,13 @@ def train_suite(
     if (tokenizer_dir / "tokenizer.json").exists():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
     else:
-        tokenizer = train_tokenizer(train_texts, suite.vocab_size)
+        train = train_wordpiece_tokenizer if suite.objective == "masked" else train_tokenizer
+        tokenizer = train(train_texts, suite.vocab_size)
         staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=out_dir))
         tokenizer.save_pretrained(staging)
         os.replace(staging, tokenizer_dir)
     tokens = encode_corpus(tokenizer, train_texts)
-    log(f"mini suite: {len(tokens):,} training tokens, vocabulary {len(tokenizer)}")
+    log(f"{suite.name} suite: {len(tokens):,} training tokens, vocabulary {len(tokenizer)}")
 
     for size in suite.sizes:
         for seed in suite.seeds:
@@ -196,5 +270,5 @@ def train_suite(
                 continue
             started = time.perf_counter()
             train_run(size, seed, suite, tokens, tokenizer, run_dir)
-            log(f"mini suite: trained {run_dir.name} in {time.perf_counter() - started:.1f} s")
+            log(f"{suite.name} suite: trained {run_dir.name} in {time.perf_counter() - started:.1f} s")
     return out_dir

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from extract.blimp import blimp_pairs_table, blimp_sentence_batch, blimp_set_hash, load_blimp, select_pairs
 from extract.config import REPO_ROOT, Settings
 from extract.corpus import Document, ensure_brown, load_documents, split_documents
 from extract.evalset import (
@@ -26,6 +27,7 @@ from extract.evalset import (
     eval_batches,
     eval_documents_table,
     eval_set_hash,
+    masked_eval_batches,
     unigram_counts,
 )
 from extract.extraction import Extraction, Extractor, ProbeInputs, default_device
@@ -47,8 +49,12 @@ def code_version() -> str:
         commit = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -73,8 +79,16 @@ def install_tagger(settings: Settings) -> Path:
 
 
 def train_mini_suite(settings: Settings, log=print) -> Path:
+    """The causal mini suite (the one most tests use)."""
     train, _ = corpus_split(settings)
     return train_suite(settings.mini, [d.text for d in train], settings.paths.suites / settings.mini.name, log=log)
+
+
+def train_mini_suites(settings: Settings, log=print) -> list[Path]:
+    """Every enabled self-trained suite: the causal one and the masked one."""
+    train, _ = corpus_split(settings)
+    texts = [d.text for d in train]
+    return [train_suite(mini, texts, settings.paths.suites / mini.name, log=log) for mini in settings.mini_suites]
 
 
 def build_eval_set(settings: Settings, suite_name: str) -> dict:
@@ -97,7 +111,13 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     write_table_atomically(probes, suite_table_path(lake, "fingerprint_probes", suite_name))
     texts = loglik_texts_table(heldout, tokenizer, settings.loglik)
     write_table_atomically(texts, suite_table_path(lake, "loglik_texts", suite_name))
+    blimp = {}
+    if suite.objective == "causal":  # masked LMs give no left-to-right probability of a sentence
+        pairs = blimp_pairs_table(select_pairs(load_blimp(settings.blimp), settings.blimp), tokenizer)
+        write_table_atomically(pairs, suite_table_path(lake, "blimp_pairs", suite_name))
+        blimp = {"blimp_pairs": pairs.num_rows, "blimp_paradigms": len(set(pairs.column("uid").to_pylist()))}
     return {
+        "objective": suite.objective,
         "eval_set_hash": eval_set_hash(tokens),
         "n_tokens": tokens.num_rows,
         "n_documents": len({d for d in tokens.column("doc_id").to_pylist()}),
@@ -107,6 +127,7 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
         "fingerprint_probes": probes.num_rows,
         "loglik_texts": texts.num_rows,
         "loglik_bytes": int(sum(texts.column("n_bytes").to_pylist())),
+        **blimp,
     }
 
 
@@ -132,16 +153,24 @@ def extract_checkpoints(
     if not sequences_path.exists():
         raise EvalSetError(f"{sequences_path} is missing: rebuild the eval set of suite {suite_name!r}")
     tokenizer = suite.load_tokenizer()
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    probe_inputs, probe_identity = load_probe_inputs(settings, suite_name, tokenizer, bos)
+    masked = suite.objective == "masked"
+    if masked:
+        batches = masked_eval_batches(
+            tokens, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id, tokenizer.pad_token_id
+        )
+        bos = tokenizer.cls_token_id
+    else:
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        batches = eval_batches(tokens, bos)
+    probe_inputs, probe_identity = load_probe_inputs(settings, suite_name, tokenizer, bos, blimp=not masked)
     extractor = Extractor(
         suite,
-        eval_batches(tokens, bos),
+        batches,
         counts,
-        pq.read_table(sequences_path),
+        None if masked else pq.read_table(sequences_path),
         tokenizer_vocab=len(tokenizer),
         top_k=settings.eval.top_k,
-        windows_per_batch=settings.eval.batch_windows,
+        windows_per_batch=settings.eval.batch_masked if masked else settings.eval.batch_windows,
         icl=settings.icl,
         device=device or default_device(),
         dtype=settings.extraction.dtype,
@@ -151,6 +180,7 @@ def extract_checkpoints(
         probe_inputs=probe_inputs,
     )
     identity = {
+        "objective": suite.objective,
         "eval_set": EVAL_SET,
         "eval_set_hash": eval_set_hash(tokens),
         **probe_identity,
@@ -174,26 +204,35 @@ def extract_checkpoints(
             yield pending.result()
 
 
-def load_probe_inputs(settings: Settings, suite_name: str, tokenizer, bos: int) -> tuple[ProbeInputs, dict]:
-    """The suite's fingerprint probes and log-likelihood texts as model inputs, and their identities."""
+def load_probe_inputs(
+    settings: Settings, suite_name: str, tokenizer, bos: int, blimp: bool = True
+) -> tuple[ProbeInputs, dict]:
+    """The suite's fingerprint probes, log-likelihood texts and (causal suites) BLiMP sentences as
+    model inputs, and their identities."""
     tables = {}
-    for table in ("fingerprint_probes", "loglik_texts"):
+    for table in ("fingerprint_probes", "loglik_texts", *(["blimp_pairs"] if blimp else [])):
         path = suite_table_path(settings.paths.lake, table, suite_name)
         if not path.exists():
             raise EvalSetError(f"{path} is missing: rebuild the eval set of suite {suite_name!r}")
         tables[table] = pq.read_table(path)
+    # The end-of-text token BLiMP scores after each sentence when blimp.append_eos is set.
+    eos = (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else bos) if settings.blimp.append_eos else None
     inputs = ProbeInputs(
         probes=probe_batch(tables["fingerprint_probes"], tokenizer),
         texts=text_batch(tables["loglik_texts"], tokenizer, bos),
         batch_probes=settings.fingerprint.batch_probes,
         batch_texts=settings.loglik.batch_texts,
         sketch_dim=settings.weights.sketch_dim,
+        blimp=blimp_sentence_batch(tables["blimp_pairs"], tokenizer, bos, eos) if blimp else None,
+        batch_sentences=settings.blimp.batch_sentences,
     )
     identity = {
         "probe_set_hash": table_hash(tables["fingerprint_probes"]),
         "loglik_set_hash": table_hash(tables["loglik_texts"]),
         "weight_sketch_dim": settings.weights.sketch_dim,
     }
+    if blimp:
+        identity["blimp_set_hash"] = blimp_set_hash(tables["blimp_pairs"], settings.blimp.append_eos)
     return inputs, identity
 
 
@@ -235,6 +274,7 @@ def _tables(result: Extraction) -> dict[str, pa.Table | None]:
         "weight_stats": result.weight_stats,
         "weight_sketches": result.weight_sketches,
         "loglik": result.loglik,
+        "blimp_scores": result.blimp_scores,
     }
 
 

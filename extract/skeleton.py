@@ -6,15 +6,21 @@ once per architecture and `load` copies a checkpoint's tensors into it.
 
 The model is split where precision matters: the transformer body runs in the forward dtype (bf16
 on GPUs that support it), and the unembedding runs in fp32 from the checkpoint's own fp32 (or
-upcast) output-embedding weights, so log-softmax and KL see fp32 logits of fp32 weights.
+upcast) output-embedding weights (and bias, where the head has one), so log-softmax and KL see
+fp32 logits of fp32 weights.
+
+Masked LMs (BERT) put a transform (dense, GELU, LayerNorm) between the encoder and the output
+embedding; `head_input` applies it, in the forward dtype, to the positions that are predicted
+only, so the encoder's states stay available for the fingerprints.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
-from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.conversion_mapping import get_model_conversion_mapping
 from transformers.core_model_loading import WeightRenaming, rename_source_key
 
@@ -22,6 +28,28 @@ from extract.weights import CheckpointWeights
 
 # Buffers older checkpoints carry that current models rebuild from their config.
 IGNORED_KEYS = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
+# Pre-training heads a masked-LM checkpoint may carry beside its MLM head (MultiBERT's are
+# BertForPreTraining): the pooler and next-sentence head play no part in masked prediction.
+IGNORED_PREFIXES = ("bert.pooler.", "cls.seq_relationship.")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The unembedding in fp32: logits = hidden @ weight.T (+ bias)."""
+
+    weight: torch.Tensor  # [V, H] fp32
+    bias: torch.Tensor | None = None  # [V] fp32
+
+    @property
+    def vocab(self) -> int:
+        return self.weight.shape[0]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = hidden.float() @ self.weight.T
+        return logits if self.bias is None else logits + self.bias
+
+    def is_finite(self) -> bool:
+        return bool(torch.isfinite(self.weight).all()) and (self.bias is None or bool(torch.isfinite(self.bias).all()))
 
 
 class SkeletonMismatch(RuntimeError):
@@ -57,14 +85,24 @@ def architecture_key(config: PretrainedConfig) -> str:
 class Skeleton:
     """One model on `device` in `dtype`, reused for every checkpoint of one architecture."""
 
-    def __init__(self, config: PretrainedConfig, device: torch.device, dtype: torch.dtype, compile: bool = False):
+    def __init__(
+        self,
+        config: PretrainedConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        compile: bool = False,
+        objective: str = "causal",
+    ):
         self.key = architecture_key(config)
         self.device = device
         self.dtype = dtype
+        self.objective = objective
+        auto = AutoModelForMaskedLM if objective == "masked" else AutoModelForCausalLM
         with torch.device(device):
-            model: PreTrainedModel = AutoModelForCausalLM.from_config(config, dtype=dtype)
+            model: PreTrainedModel = auto.from_config(config, dtype=dtype)
         self.model = model.eval()
         self.body = model.base_model
+        self._transform = self._head_transform(model) if objective == "masked" else None
         # torch.compile fuses the body's elementwise work (rotary embeddings, norms, GELU), which
         # at small widths costs more than its matmuls. It compiles once per skeleton, and weights
         # copied in later are read by the same compiled code.
@@ -73,12 +111,17 @@ class Skeleton:
         head = model.get_output_embeddings()
         if head is None or not isinstance(head, torch.nn.Linear):
             raise SkeletonMismatch(f"{type(model).__name__} has no linear output embedding to split off")
-        if head.bias is not None:
-            raise SkeletonMismatch(f"{type(model).__name__}'s output embedding has a bias; not supported")
-        # Every name under which the output embedding's weight is stored (two when it is tied to
-        # the input embedding), so it can be taken from the checkpoint in its stored precision.
-        self.head_keys = [name for name, p in model.named_parameters(remove_duplicate=False) if p is head.weight]
-        self.parameter_names = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        # Every name under which the output embedding's weight (and bias) is stored (two when it
+        # is tied to the input embedding), so it can be taken from the checkpoint in its stored
+        # precision. Likewise every tied group: a checkpoint stores each group under one name.
+        named = list(model.named_parameters(remove_duplicate=False))
+        self.head_keys = [name for name, p in named if p is head.weight]
+        self.bias_keys = [name for name, p in named if head.bias is not None and p is head.bias]
+        groups: dict[int, list[str]] = {}
+        for name, parameter in named:
+            groups.setdefault(id(parameter), []).append(name)
+        self._tied_groups = list(groups.values())
+        self.parameter_names = {name for name, _ in named}
         self.verified = False
         # from_pretrained renames keys of older checkpoints (GPT-NeoX's `embed_out` is now
         # `lm_head`); the same renamings are applied here. Conversions that reshape tensors
@@ -96,14 +139,28 @@ class Skeleton:
             )
         return self._names[key]
 
-    def load(self, weights: CheckpointWeights) -> torch.Tensor:
-        """Copies the checkpoint into the model; returns its fp32 output embedding [V, H] on the device."""
-        state = {self._model_key(k): v for k, v in weights.state_dict.items() if not k.endswith(IGNORED_KEYS)}
+    @staticmethod
+    def _head_transform(model: PreTrainedModel) -> torch.nn.Module:
+        """BERT's MLM-head transform: what runs between the encoder and the output embedding."""
+        predictions = getattr(getattr(model, "cls", None), "predictions", None)
+        transform = getattr(predictions, "transform", None)
+        if transform is None:
+            raise SkeletonMismatch(
+                f"{type(model).__name__}: masked LMs are supported with BERT's head (cls.predictions.transform)"
+            )
+        return transform
+
+    def load(self, weights: CheckpointWeights) -> Head:
+        """Copies the checkpoint into the model; returns its fp32 output embedding (and bias) on the device."""
+        state = {
+            self._model_key(k): v
+            for k, v in weights.state_dict.items()
+            if not k.endswith(IGNORED_KEYS) and not k.startswith(IGNORED_PREFIXES)
+        }
         unexpected = set(state) - self.parameter_names - {n for n, _ in self.model.named_buffers()}
-        missing = self.parameter_names - set(state)
-        # A tied output embedding is stored once, under either name.
-        if len(self.head_keys) > 1 and any(key in state for key in self.head_keys):
-            missing -= set(self.head_keys)
+        # A tied parameter (an output embedding tied to the input embedding, BERT's decoder bias)
+        # is stored once, under any of its names.
+        missing = {name for group in self._tied_groups if not any(key in state for key in group) for name in group}
         if missing or unexpected:
             if self._converts:
                 raise SkeletonMismatch(
@@ -118,35 +175,50 @@ class Skeleton:
             self.model.load_state_dict(state, strict=False)
         except RuntimeError as error:  # a shape that differs from the config's
             raise SkeletonMismatch(f"{weights.source}: {error}") from error
-        head_key = next(key for key in self.head_keys if key in state)
-        head = state[head_key].to(self.device, torch.float32, non_blocking=True)
+        weight = state[next(key for key in self.head_keys if key in state)]
+        bias = state[next(key for key in self.bias_keys if key in state)] if self.bias_keys else None
+        head = Head(
+            weight.to(self.device, torch.float32, non_blocking=True),
+            None if bias is None else bias.to(self.device, torch.float32, non_blocking=True),
+        )
         if not self.verified:
             self._verify(head, weights.source)
         return head
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """The body's last hidden states [B, T, H] (after the final layer norm), in the forward dtype."""
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The body's last hidden states [B, T, H] (after the final layer norm), in the forward dtype.
+
+        Causal models need no attention mask when padding comes after the real tokens; a masked
+        LM attends both ways and needs one wherever a row is padded.
+        """
+        inputs = {"input_ids": input_ids}
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
         if self.compiled:
             try:
-                return self._forward(input_ids=input_ids).last_hidden_state
+                return self._forward(**inputs).last_hidden_state
             # Broad on purpose: a machine without a working compiler toolchain fails inside
             # inductor in many ways; the eager body gives the same numbers, only slower.
             except Exception as error:
                 warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
                 self._forward, self.compiled = self.body, False
-        return self.body(input_ids=input_ids).last_hidden_state
+        return self.body(**inputs).last_hidden_state
 
-    def _verify(self, head: torch.Tensor, source: str) -> None:
+    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the output embedding is applied to: the hidden states, through BERT's transform if any."""
+        return hidden if self._transform is None else self._transform(hidden)
+
+    def _verify(self, head: Head, source: str) -> None:
         """Checks once per skeleton that head(body(x)) is the model's own logits.
 
         The split assumes nothing happens after the output embedding (no logit scaling or
         soft-capping); an architecture that does something there is refused rather than measured
         wrongly.
         """
-        ids = torch.arange(min(8, head.shape[0]), device=self.device)[None]
+        ids = torch.arange(min(8, head.vocab), device=self.device)[None]
         with torch.inference_mode():
             # The eager body: compiling for this one-off shape would cost more than the check.
-            split = self.body(input_ids=ids).last_hidden_state.float() @ head.T
+            split = head.logits(self.head_input(self.body(input_ids=ids).last_hidden_state))
             whole = self.model(input_ids=ids).logits.float()
         tolerance = 1e-4 if self.dtype == torch.float32 else 5e-2
         scale = whole.abs().max().clamp(min=1.0)

@@ -2,12 +2,16 @@
 
 A suite answers: which sizes, seeds and steps exist, and how to load one checkpoint's model and
 the suite's tokenizer. `LocalSuite` reads a directory laid out `<size>-seed<n>/step<N>/` with
-Hugging Face files (the mini suite, or a user's own training runs); `HubSuite` loads PolyPythia
-from the Hugging Face Hub by repo id and revision.
+Hugging Face files (the mini suites, or a user's own training runs); `HubSuite` loads PolyPythia
+and `MultiBertSuite` loads MultiBERT from the Hugging Face Hub by repo id and revision.
+
+A suite's `objective` says how its models predict: `causal` (the next token, from the tokens
+before it) or `masked` (a masked token, from the tokens on both sides).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -16,7 +20,14 @@ from pathlib import Path
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from extract.config import SuiteConfig
 from extract.weights import (
@@ -32,6 +43,17 @@ from extract.weights import (
 PYTHIA_STEPS: tuple[int, ...] = (0, *(2**i for i in range(10)), *range(1000, 143_001, 1000))
 SAFETENSORS = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
+# MultiBERT (Sellam et al. 2022): 25 seeds of BERT-base at 2M steps; seeds 0-4 also keep their
+# checkpoints at step 0, every 20k steps to 200k, then every 100k to 2M (29 in all).
+MULTIBERT_STEPS: tuple[int, ...] = (*range(0, 200_001, 20_000), *range(300_000, 2_000_001, 100_000))
+# Heads whose class names say the model predicts masked tokens.
+MASKED_ARCHITECTURE_SUFFIXES = ("ForMaskedLM", "ForPreTraining")
+
+
+def objective_of(config: PretrainedConfig | dict) -> str:
+    """'masked' for a masked-LM checkpoint (BERT and kin), else 'causal', from its config."""
+    architectures = (config.get("architectures") if isinstance(config, dict) else config.architectures) or []
+    return "masked" if any(a.endswith(MASKED_ARCHITECTURE_SUFFIXES) for a in architectures) else "causal"
 
 
 class SuiteUnavailable(RuntimeError):
@@ -63,6 +85,11 @@ class Checkpoint:
 
 class Suite(ABC):
     name: str
+
+    @property
+    def objective(self) -> str:
+        """How the suite's models predict: 'causal' or 'masked'."""
+        return "causal"
 
     @abstractmethod
     def sizes(self) -> list[str]: ...
@@ -100,8 +127,9 @@ class Suite(ABC):
         return [(size, step) for size in self.sizes() for step in self.steps(size)]
 
 
-def _load_causal_lm(source: str, device: torch.device, **kwargs) -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+def _load_lm(source: str, device: torch.device, objective: str = "causal", **kwargs) -> PreTrainedModel:
+    auto = AutoModelForMaskedLM if objective == "masked" else AutoModelForCausalLM
+    model = auto.from_pretrained(source, dtype=torch.float32, **kwargs)
     return model.to(device).eval()
 
 
@@ -139,6 +167,16 @@ class LocalSuite(Suite):
                 steps.add(int(match["step"]))
         return steps
 
+    @property
+    def objective(self) -> str:
+        """Read from the first checkpoint's config.json (its `architectures`)."""
+        for size in self.sizes():
+            for seed in self.seeds(size)[:1]:
+                for step in self.steps(size)[:1]:
+                    config = Path(self.checkpoint(size, seed, step).source) / "config.json"
+                    return objective_of(json.loads(config.read_text()))
+        return "causal"
+
     def sizes(self) -> list[str]:
         return sorted(self._runs())
 
@@ -159,7 +197,7 @@ class LocalSuite(Suite):
         if not (path / "config.json").exists():
             raise SuiteUnavailable(f"checkpoint folder {path} is missing or has no config.json")
         try:
-            return _load_causal_lm(str(path), device)
+            return _load_lm(str(path), device, self.objective)
         # Broad on purpose: a damaged file fails inside safetensors, torch or transformers,
         # each with its own exception type, and the user needs the folder's name in every case.
         except Exception as error:
@@ -218,7 +256,7 @@ class HubSuite(Suite):
     def load_model(self, checkpoint: Checkpoint, device: torch.device) -> PreTrainedModel:
         repo, revision = checkpoint.source.split("@")
         try:
-            return _load_causal_lm(repo, device, revision=revision)
+            return _load_lm(repo, device, self.objective, revision=revision)
         except OSError as error:
             raise SuiteUnavailable(
                 f"cannot load {repo} at revision {revision} from the Hugging Face Hub "
@@ -261,7 +299,49 @@ class HubSuite(Suite):
             ) from error
 
 
+class MultiBertSuite(HubSuite):
+    """MultiBERT on the Hugging Face Hub: `google/multiberts-seed_<n>-step_<k>k`, one size ("base").
+
+    The final checkpoint of each seed is also `google/multiberts-seed_<n>`; the step-named repos
+    are used throughout so that every step is addressed the same way. Steps are given in training
+    steps (multiples of 1000).
+    """
+
+    SIZE = "base"
+
+    def __init__(self, name: str, seeds: tuple[int, ...], steps: tuple[int, ...] = ()):
+        super().__init__(name, (self.SIZE,), seeds, steps or MULTIBERT_STEPS)
+        uneven = [step for step in self._steps if step % 1000]
+        if uneven:
+            raise SuiteUnavailable(f"MultiBERT publishes checkpoints at multiples of 1000 steps, not {uneven}")
+
+    @property
+    def objective(self) -> str:
+        return "masked"
+
+    @staticmethod
+    def repo_id(size: str, seed: int, step: int | None = None) -> str:
+        return f"google/multiberts-seed_{seed}-step_{(step or 0) // 1000}k"
+
+    def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint:
+        if size != self.SIZE:
+            raise SuiteUnavailable(f"MultiBERT has one size, {self.SIZE!r}, not {size!r}")
+        return Checkpoint(self.name, size, seed, step, f"{self.repo_id(size, seed, step)}@main")
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        repo = self.repo_id(self.SIZE, self._seeds[0], self._steps[-1])
+        try:
+            return AutoTokenizer.from_pretrained(repo)
+        except OSError as error:
+            raise SuiteUnavailable(
+                f"cannot load the tokenizer of {repo} from the Hugging Face Hub "
+                f"(offline, or not in the local Hugging Face cache): {error}"
+            ) from error
+
+
 def open_suite(config: SuiteConfig) -> Suite:
     if config.kind == "local":
         return LocalSuite(config.name, config.path)
+    if config.kind == "multibert":
+        return MultiBertSuite(config.name, config.seeds, config.steps)
     return HubSuite(config.name, config.sizes, config.seeds, config.steps)

@@ -1,6 +1,5 @@
 """The extraction asset: one dynamic partition per checkpoint, all seeds together."""
 
-
 import dagster as dg
 
 from extract import pipeline
@@ -19,7 +18,15 @@ from orchestration.resources import SeedconvSettings
         dg.AssetSpec(
             key,
             description=description,
-            deps=[mini_suite, "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes", "loglik_texts"],
+            deps=[
+                mini_suite,
+                "eval_tokens",
+                "unigram",
+                "icl_sequences",
+                "fingerprint_probes",
+                "loglik_texts",
+                "blimp_pairs",
+            ],
             kinds={"pytorch", "parquet"},
         )
         for key, description in [
@@ -27,10 +34,13 @@ from orchestration.resources import SeedconvSettings
             ("pair_kl", "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."),
             ("icl_scores", "Per seed and sequence: surprisal of the target token given a short and a long context."),
             ("fingerprints", "Per seed and probe: final hidden states mean-pooled over the probe's tokens."),
-            ("weight_stats",
-             "Per seed and parameter group: L2 norm; squared distance to the previous and the step-0 weights."),
+            (
+                "weight_stats",
+                "Per seed and parameter group: L2 norm; squared distance to the previous and the step-0 weights.",
+            ),
             ("weight_sketches", "Per seed: a count sketch of the weights, for distances between any two checkpoints."),
             ("loglik", "Per seed and text: log-probability of the text (the log-likelihood vector)."),
+            ("blimp_scores", "Per seed and BLiMP pair: log-probability of the good and of the bad sentence."),
             ("checkpoint_manifests", "Per partition: inputs' identities, row counts, timings."),
         ]
     ],
@@ -42,7 +52,8 @@ from orchestration.resources import SeedconvSettings
 )
 def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvSettings):
     """Every seed of each (suite, size, step) in the run: token statistics, exact pairwise KL, ICL scores,
-    activation fingerprints, weight statistics and log-likelihood vectors."""
+    activation fingerprints, weight statistics, log-likelihood vectors and BLiMP scores (the last
+    three and ICL for causal suites only; a masked LM's targets are predicted masked)."""
     settings = seedconv.load()
     manifests = []
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
@@ -57,7 +68,16 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
 
 
-TABLES = ("token_stats", "pair_kl", "icl_scores", "fingerprints", "weight_stats", "weight_sketches", "loglik")
+TABLES = (
+    "token_stats",
+    "pair_kl",
+    "icl_scores",
+    "fingerprints",
+    "weight_stats",
+    "weight_sketches",
+    "loglik",
+    "blimp_scores",
+)
 
 
 def partitions_by_suite(keys: list[str]) -> dict[str, list[tuple[str, int]]]:

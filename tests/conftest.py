@@ -1,7 +1,8 @@
 """Shared fixtures: a micro suite (seconds to train) in a warehouse of its own.
 
 The micro suite is the mini suite's code with tiny settings: 2 sizes x 3 seeds, 8 steps, a
-300-token evaluation set. It is trained once per test session.
+300-token evaluation set; beside it a masked micro suite (BERT, 1 size x 3 seeds). They are
+trained once per test session.
 """
 
 from __future__ import annotations
@@ -65,6 +66,25 @@ num_heads = 2
 hidden_size = 32
 num_layers = 1
 num_heads = 2
+
+[blimp]
+pairs_per_paradigm = 2
+batch_sentences = 32
+
+[mini_mlm]
+name = "micro-mlm"
+seeds = [1, 2, 3]
+steps = 8
+batch_size = 4
+seq_len = 32
+vocab_size = 384
+warmup_steps = 2
+learning_rate = 1e-2
+
+[mini_mlm.sizes.a]
+hidden_size = 16
+num_layers = 1
+num_heads = 2
 """
 
 # Nothing in the tests may reach for a hub or report usage.
@@ -88,8 +108,9 @@ def micro_settings(tmp_path_factory, micro_config_path) -> Settings:
     from extract import pipeline
 
     settings = load_settings(micro_config_path, tmp_path_factory.mktemp("warehouse"))
-    pipeline.train_mini_suite(settings, log=lambda message: None)
-    pipeline.build_eval_set(settings, settings.mini.name)
+    pipeline.train_mini_suites(settings, log=lambda message: None)
+    for suite in settings.all_suites:
+        pipeline.build_eval_set(settings, suite.name)
     return settings
 
 
@@ -98,3 +119,10 @@ def micro_suite(micro_settings):
     from extract.suites import open_suite
 
     return open_suite(micro_settings.suite(micro_settings.mini.name))
+
+
+@pytest.fixture(scope="session")
+def micro_masked_suite(micro_settings):
+    from extract.suites import open_suite
+
+    return open_suite(micro_settings.suite(micro_settings.mini_mlm.name))

@@ -10,7 +10,9 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
     assert settings.eval.n_tokens == 5000
     assert [size.name for size in settings.mini.sizes] == ["s", "m", "l"]
     assert settings.mini.seeds == (1, 2, 3, 4, 5)
-    assert [s.name for s in settings.all_suites] == ["mini"]
+    assert [s.name for s in settings.all_suites] == ["mini", "mini-mlm"]
+    assert settings.suite("mini-mlm").path == tmp_path / "suites" / "mini-mlm"
+    assert settings.blimp.pairs_per_paradigm == 20 and settings.blimp.source.endswith("blimp_slim.jsonl.gz")
     assert settings.suite("mini").path == tmp_path / "suites" / "mini"
     assert settings.paths.lake == tmp_path / "lake"
 
@@ -30,6 +32,14 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
         ('[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["70m"]\nseeds = [1]', "at least two seeds"),
         ('[[suites]]\nname = "a|b"\nkind = "local"\npath = "x"', "may not contain"),
         ('[[suites]]\nname = "mini"\nkind = "local"\npath = "x"', "unique"),
+        ('[[suites]]\nname = "mini-mlm"\nkind = "local"\npath = "x"', "unique"),
+        ('[[suites]]\nname = "mb"\nkind = "multibert"\nseeds = [0, 1]\nsizes = ["large"]', "one size"),
+        ("[blimp]\npairs_per_paradigm = 0", "blimp.pairs_per_paradigm"),
+        ("[blimp]\nappend_eos = 1", "blimp.append_eos"),
+        ('[blimp]\nparadigms = ["a", "a"]', "blimp.paradigms has duplicates"),
+        ('[blimp]\nsource = ""', "blimp.source"),
+        ("[eval]\nbatch_masked = 0", "eval.batch_masked"),
+        ("[mini_mlm]\nseeds = [3]", "mini_mlm.seeds needs at least two"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):

@@ -37,7 +37,9 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
         "weight_stats": seeds * 6,  # embedding, attention, mlp, norm, head, all
         "weight_sketches": seeds,
         "loglik": seeds * micro_settings.loglik.n_texts,
+        "blimp_scores": seeds * 67 * micro_settings.blimp.pairs_per_paradigm,
     }
+    assert manifest["objective"] == "causal" and manifest["blimp_set_hash"].startswith("sha256:")
     for name, rows in manifest["rows"].items():
         assert pq.read_metadata(partition / f"{name}.parquet").num_rows == rows
     assert manifest["weight_sketch_dim"] == micro_settings.weights.sketch_dim
@@ -50,6 +52,23 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
     assert min(pair_kl.column("kl").to_pylist()) >= 0
     topk = token_stats.column("topk_ids").to_pylist()[0]
     assert len(topk) == micro_settings.eval.top_k
+
+
+def test_blimp_scores_are_the_models_sentence_log_probabilities(extracted, micro_settings, micro_suite):
+    """log P(sentence) behind BOS, summed from the Hugging Face model's own token log-probabilities."""
+    _, partition = extracted
+    pairs = pq.read_table(suite_table_path(micro_settings.paths.lake, "blimp_pairs", "micro")).to_pylist()
+    scores = pq.read_table(partition / "blimp_scores.parquet").to_pandas()
+    tokenizer = micro_suite.load_tokenizer()
+    model = micro_suite.load_model(micro_suite.checkpoint("b", 2, 8), torch.device("cpu"))
+    ours = scores[scores["seed"] == 2].set_index("pair_index")
+    for pair in pairs[::37]:
+        for kind in ("good", "bad"):
+            ids = [tokenizer.bos_token_id, *tokenizer(pair[f"sentence_{kind}"], add_special_tokens=False)["input_ids"]]
+            with torch.no_grad():
+                log_p = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+            expected = sum(float(log_p[t, ids[t + 1]]) for t in range(len(ids) - 1))
+            assert ours.loc[pair["pair_index"], f"logprob_{kind}"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_pair_kl_matches_an_independent_computation(extracted, micro_settings, micro_suite):
@@ -106,8 +125,17 @@ def _extract(suite, settings, step=4):
     sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
     tokenizer = suite.load_tokenizer()
     return extract_partition(
-        suite, "a", step, eval_batches(tokens, tokenizer.bos_token_id), counts, sequences,
-        tokenizer_vocab=len(tokenizer), top_k=4, windows_per_batch=2, icl=settings.icl, device=torch.device("cpu"),
+        suite,
+        "a",
+        step,
+        eval_batches(tokens, tokenizer.bos_token_id),
+        counts,
+        sequences,
+        tokenizer_vocab=len(tokenizer),
+        top_k=4,
+        windows_per_batch=2,
+        icl=settings.icl,
+        device=torch.device("cpu"),
     )
 
 
@@ -147,8 +175,16 @@ def _extractor(suite, settings, **options):
     sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
     tokenizer = suite.load_tokenizer()
     return Extractor(
-        suite, eval_batches(tokens, tokenizer.bos_token_id), counts, sequences, tokenizer_vocab=len(tokenizer),
-        top_k=4, windows_per_batch=2, icl=settings.icl, device=torch.device("cpu"), **options,
+        suite,
+        eval_batches(tokens, tokenizer.bos_token_id),
+        counts,
+        sequences,
+        tokenizer_vocab=len(tokenizer),
+        top_k=4,
+        windows_per_batch=2,
+        icl=settings.icl,
+        device=torch.device("cpu"),
+        **options,
     )
 
 
@@ -215,8 +251,18 @@ def test_manifest_records_how_the_partition_was_computed(extracted):
     assert manifest["forward_dtype"] == "float32"
     assert manifest["checkpoint_bytes"] == sum(c["bytes"] for c in manifest["checkpoints"]) > 0
     assert manifest["n_tokens"] == manifest["rows"]["token_stats"] // len(manifest["seeds"])
-    assert {"read_wait", "load", "forward", "statistics", "icl", "fingerprint", "loglik", "weights", "compute",
-            "write"} <= set(manifest["timings_s"])
+    assert {
+        "read_wait",
+        "load",
+        "forward",
+        "statistics",
+        "icl",
+        "fingerprint",
+        "loglik",
+        "weights",
+        "compute",
+        "write",
+    } <= set(manifest["timings_s"])
 
 
 def test_a_compiled_body_gives_the_eager_numbers(micro_suite, micro_settings):
