@@ -68,6 +68,9 @@ class EvalConfig:
     heldout_every: int = 25  # every 25th Brown document is held out of training
     top_k: int = 32
     batch_windows: int = 32  # windows per forward pass
+    # Masked LMs: each target is predicted from its own masked copy of its window, so a window of
+    # L tokens costs L passes of L + 2 tokens; a shorter window keeps that affordable.
+    masked_window: int = 32
     batch_masked: int = 256  # masked LMs: masked copies of windows per forward pass (one per target)
 
     def __post_init__(self) -> None:
@@ -77,6 +80,7 @@ class EvalConfig:
         _check_range("eval.top_k", self.top_k, 1, 1_000_000)
         _check_range("eval.batch_windows", self.batch_windows, 1, 100_000)
         _check_range("eval.batch_masked", self.batch_masked, 1, 1_000_000)
+        _check_range("eval.masked_window", self.masked_window, 2, 1_000_000)
 
 
 @dataclass(frozen=True)

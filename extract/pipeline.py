@@ -99,7 +99,8 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     lake = settings.paths.lake
 
     write_table_atomically(eval_documents_table(EVAL_SET, heldout), lake / "eval_documents" / "eval_documents.parquet")
-    tokens = build_eval_tokens(EVAL_SET, heldout, tokenizer, settings.eval.n_tokens, settings.eval.window)
+    window = settings.eval.masked_window if suite.objective == "masked" else settings.eval.window
+    tokens = build_eval_tokens(EVAL_SET, heldout, tokenizer, settings.eval.n_tokens, window)
     write_table_atomically(tokens, suite_table_path(lake, "eval_tokens", suite_name))
     # The unigram reference is the training split, as seen through this suite's tokenizer.
     counts = unigram_counts(encode_corpus(tokenizer, [d.text for d in train]))

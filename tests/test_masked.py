@@ -75,6 +75,16 @@ def test_each_copy_masks_exactly_its_target(micro_settings, micro_masked_suite):
     assert batches.targets.tolist() == tokens["token_id"].tolist()
 
 
+def test_masked_suites_take_the_shorter_window(micro_settings, micro_suite, micro_masked_suite):
+    # a window of L tokens costs a masked LM L passes: eval.masked_window, not eval.window
+    masked = _eval_tokens(micro_settings, micro_masked_suite.name).to_pandas()
+    causal = _eval_tokens(micro_settings, micro_suite.name).to_pandas()
+    assert micro_settings.eval.masked_window < micro_settings.eval.window
+    assert masked["context_len"].max() == micro_settings.eval.masked_window - 1
+    assert masked.groupby("window_id").size().max() == micro_settings.eval.masked_window
+    assert causal["context_len"].max() == micro_settings.eval.window - 1
+
+
 def test_masked_surprisal_is_the_models_own_at_the_masked_position(micro_settings, micro_masked_suite):
     suite = micro_masked_suite
     batches, tokenizer = _batches(micro_settings, suite)
