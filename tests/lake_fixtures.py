@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # The contract's schemas, from the code that writes the real lake.
+from extract.blimp import BLIMP_PAIRS_SCHEMA, BLIMP_SCORES_SCHEMA
 from extract.evalset import EVAL_TOKENS_SCHEMA
 from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
 from extract.features import TOKEN_POS_SCHEMA
@@ -114,6 +115,12 @@ def write_loglik_texts(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     return _write(rows, LOGLIK_TEXTS_SCHEMA, Path(lake) / "loglik_texts" / f"suite={suite}" / "loglik_texts.parquet")
 
 
+def write_blimp_pairs(lake: Path, suite: str, rows: dict[str, list]) -> Path:
+    """lake/blimp_pairs/suite=<suite>/blimp_pairs.parquet from pair_index, uid, field,
+    linguistics_term, pair_id, sentence_good, sentence_bad, n_tokens_good, n_tokens_bad."""
+    return _write(rows, BLIMP_PAIRS_SCHEMA, Path(lake) / "blimp_pairs" / f"suite={suite}" / "blimp_pairs.parquet")
+
+
 def make_manifest(
     suite: str,
     size: str,
@@ -128,9 +135,12 @@ def make_manifest(
     n_weight_stats: int | None = None,
     n_weight_sketches: int | None = None,
     n_loglik: int | None = None,
+    n_blimp_scores: int | None = None,
     probe_set_hash: str | None = None,
     loglik_set_hash: str | None = None,
     weight_sketch_dim: int | None = None,
+    blimp_set_hash: str | None = None,
+    objective: str | None = None,
     eval_set: str = "brown-heldout",
     eval_set_hash: str = "sha256:synthetic",
     top_k: int = 2,
@@ -142,7 +152,8 @@ def make_manifest(
     when given, as in manifests written before they existed: rows.icl_scores (before ICL);
     rows.fingerprints / weight_stats / weight_sketches / loglik and the top-level
     probe_set_hash, loglik_set_hash, weight_sketch_dim (before fingerprints, weight statistics
-    and log-likelihood vectors)."""
+    and log-likelihood vectors); rows.blimp_scores, blimp_set_hash and objective (before BLiMP
+    and masked suites; a masked suite's manifest has objective but no BLiMP keys)."""
     rows = {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)}
     for key, value in (
         ("icl_scores", n_icl_scores),
@@ -150,10 +161,15 @@ def make_manifest(
         ("weight_stats", n_weight_stats),
         ("weight_sketches", n_weight_sketches),
         ("loglik", n_loglik),
+        ("blimp_scores", n_blimp_scores),
     ):
         if value is not None:
             rows[key] = int(value)
     extra: dict = {}
+    if objective is not None:
+        extra["objective"] = objective
+    if blimp_set_hash is not None:
+        extra["blimp_set_hash"] = blimp_set_hash
     if probe_set_hash is not None:
         extra["probe_set_hash"] = probe_set_hash
     if loglik_set_hash is not None:
@@ -196,10 +212,11 @@ def write_checkpoint(
     weight_stats: dict[str, list] | None = None,
     weight_sketches: dict[str, list] | None = None,
     loglik: dict[str, list] | None = None,
+    blimp_scores: dict[str, list] | None = None,
 ) -> Path:
     """One checkpoint partition: token_stats.parquet, pair_kl.parquet; icl_scores.parquet,
-    fingerprints.parquet, weight_stats.parquet, weight_sketches.parquet and loglik.parquet when
-    given; and, when given, manifest.json.
+    fingerprints.parquet, weight_stats.parquet, weight_sketches.parquet, loglik.parquet and
+    blimp_scores.parquet when given; and, when given, manifest.json.
 
     manifest=None leaves the partition incomplete, as a crashed or running extract would.
     """
@@ -212,6 +229,7 @@ def write_checkpoint(
         ("weight_stats", weight_stats, WEIGHT_STATS_SCHEMA),
         ("weight_sketches", weight_sketches, WEIGHT_SKETCHES_SCHEMA),
         ("loglik", loglik, LOGLIK_SCHEMA),
+        ("blimp_scores", blimp_scores, BLIMP_SCORES_SCHEMA),
     ):
         if rows is not None:
             _write(rows, schema, directory / f"{name}.parquet")
@@ -351,6 +369,19 @@ def loglik_rows(logprob: np.ndarray, seeds: tuple[int, ...], n_tokens: list[int]
             rows["text_id"].append(text_id)
             rows["logprob"].append(float(logprob[i, text_id]))
             rows["n_tokens"].append(int(n_tokens[text_id]) if n_tokens else 1)
+    return rows
+
+
+def blimp_scores_rows(logprob_good: np.ndarray, logprob_bad: np.ndarray, seeds: tuple[int, ...]) -> dict[str, list]:
+    """blimp_scores.parquet columns from two [n_seeds, n_pairs] arrays of sentence log-probabilities
+    (pair_index = column index)."""
+    rows: dict[str, list] = {name: [] for name in BLIMP_SCORES_SCHEMA.names}
+    for i, seed in enumerate(seeds):
+        for pair_index in range(logprob_good.shape[1]):
+            rows["seed"].append(int(seed))
+            rows["pair_index"].append(pair_index)
+            rows["logprob_good"].append(float(logprob_good[i, pair_index]))
+            rows["logprob_bad"].append(float(logprob_bad[i, pair_index]))
     return rows
 
 

@@ -1,7 +1,8 @@
 -- A manifest describes the partition it sits in: its suite/size/step equal the path's, and its
 -- row counts equal the rows of the partition's Parquet files (icl_scores, fingerprints,
--- weight_stats, weight_sketches and loglik where the manifest counts them: manifests written
--- before those were extracted do not), and every weight sketch has the manifest's
+-- weight_stats, weight_sketches, loglik and blimp_scores where the manifest counts them:
+-- manifests written before those were extracted do not, nor do a masked suite's count the
+-- tables a masked LM has none of), and every weight sketch has the manifest's
 -- weight_sketch_dim.
 
 with checkpoints as (
@@ -39,6 +40,8 @@ select
     coalesce(partition_checks.weight_sketches_rows, 0) as weight_sketches_rows_found,
     checkpoints.loglik_rows,
     coalesce(partition_checks.loglik_rows, 0) as loglik_rows_found,
+    checkpoints.blimp_scores_rows,
+    coalesce(partition_checks.blimp_scores_rows, 0) as blimp_scores_rows_found,
     checkpoints.weight_sketch_dim,
     partition_checks.min_weight_sketch_dim,
     partition_checks.max_weight_sketch_dim
@@ -72,6 +75,10 @@ where checkpoints.manifest_suite is distinct from checkpoints.suite
     or (
         checkpoints.loglik_rows is not null
         and checkpoints.loglik_rows <> coalesce(partition_checks.loglik_rows, 0)
+    )
+    or (
+        checkpoints.blimp_scores_rows is not null
+        and checkpoints.blimp_scores_rows <> coalesce(partition_checks.blimp_scores_rows, 0)
     )
     or (
         checkpoints.weight_sketch_dim is not null

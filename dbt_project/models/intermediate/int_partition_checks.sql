@@ -38,6 +38,7 @@ select
     weight_stats.n_rows as weight_stats_rows,
     weight_sketches.n_rows as weight_sketches_rows,
     loglik.n_rows as loglik_rows,
+    blimp_scores.n_rows as blimp_scores_rows,
     weight_sketches.min_dim as min_weight_sketch_dim,
     weight_sketches.max_dim as max_weight_sketch_dim,
     token_contexts.n_contexts as n_token_contexts,
@@ -109,7 +110,10 @@ from (
 ) as weight_sketches,
 (
     select count(*) as n_rows from {{ ref('stg_loglik') }} where {{ partition_filter(p) }}
-) as loglik
+) as loglik,
+(
+    select count(*) as n_rows from {{ ref('stg_blimp_scores') }} where {{ partition_filter(p) }}
+) as blimp_scores
 {% if p is none %}where false{% endif %}
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

@@ -52,9 +52,14 @@ renamed as (
         "rows".weight_stats as weight_stats_rows,
         "rows".weight_sketches as weight_sketches_rows,
         "rows".loglik as loglik_rows,
+        -- NULL in manifests written before BLiMP, and in a masked suite's (no BLiMP scores)
+        "rows".blimp_scores as blimp_scores_rows,
         probe_set_hash,
         loglik_set_hash,
         weight_sketch_dim,
+        blimp_set_hash,
+        -- manifests written before masked suites existed are all of causal LMs
+        coalesce(objective, 'causal') as objective,
         timings_s,
         checkpoints,
         located.suite as manifest_suite,
