@@ -107,6 +107,11 @@ class Skeleton:
         # at small widths costs more than its matmuls. It compiles once per skeleton, and weights
         # copied in later are read by the same compiled code.
         self._forward = torch.compile(self.body, dynamic=None) if compile else self.body
+        if compile:
+            # Dynamo counts compilations per Python function, and every skeleton runs the same
+            # forward function of transformers: a few sizes with a few input shapes each pass
+            # its default limit of 8, after which every later call would run eagerly.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.compiled = compile
         head = model.get_output_embeddings()
         if head is None or not isinstance(head, torch.nn.Linear):
@@ -191,7 +196,8 @@ class Skeleton:
         Causal models need no attention mask when padding comes after the real tokens; a masked
         LM attends both ways and needs one wherever a row is padded.
         """
-        inputs = {"input_ids": input_ids}
+        # Run once per input: a key-value cache would only be built and thrown away.
+        inputs = {"input_ids": input_ids, "use_cache": False}
         if attention_mask is not None:
             inputs["attention_mask"] = attention_mask
         if self.compiled:

@@ -283,6 +283,25 @@ def test_padding_does_not_change_a_score(slim_pairs, micro, append_eos):
         np.testing.assert_allclose(alone, scores[2 * i : 2 * i + 2], atol=1e-4, rtol=0)
 
 
+def test_batches_group_sentences_of_similar_length(slim_pairs, micro):
+    """Every sentence in exactly one batch, cut to its batch's longest rounded up to 8 tokens
+    (at most the full width)."""
+    _, tokenizer = micro
+    batch = blimp_sentence_batch(few_pairs(slim_pairs, tokenizer), tokenizer, tokenizer.bos_token_id)
+    lengths = batch.mask.sum(dim=1)
+    seen, longest = [], []
+    for rows, input_ids, targets, mask in batch.batches(4):
+        assert input_ids.shape == targets.shape == mask.shape == (len(rows), input_ids.shape[1])
+        rounded = -(-int(lengths[rows].max()) // 8) * 8
+        assert input_ids.shape[1] == min(rounded, batch.input_ids.shape[1])
+        assert torch.equal(mask.sum(dim=1), lengths[rows]), "no real token is cut"
+        assert torch.equal(targets, batch.targets[rows, : targets.shape[1]])
+        seen += rows.tolist()
+        longest.append(int(lengths[rows].max()))
+    assert sorted(seen) == list(range(len(lengths)))
+    assert longest == sorted(longest) and longest[0] < longest[-1]
+
+
 def test_stale_token_counts_are_refused(slim_pairs, micro):
     _, tokenizer = micro
     table = few_pairs(slim_pairs, tokenizer)
