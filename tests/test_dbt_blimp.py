@@ -375,7 +375,9 @@ def test_stg_checkpoints_reads_objective_and_blimp_keys(built):
 
 def test_field_spelled_with_a_slash_is_read_as_syntax_semantics(built):
     _, con, _ = built
-    fields = {r[0] for r in con.execute("select distinct field from stg_blimp_pairs where suite = ?", [CAUSAL]).fetchall()}
+    fields = {
+        r[0] for r in con.execute("select distinct field from stg_blimp_pairs where suite = ?", [CAUSAL]).fetchall()
+    }
     assert fields == FIELDS
     got = con.execute("select field from stg_blimp_pairs where uid = 'principle_A_case_2' limit 1").fetchone()[0]
     assert got == "syntax_semantics"
@@ -542,8 +544,8 @@ def test_convergence_equals_numpy(built):
 
 def test_accuracy_per_seed_equals_numpy(built):
     synth, con, _ = built
-    rows = {(r["size"], r["step"], r["seed"]): r for r in _rows(con, "select * from mart_blimp_accuracy where suite = ?",
-                                                               [CAUSAL])}  # fmt: skip
+    accuracy = _rows(con, "select * from mart_blimp_accuracy where suite = ?", [CAUSAL])
+    rows = {(r["size"], r["step"], r["seed"]): r for r in accuracy}
     assert len(rows) == len(synth.partitions) * len(SEEDS)
     uids = np.array(synth.uid)
     for (size, step), good in synth.good.items():
