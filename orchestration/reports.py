@@ -11,7 +11,7 @@ import pandas as pd
 from extract.config import WarehousePaths
 from orchestration.resources import SeedconvSettings
 from orchestration.warehouse import published_warehouse
-from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suites_in
+from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suite_objectives
 from reports.page import FigureSection, figure_section, rankings_section, render_page
 
 GROUP = "reports"
@@ -33,7 +33,9 @@ def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         paths = seedconv.load().paths
         metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
-        for suite in suites_in(paths.published_duckdb):
+        for suite, objective in suite_objectives(paths.published_duckdb).items():
+            if not spec.applies_to(objective):
+                continue
             png_path, csv_path = figure_paths(paths, suite, spec.name)
             data = query(paths.published_duckdb, spec.query, suite)
             render(spec, data, png_path)
@@ -53,7 +55,7 @@ def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     paths = seedconv.load().paths
     metadata: dict[str, dg.MetadataValue] = {}
-    for suite in suites_in(paths.published_duckdb):
+    for suite in suite_objectives(paths.published_duckdb):
         rankings = query(paths.published_duckdb, TOKEN_RANKINGS_QUERY, suite)
         _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,16 +68,17 @@ def build_report(paths: WarehousePaths) -> Path:
     """The report page over every suite, from the figures and tables the assets wrote."""
     database = paths.published_duckdb
     body, nav = [], []
-    for suite in suites_in(database):
-        for spec in FIGURES:
+    suites = suite_objectives(database)
+    for suite, objective in suites.items():
+        for spec in (spec for spec in FIGURES if spec.applies_to(objective)):
             png_path, csv_path = figure_paths(paths, suite, spec.name)
             anchor = f"{suite}-{spec.name}"
             body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
                                                      png_path.read_bytes(), pd.read_csv(csv_path))))
-            nav.append((anchor, spec.title))
+            nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
         _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
         body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
-        nav.append((f"{suite}-table1", "Token rankings"))
+        nav.append((f"{suite}-table1", f"Token rankings ({suite})" if len(suites) > 1 else "Token rankings"))
     with duckdb.connect(str(database), read_only=True) as connection:
         overview = connection.execute(
             "select count(distinct suite || '/' || size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
@@ -84,9 +87,11 @@ def build_report(paths: WarehousePaths) -> Path:
     page = render_page(
         "How far do seeds agree?",
         "Token-level convergence between language models trained from different random seeds: the expected KL "
-        "divergence between every pair of seeds, over training, by model size, and by the kind of token predicted.",
+        "divergence between every pair of seeds, over training, by model size, and by the kind of token predicted; "
+        "their agreement on which sentence of a BLiMP minimal pair is grammatical; and the same for masked "
+        "language models, on masked positions.",
         {
-            "suites": ", ".join(suites_in(database)),
+            "suites": ", ".join(suites),
             "model sizes": str(overview["sizes"]),
             "seeds per size": str(overview["seeds"]),
             "checkpoints": str(overview["checkpoints"]),

@@ -43,6 +43,12 @@ class FigureSpec:
     # A source a suite may have no rows in (a lake extracted before fingerprints and log-likelihood
     # vectors existed): draw a figure saying so instead of failing the report.
     optional: bool = False
+    # The suites it is drawn for, by objective (mart_suites): a masked LM has no ICL score,
+    # log-likelihood vector or BLiMP score, and a causal suite has no masked positions.
+    objectives: tuple[str, ...] = ("causal", "masked")
+
+    def applies_to(self, objective: str) -> bool:
+        return objective in self.objectives
 
 
 def _step_axis(axis) -> None:
@@ -112,6 +118,40 @@ def plot_by_level(
         return figure
 
     return plot
+
+
+def _convergence_panel(axis, data: pd.DataFrame, value: str, low: str, high: str) -> None:
+    """One line per size over training, with its band [low, high]."""
+    sizes = _sizes(data)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.fill_between(rows["step"], rows[low], rows[high], color=color, alpha=0.18, linewidth=0)
+        axis.plot(rows["step"], rows[value], color=color, marker="o", markersize=2.5, label=size)
+    _step_axis(axis)
+    axis.legend(title="size", frameon=False)
+
+
+def plot_masked_convergence(data: pd.DataFrame) -> plt.Figure:
+    """Fehlauer et al. 2025, fig. 2 (right): E[conv] of masked LMs over training, per size."""
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    _convergence_panel(axis, data, "expected_conv", "band_low", "band_high")
+    axis.set_ylabel("E[conv] at masked positions  (nats)")
+    return figure
+
+
+def plot_blimp_convergence(data: pd.DataFrame) -> plt.Figure:
+    """Fehlauer et al. 2025, fig. 2 (left): BLiMP E[conv] over training per size, beside accuracy."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6), constrained_layout=True)
+    _convergence_panel(left, data, "expected_conv", "band_low", "band_high")
+    left.set_title("Convergence on minimal pairs")
+    left.set_ylabel("BLiMP E[conv]  (nats)")
+    _convergence_panel(right, data, "accuracy", "accuracy_min", "accuracy_max")
+    right.axhline(0.5, color="#999999", linewidth=0.8, linestyle="--")
+    right.text(0.99, 0.5, "chance", transform=right.get_yaxis_transform(), ha="right", va="bottom",
+               fontsize=8, color="#888888")
+    right.set_title("Accuracy (mean over seeds, band: worst to best seed)")
+    right.set_ylabel("BLiMP accuracy")
+    return figure
 
 
 def plot_variance(data: pd.DataFrame) -> plt.Figure:
@@ -477,7 +517,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "mart_icl_summary",
         "select size, n_params, step, icl_score, icl_score_seed_std from mart_icl_summary "
         "where suite = ? order by n_params, step",
-        plot_icl,
+        plot_icl, objectives=("causal",),
     ),
     FigureSpec(
         "fingerprint_regimes", "Fingerprint regimes over training",
@@ -523,7 +563,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "loglik_model_map",
         "select size, n_params, step, seed, x, y, explained_x, explained_y from loglik_model_map "
         "where suite = ? order by n_params, seed, step",
-        plot_model_map, optional=True,
+        plot_model_map, optional=True, objectives=("causal",),
     ),
     FigureSpec(
         "diffusion_over_training", "Diffusion exponents over training",
@@ -533,7 +573,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "diffusion_exponents",
         "select size, n_params, seed, start_step, n_points, kl_exponent, kl_exponent_low, kl_exponent_high, "
         "weight_exponent, weight_n_points from diffusion_exponents where suite = ? order by n_params, seed, start_step",
-        plot_diffusion_exponents, optional=True,
+        plot_diffusion_exponents, optional=True, objectives=("causal",),
     ),
     FigureSpec(
         "loglik_vs_exact", "Log-likelihood-vector KL against exact KL",
@@ -542,7 +582,38 @@ FIGURES: tuple[FigureSpec, ...] = (
         "mart_loglik_vs_exact",
         "select size, n_params, step, seed_a, seed_b, kl_llv_bits_per_byte, kl_exact_bits_per_byte, ratio "
         "from mart_loglik_vs_exact where suite = ? order by n_params, step, seed_a, seed_b",
-        plot_llv_vs_exact, optional=True,
+        plot_llv_vs_exact, optional=True, objectives=("causal",),
+    ),
+    FigureSpec(
+        "blimp_convergence", "Convergence on BLiMP minimal pairs",
+        "Per size: the expected two-point KL between seeds restricted to each minimal pair's two sentences (minus "
+        "it, E[conv]; per pair, then per paradigm, then over the paradigms), with a band of one standard "
+        "deviation across seed pairs; beside it BLiMP accuracy, the share of pairs whose grammatical sentence "
+        "is the more probable (Fehlauer et al. 2025, fig. 2 left).",
+        "mart_blimp_convergence",
+        "select size, n_params, step, n_paradigms, n_pairs, n_seeds, expected_conv, band_low, band_high, "
+        "accuracy, accuracy_min, accuracy_max from mart_blimp_convergence where suite = ? order by n_params, step",
+        plot_blimp_convergence, optional=True, objectives=("causal",),
+    ),
+    FigureSpec(
+        "blimp_fields", "BLiMP convergence by linguistic field",
+        "BLiMP E[conv] averaged over the paradigms of each linguistic field (morphology, syntax, semantics, "
+        "their interfaces), one panel per size, with the field's accuracy in the table.",
+        "mart_blimp_field",
+        "select size, n_params, step, field as level, dense_rank() over (order by field) as level_order, "
+        "n_paradigms, expected_conv, accuracy from mart_blimp_field where suite = ? order by n_params, field, step",
+        plot_by_level("expected_conv", "BLiMP E[conv | field]  (nats)", ordered=False),
+        optional=True, objectives=("causal",),
+    ),
+    FigureSpec(
+        "masked_convergence", "Masked-LM convergence over training",
+        "Expected convergence of masked language models across seeds per size, each target predicted from its "
+        "window with that token masked, with a band of one standard deviation across seed pairs (Fehlauer et al. "
+        "2025, fig. 2 right).",
+        "mart_expected_convergence",
+        "select size, n_params, step, n_seeds, n_contexts, expected_conv, band_low, band_high "
+        "from mart_expected_convergence where suite = ? order by n_params, step",
+        plot_masked_convergence, objectives=("masked",),
     ),
 )
 
@@ -553,10 +624,14 @@ TOKEN_RANKINGS_QUERY = """
 """
 
 
-def suites_in(database: Path) -> list[str]:
+def suite_objectives(database: Path) -> dict[str, str]:
+    """Every suite with convergence rows, with its objective (`causal` or `masked`), in name order."""
     with duckdb.connect(str(database), read_only=True) as connection:
-        rows = connection.execute("select distinct suite from mart_expected_convergence order by suite").fetchall()
-    return [row[0] for row in rows]
+        rows = connection.execute(
+            "select suite, objective from mart_suites "
+            "where suite in (select suite from mart_expected_convergence) order by suite"
+        ).fetchall()
+    return dict(rows)
 
 
 def query(database: Path, sql: str, suite: str) -> pd.DataFrame:

@@ -48,22 +48,48 @@ def test_definitions_load_with_one_lineage_graph():
     assert staging_parents == {"pair_kl", "stg_checkpoints"}
     extraction_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("pair_kl")).parent_keys}
     assert extraction_parents == {"mini_suite", "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes",
-                                  "loglik_texts"}
+                                  "loglik_texts", "blimp_pairs"}
+    blimp_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_blimp_scores")).parent_keys}
+    assert blimp_parents == {"blimp_scores", "stg_checkpoints"}
 
 
 def test_end_to_end_warehouse(materialized, micro_settings):
     partitions = set(materialized.get_materialized_partitions(dg.AssetKey("pair_kl")))
-    assert partitions == {partition_key("micro", size, step) for size in "ab" for step in (0, 1, 2, 4, 8)}
+    steps = (0, 1, 2, 4, 8)
+    assert partitions == {partition_key("micro", size, step) for size in "ab" for step in steps} | {
+        partition_key("micro-mlm", "a", step) for step in steps
+    }
 
     with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
         rows = connection.execute(
             "select size, step, n_seeds, n_pairs, n_contexts, expected_conv, band_low, band_high "
-            "from mart_expected_convergence order by size, step"
+            "from mart_expected_convergence where suite = 'micro' order by size, step"
         ).fetchall()
-        stats = connection.execute("select count(*), min(cross_entropy) from mart_model_stats").fetchone()
+        stats = connection.execute(
+            "select count(*), min(cross_entropy) from mart_model_stats where suite = 'micro'"
+        ).fetchone()
+        suites = connection.execute("select suite, objective, n_checkpoints from mart_suites order by suite").fetchall()
+        masked = connection.execute(
+            "select count(*), max(expected_conv) from mart_expected_convergence where suite = 'micro-mlm'"
+        ).fetchone()
+        blimp = connection.execute(
+            "select suite, count(*), min(n_paradigms), min(accuracy), max(accuracy), max(expected_conv) "
+            "from mart_blimp_convergence group by suite"
+        ).fetchall()
+        masked_tables = connection.execute(
+            "select (select count(*) from mart_icl_scores where suite = 'micro-mlm'), "
+            "(select count(*) from mart_loglik_kl where suite = 'micro-mlm')"
+        ).fetchone()
         (tags,) = connection.execute(
             "select tags from duckdb_databases() where database_name = current_database()"
         ).fetchone()
+    assert suites == [("micro", "causal", 10), ("micro-mlm", "masked", 5)]
+    assert masked[0] == 5 and masked[1] < 0
+    # BLiMP for the causal suite only: every checkpoint, every paradigm of the slim copy
+    ((suite, n_rows, n_paradigms, low, high, conv),) = blimp
+    assert (suite, n_rows, n_paradigms) == ("micro", 10, 67)
+    assert 0 <= low <= high <= 1 and conv <= 0
+    assert masked_tables == (0, 0)
     assert tags["storage_version"].startswith("v1.0.0"), "older DuckDB clients must open the file"
     assert len(rows) == 10
     for size, step, n_seeds, n_pairs, n_contexts, conv, low, high in rows:
@@ -73,15 +99,24 @@ def test_end_to_end_warehouse(materialized, micro_settings):
 
 
 def test_figures_and_report_page(materialized, micro_settings):
-    for spec in FIGURES:
-        png = micro_settings.paths.reports / "micro" / f"{spec.name}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", spec.name
-        event = materialized.get_latest_materialization_event(dg.AssetKey(spec.name))
-        assert "data:image/png;base64," in event.asset_materialization.metadata["micro_figure"].value
+    drawn = {"micro": [spec for spec in FIGURES if spec.applies_to("causal")],
+             "micro-mlm": [spec for spec in FIGURES if spec.applies_to("masked")]}
+    for suite, specs in drawn.items():
+        for spec in FIGURES:
+            png = micro_settings.paths.reports / suite / f"{spec.name}.png"
+            event = materialized.get_latest_materialization_event(dg.AssetKey(spec.name))
+            metadata = event.asset_materialization.metadata
+            if spec in specs:
+                assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (suite, spec.name)
+                assert "data:image/png;base64," in metadata[f"{suite}_figure"].value
+            else:
+                assert not png.exists() and f"{suite}_figure" not in metadata, (suite, spec.name)
 
     page = (micro_settings.paths.reports / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert page.count("data:image/png;base64,") == sum(len(specs) for specs in drawn.values())
     assert all(html.escape(spec.title) in page for spec in FIGURES)
+    assert "Masked-LM convergence over training (micro-mlm)" in page
+    assert "Convergence on BLiMP minimal pairs (micro)" in page
     assert "Table 1" in page and "lowest mean KL" in page
     assert materialized.get_latest_materialization_event(report_page.key) is not None
 
@@ -112,7 +147,8 @@ def test_sensor_requests_new_checkpoints_once(sensor_settings):
         context = dg.build_sensor_context(instance=instance, resources={"seedconv": sensor_settings})
         first = new_checkpoints(context)
         keys = [request.partition_key for request in first.run_requests]
-        assert len(keys) == 10 and keys[0] == "micro|a|step0"
+        # both mini suites: the causal one's 2 sizes and the masked one's 1, at 5 steps each
+        assert len(keys) == 15 and keys[0] == "micro|a|step0" and "micro-mlm|a|step8" in keys
         assert first.dynamic_partitions_requests[0].partition_keys == keys
 
         instance.add_dynamic_partitions("checkpoints", keys)

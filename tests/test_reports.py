@@ -43,6 +43,10 @@ SAMPLES = {
          for s in STEPS for t in ("log_frequency", "size=l", "pos=VB")]
     ),
     "icl_score": frame(icl_score=0.3, icl_score_seed_std=0.05),
+    "blimp_convergence": frame(expected_conv=-0.05, band_low=-0.07, band_high=-0.03, accuracy=0.6,
+                               accuracy_min=0.55, accuracy_max=0.65, n_paradigms=67, n_pairs=1340, n_seeds=5),
+    "blimp_fields": level_frame("expected_conv", ("morphology", "semantics", "syntax", "syntax_semantics")),
+    "masked_convergence": frame(expected_conv=-0.3, band_low=-0.35, band_high=-0.25, n_seeds=5, n_contexts=100),
     **LOGLIK_SAMPLES,
 }
 
@@ -56,6 +60,16 @@ def test_figures_render_to_png(name, tmp_path):
     out = render(figure_by_name(name), SAMPLES[name], tmp_path / f"{name}.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*")), "no staging file left behind"
+
+
+def test_figures_are_drawn_for_the_suites_they_apply_to():
+    causal = {spec.name for spec in FIGURES if spec.applies_to("causal")}
+    masked = {spec.name for spec in FIGURES if spec.applies_to("masked")}
+    # a masked LM has no left-to-right probability of a text: no ICL, log-likelihood vectors or BLiMP
+    assert not {"icl_score", "loglik_map", "diffusion_over_training", "loglik_vs_exact", "blimp_convergence",
+                "blimp_fields"} & masked
+    assert "masked_convergence" in masked - causal
+    assert {"figure1_convergence", "figure3_frequency", "fingerprint_regimes"} <= causal & masked
 
 
 def test_empty_data_names_the_mart(tmp_path):
