@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test bench ui venv clean
+.PHONY: demo test bench ui sql venv clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: demo
 # The Dagster UI on http://127.0.0.1:3000 over the same instance `make demo` wrote to.
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -m orchestration.definitions
+
+# DuckDB's shell on the published copy, read-only: safe while the pipeline builds the next one.
+PUBLISHED := $(or $(SEEDCONV_WAREHOUSE),warehouse)/published/seedconv.duckdb
+sql: $(STAMP)
+	@test -f $(PUBLISHED) || { echo "no published warehouse at $(PUBLISHED): run make demo first" >&2; exit 1; }
+	$(BIN)/duckdb -readonly $(PUBLISHED)
 
 clean:
 	rm -rf warehouse/lake warehouse/suites warehouse/reports warehouse/published warehouse/dagster \
