@@ -3,6 +3,7 @@
 import dagster as dg
 
 from extract import pipeline
+from extract.lake_checks import CHECKS, CheckOutcome
 from extract.suites import parse_partition_key, partition_key
 from orchestration.inputs import mini_suite
 from orchestration.partitions import checkpoint_partitions
@@ -44,6 +45,12 @@ from orchestration.resources import SeedconvSettings
             ("checkpoint_manifests", "Per partition: inputs' identities, row counts, timings."),
         ]
     ],
+    # Read back from the lake after every run: what is stored, not what was meant to be.
+    check_specs=[
+        dg.AssetCheckSpec(name, asset=asset, description=(check.__doc__ or "").split("\n\n")[0])
+        for asset, checks in CHECKS.items()
+        for name, check in checks.items()
+    ],
     # One extraction at a time: each holds every seed's model and saturates the device.
     pool="extraction",
     # A backfill of many checkpoints runs as one process: model skeletons are built once per
@@ -66,6 +73,23 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     metadata = run_metadata(manifests)
     for key in (*TABLES, "checkpoint_manifests"):
         yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
+    partitions = [parse_partition_key(key) for key in context.partition_keys]
+    for asset, checks in CHECKS.items():
+        for name, check in checks.items():
+            yield check_result(asset, name, check(settings.paths.lake, partitions))
+
+
+def check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """One check over the run's partitions; the failing ones and why in its metadata."""
+    metadata: dict = {"partitions_checked": outcome.checked, **outcome.figures}
+    if outcome.failures:
+        metadata["failing_partitions"] = dg.MetadataValue.md(
+            "\n".join(f"- `{key}`: {reason}" for key, reason in sorted(outcome.failures.items()))
+        )
+    return dg.AssetCheckResult(
+        asset_key=asset, check_name=name, passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR,
+        metadata=metadata,
+    )  # fmt: skip
 
 
 TABLES = (

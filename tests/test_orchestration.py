@@ -98,6 +98,16 @@ def test_end_to_end_warehouse(materialized, micro_settings):
     assert stats[0] == 10 and stats[1] > 0
 
 
+def test_lake_checks_pass_after_extraction(materialized):
+    from extract.lake_checks import CHECKS
+
+    for asset, checks in CHECKS.items():
+        for name in checks:
+            record = materialized.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey(asset), name))
+            assert record is not None and record.evaluation.passed, (asset, name)
+            assert record.evaluation.metadata["partitions_checked"].value >= 5
+
+
 def test_figures_and_report_page(materialized, micro_settings):
     drawn = {"micro": [spec for spec in FIGURES if spec.applies_to("causal")],
              "micro-mlm": [spec for spec in FIGURES if spec.applies_to("masked")]}
