@@ -35,6 +35,22 @@ def _dbt_executable() -> str:
 
 def run_dbt(args: list[str], workdir: Path, lake: Path) -> subprocess.CompletedProcess:
     """Run dbt from dbt_project/ against `lake`, writing everything under `workdir`."""
+    return subprocess.run(
+        dbt_command(args),
+        cwd=DBT_PROJECT,
+        env=dbt_environment(workdir, lake),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def dbt_command(args: list[str]) -> list[str]:
+    return [_dbt_executable(), *args]
+
+
+def dbt_environment(workdir: Path, lake: Path) -> dict[str, str]:
+    """dbt against `lake`, its DuckDB file, target and logs under `workdir`."""
     env = os.environ.copy()
     env.update(
         {
@@ -48,14 +64,7 @@ def run_dbt(args: list[str], workdir: Path, lake: Path) -> subprocess.CompletedP
             "DBT_USE_COLORS": "False",
         }
     )
-    return subprocess.run(
-        [_dbt_executable(), *args],
-        cwd=DBT_PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return env
 
 
 def run_results(workdir: Path) -> dict[str, str]:
