@@ -27,6 +27,10 @@ TRASH = ".trash"
 STALE_STAGING_S = 24 * 3600
 
 
+class LakeWriteError(OSError):
+    """A write to the lake failed (a full disk, a lost mount); what was stored before is intact."""
+
+
 def checkpoint_dir(lake: Path, suite: str, size: str, step: int) -> Path:
     return lake / CHECKPOINTS / f"suite={suite}" / f"size={size}" / f"step={step}"
 
@@ -101,15 +105,21 @@ def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manif
     """
     recover_interrupted(lake, only=target)
     staging = lake / STAGING / uuid.uuid4().hex
-    staging.mkdir(parents=True)
     try:
-        started = time.perf_counter()
-        for name, table in tables.items():
-            _write_parquet(table, staging / f"{name}.parquet")
-        if "timings_s" in manifest:  # a manifest that carries timings records the write's too
-            manifest = {**manifest, "timings_s": {**manifest["timings_s"], "write": time.perf_counter() - started}}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.mkdir(parents=True)
+            started = time.perf_counter()
+            for name, table in tables.items():
+                _write_parquet(table, staging / f"{name}.parquet")
+            if "timings_s" in manifest:  # a manifest that carries timings records the write's too
+                manifest = {**manifest, "timings_s": {**manifest["timings_s"], "write": time.perf_counter() - started}}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            # Nothing has touched `target` yet: its old copy, if any, is as it was.
+            raise LakeWriteError(
+                error.errno, f"writing the partition {target} failed, its previous copy is untouched: {error}"
+            ) from error
         _swap_into_place(lake, staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

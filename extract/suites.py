@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
@@ -272,6 +272,12 @@ class HubSuite(Suite):
         repo, revision = checkpoint.source.split("@")
         try:
             folder = Path(hf_hub_download(repo, "config.json", revision=revision)).parent
+        except RepositoryNotFoundError as error:
+            raise SuiteUnavailable(
+                f"{repo} does not exist on the Hugging Face Hub (or is private): check the suite's sizes and seeds"
+            ) from error
+        except RevisionNotFoundError as error:
+            raise SuiteUnavailable(f"{repo} has no revision {revision}: check the suite's steps") from error
         except (OSError, HfHubHTTPError) as error:
             raise SuiteUnavailable(
                 f"cannot load {repo} at revision {revision} from the Hugging Face Hub "

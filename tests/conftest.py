@@ -8,6 +8,7 @@ trained once per test session.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,19 @@ def micro_masked_suite(micro_settings):
     from extract.suites import open_suite
 
     return open_suite(micro_settings.suite(micro_settings.mini_mlm.name))
+
+
+@pytest.fixture
+def warehouse_copy(micro_settings, micro_config_path, tmp_path):
+    """Settings of a warehouse of its own: the trained micro suites and their evaluation sets,
+    copied, and no extraction yet (for tests that break or kill things)."""
+
+    def make(name: str = "warehouse") -> Settings:
+        root = tmp_path / name
+        shutil.copytree(micro_settings.paths.suites, root / "suites")
+        for folder in micro_settings.paths.lake.iterdir():
+            if folder.name != "checkpoints" and not folder.name.startswith("."):
+                shutil.copytree(folder, root / "lake" / folder.name)
+        return load_settings(micro_config_path, root)
+
+    return make

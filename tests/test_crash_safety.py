@@ -8,7 +8,6 @@ wrapper of os.replace, in this file: nothing in the product waits for a test) an
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ import pandas
 import pyarrow.parquet as pq
 import pytest
 
-from extract.config import load_settings
 from extract.lake import STAGING, TRASH, checkpoint_dir, read_manifest
 
 PARTITIONS = [("a", 1), ("a", 2)]
@@ -49,16 +47,6 @@ settings = load_settings(Path(config), Path(root))
 for _ in pipeline.extract_checkpoints(settings, "micro", [("a", 1), ("a", 2)]):
     pass
 """
-
-
-def _warehouse(micro_settings, path: Path):
-    """A warehouse of its own: the trained micro suites and their evaluation sets, no extractions."""
-    shutil.copytree(micro_settings.paths.suites, path / "suites")
-    lake = micro_settings.paths.lake
-    for folder in lake.iterdir():
-        if folder.name != "checkpoints" and not folder.name.startswith("."):
-            shutil.copytree(folder, path / "lake" / folder.name)
-    return path
 
 
 def _run_until_paused(config: Path, root: Path, mode: str, tmp_path: Path) -> str:
@@ -99,16 +87,15 @@ def _assert_same_rows(got: dict, expected: dict) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_sigkill_mid_partition_leaves_nothing_half_written(micro_settings, micro_config_path, tmp_path):
+def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro_config_path, tmp_path):
     from extract import pipeline
 
-    reference = load_settings(micro_config_path, _warehouse(micro_settings, tmp_path / "reference"))
+    reference = warehouse_copy("reference")
     list(pipeline.extract_checkpoints(reference, "micro", PARTITIONS))
     expected = {partition: _tables(reference.paths.lake, *partition) for partition in PARTITIONS}
 
-    root = _warehouse(micro_settings, tmp_path / "crashed")
-    settings = load_settings(micro_config_path, root)
-    lake = settings.paths.lake
+    settings = warehouse_copy("crashed")
+    root, lake = settings.paths.root, settings.paths.lake
 
     # Killed while the first partition's staged folder is about to be renamed into place.
     target = Path(_run_until_paused(micro_config_path, root, "first-write", tmp_path))
