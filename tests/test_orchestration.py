@@ -14,7 +14,7 @@ from orchestration.reports import report_page
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import extraction_is_newer, refresh_warehouse
 from orchestration.sensors import new_checkpoints
-from orchestration.warehouse import manifest_is_stale
+from orchestration.warehouse import manifest_is_stale, warehouse_models
 from reports.figures import FIGURES
 
 
@@ -197,3 +197,56 @@ def test_a_dbt_manifest_older_than_a_model_is_stale(tmp_path):
     assert not manifest_is_stale(tmp_path, manifest)
     model.write_text("select 2")
     assert manifest_is_stale(tmp_path, manifest)
+
+
+def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
+    materialized, micro_settings, micro_config_path, tmp_path, monkeypatch
+):
+    """A training run drops a new step into a suite the warehouse is current with: the sensor
+    requests that partition alone, the schedule then rebuilds the marts, and only the new
+    partition's rows are built (the other partitions' rows and build records are unchanged)."""
+    root = tmp_path / "warehouse"
+    shutil.copytree(micro_settings.paths.root, root, ignore=shutil.ignore_patterns("reports", "published"))
+    monkeypatch.setenv("SEEDCONV_CONFIG", str(micro_config_path))
+    monkeypatch.setenv("SEEDCONV_WAREHOUSE", str(root))
+
+    def marts() -> tuple[set, dict]:
+        with duckdb.connect(str(root / "seedconv.duckdb"), read_only=True) as connection:
+            rows = set(connection.execute("select * exclude (conv_se) from mart_expected_convergence").fetchall())
+            built = connection.execute(
+                "select model || ' ' || suite || '|' || size || '|step' || step, built_at from incremental_partitions"
+            ).fetchall()
+        return rows, dict(built)
+
+    rows_before, built_before = marts()
+    new_key = partition_key("micro", "a", 16)
+    with dg.instance_for_test() as instance:
+        known = [key for key in materialized.get_dynamic_partitions("checkpoints")]
+        instance.add_dynamic_partitions("checkpoints", known)
+        suite = root / "suites" / "micro"
+        for seed in (1, 2, 3):
+            shutil.copytree(suite / f"a-seed{seed}" / "step8", suite / f"a-seed{seed}" / "step16")
+
+        context = dg.build_sensor_context(instance=instance, resources={"seedconv": SeedconvSettings()})
+        requests = new_checkpoints(context)
+        assert [request.partition_key for request in requests.run_requests] == [new_key]
+        instance.add_dynamic_partitions("checkpoints", [new_key])
+        assert defs.resolve_job_def("extraction_job").execute_in_process(instance=instance, partition_key=new_key).success
+        assert set(instance.get_materialized_partitions(dg.AssetKey("pair_kl"))) == {new_key}
+
+        request = refresh_warehouse(dg.build_schedule_context(instance=instance))
+        assert isinstance(request, dg.RunRequest), "the schedule sees an extraction newer than the last publish"
+        # The schedule's job, but its dbt models only: the figures are tested above.
+        job = defs.resolve_job_def("warehouse_job")
+        assert job.execute_in_process(instance=instance, asset_selection=list(warehouse_models.keys)).success
+
+    rows_after, built_after = marts()
+    new_rows = rows_after - rows_before
+    assert [(suite, size, step) for suite, size, step, *_ in new_rows] == [("micro", "a", 16)]
+    assert rows_before <= rows_after, "no other checkpoint's row changed"
+    rebuilt = {key for key, built_at in built_after.items() if built_before.get(key) != built_at}
+    new_partition = {key for key in rebuilt if key.endswith(" micro|a|step16")}
+    assert {"int_context_convergence micro|a|step16", "mart_expected_convergence micro|a|step16"} <= new_partition
+    # Final-surprisal bins are set by each size's last step, which moved to 16: of the other
+    # partitions only size a's conditional convergence follows it.
+    assert rebuilt - new_partition == {f"mart_conditional_convergence micro|a|step{s}" for s in (0, 1, 2, 4, 8)}
