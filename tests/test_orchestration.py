@@ -231,7 +231,8 @@ def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
         requests = new_checkpoints(context)
         assert [request.partition_key for request in requests.run_requests] == [new_key]
         instance.add_dynamic_partitions("checkpoints", [new_key])
-        assert defs.resolve_job_def("extraction_job").execute_in_process(instance=instance, partition_key=new_key).success
+        extraction_job = defs.resolve_job_def("extraction_job")
+        assert extraction_job.execute_in_process(instance=instance, partition_key=new_key).success
         assert set(instance.get_materialized_partitions(dg.AssetKey("pair_kl"))) == {new_key}
 
         request = refresh_warehouse(dg.build_schedule_context(instance=instance))
