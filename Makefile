@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test bench ui sql venv clean
+.PHONY: demo test faults bench ui sql venv clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fault-injection suite alone (also part of make test): prints the faults tried and survived.
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m fault
 
 # Speed and size, printed beside their targets (docs/performance.md). Runs on the demo's
 # warehouse; scratch data goes to warehouse/bench/.

@@ -136,7 +136,12 @@ def _swap_into_place(lake: Path, staging: Path, target: Path) -> None:
     trash.mkdir(parents=True)
     (trash / "target").write_text(str(target))
     os.replace(target, trash / "data")
-    os.replace(staging, target)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        os.replace(trash / "data", target)  # the new copy cannot go in: the old one goes back
+        shutil.rmtree(trash, ignore_errors=True)
+        raise
     shutil.rmtree(trash)
 
 

@@ -143,3 +143,27 @@ def warehouse_copy(micro_settings, micro_config_path, tmp_path):
         return load_settings(micro_config_path, root)
 
     return make
+
+
+# The fault-injection suite: every test marked `fault` injects one fault (a kill, a full disk, a
+# broken input) and passes only if the fault was survived with nothing already stored lost.
+# The counts are printed at the end of the run (`make faults` runs only these).
+FAULTS: dict[str, list[str]] = {"tried": [], "survived": []}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and "fault" in report.keywords:
+        FAULTS["tried"].append(report.nodeid)
+        if report.passed:
+            FAULTS["survived"].append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULTS["tried"]:
+        return
+    tried, survived = len(FAULTS["tried"]), len(FAULTS["survived"])
+    terminalreporter.section("fault injection")
+    terminalreporter.write_line(f"{tried} faults tried, {survived} survived with nothing lost")
+    for nodeid in FAULTS["tried"]:
+        if nodeid not in FAULTS["survived"]:
+            terminalreporter.write_line(f"NOT SURVIVED: {nodeid}")

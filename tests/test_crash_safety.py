@@ -21,6 +21,8 @@ import pytest
 
 from extract.lake import STAGING, TRASH, checkpoint_dir, read_manifest
 
+pytestmark = pytest.mark.fault
+
 PARTITIONS = [("a", 1), ("a", 2)]
 TABLES = ("token_stats", "pair_kl", "icl_scores", "fingerprints", "loglik", "blimp_scores")
 
@@ -145,9 +147,10 @@ def test_dbt_build_killed_midway_then_run_again(tmp_path):
     marts = ("mart_expected_convergence", "mart_model_stats", "mart_conditional_convergence", "int_context_convergence")
     import duckdb
 
-    with duckdb.connect(str(reference_dir / "seedconv.duckdb"), read_only=True) as reference, duckdb.connect(
-        str(crashed_dir / "seedconv.duckdb"), read_only=True
-    ) as crashed:
+    with (
+        duckdb.connect(str(reference_dir / "seedconv.duckdb"), read_only=True) as reference,
+        duckdb.connect(str(crashed_dir / "seedconv.duckdb"), read_only=True) as crashed,
+    ):
         for mart in marts:
             # rows equal up to the last digit: DuckDB's parallel sums may add in another order
             query = f"select * from {mart} order by all"

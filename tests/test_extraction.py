@@ -139,6 +139,7 @@ def _extract(suite, settings, step=4):
     )
 
 
+@pytest.mark.fault
 def test_nan_weights_are_named(suite_copy, micro_settings):
     weights_path = suite_copy.root / "a-seed2" / "step4" / "model.safetensors"
     weights = load_file(weights_path)
@@ -149,12 +150,14 @@ def test_nan_weights_are_named(suite_copy, micro_settings):
         _extract(suite_copy, micro_settings)
 
 
+@pytest.mark.fault
 def test_corrupt_checkpoint_is_named(suite_copy, micro_settings):
     (suite_copy.root / "a-seed3" / "step4" / "model.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(SuiteUnavailable, match="a-seed3/step4"):
         _extract(suite_copy, micro_settings)
 
 
+@pytest.mark.fault
 def test_seeds_with_different_vocabularies_are_refused(suite_copy, micro_settings, micro_suite):
     # Put a checkpoint of another size's architecture but a larger vocabulary in seed 2's place.
     from transformers import GPTNeoXForCausalLM

@@ -43,6 +43,7 @@ def test_rerun_replaces_the_partition_whole(written):
     assert read_manifest(target) == {"version": 2}
 
 
+@pytest.mark.fault
 def test_crash_while_writing_leaves_the_old_partition(written, monkeypatch):
     root, target = written
     before = snapshot(target)
@@ -61,6 +62,7 @@ def test_crash_while_writing_leaves_the_old_partition(written, monkeypatch):
     assert not any((root / lake.STAGING).iterdir())
 
 
+@pytest.mark.fault
 def test_crash_between_the_renames_is_recovered(written, monkeypatch):
     root, target = written
     before = snapshot(target)

@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from lake_fixtures import SUITE, SyntheticLake, partition_dir, write_synthetic_lake
 from test_dbt import run_dbt
 
 from orchestration.warehouse import publish_copy
+
+pytestmark = pytest.mark.fault
 
 # What a reader checks on every open: the checkpoints the build saw, and that every mart agrees
 # with them (a half-copied or half-built file would fail to open or disagree).

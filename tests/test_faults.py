@@ -1,0 +1,187 @@
+"""The fault-injection suite: each test injects one fault (a broken input, a full disk, a failed
+rename) into an extraction, expects an error that names the problem, and checks that nothing
+already stored is lost: the stored partition's files are byte for byte as they were, no half
+partition or staging folder is left, and the same run without the fault then succeeds.
+
+`make faults` runs every test marked `fault` (these, the kills in test_crash_safety.py, the
+replacement under readers in test_publish.py, ...) and prints how many faults were tried and how
+many survived with nothing lost. Settings out of range are in test_config.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import requests
+from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from safetensors.torch import load_file, save_file
+
+from extract import lake as lake_module
+from extract import pipeline
+from extract.config import load_settings
+from extract.evalset import EvalSetError
+from extract.extraction import ExtractionError
+from extract.lake import LakeWriteError, checkpoint_dir, suite_table_path
+from extract.suites import HubSuite, SuiteUnavailable
+
+pytestmark = pytest.mark.fault
+
+STORED = ("a", 1)
+NEXT = ("a", 2)
+PARTITION_FILES = ("token_stats", "pair_kl", "icl_scores", "fingerprints", "weight_stats", "weight_sketches",
+                   "loglik", "blimp_scores")  # fmt: skip
+
+
+def _digests(folder) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def template(micro_settings, micro_config_path, tmp_path_factory):
+    """A warehouse with one partition extracted, copied by each test."""
+    root = tmp_path_factory.mktemp("faults") / "template"
+    shutil.copytree(micro_settings.paths.suites, root / "suites")
+    for folder in micro_settings.paths.lake.iterdir():
+        if not folder.name.startswith("."):
+            shutil.copytree(folder, root / "lake" / folder.name, ignore=shutil.ignore_patterns("suite=micro-mlm"))
+    settings = load_settings(micro_config_path, root)
+    list(pipeline.extract_checkpoints(settings, "micro", [STORED]))
+    return root
+
+
+@pytest.fixture
+def stored(template, micro_config_path, tmp_path):
+    """A copy of the template warehouse, the stored partition's folder and the digests of its files.
+    After the test, the same extraction without the fault succeeds."""
+    root = tmp_path / "warehouse"
+    shutil.copytree(template, root)
+    settings = load_settings(micro_config_path, root)
+    folder = checkpoint_dir(settings.paths.lake, "micro", *STORED)
+    yield settings, folder, _digests(folder)
+
+
+def _nothing_lost(settings, folder, digests) -> None:
+    assert _digests(folder) == digests, "the stored partition changed"
+    assert not checkpoint_dir(settings.paths.lake, "micro", *NEXT).exists(), "a partition was left half written"
+    staging = settings.paths.lake / lake_module.STAGING
+    assert not (staging.exists() and list(staging.iterdir())), "a staging folder was left behind"
+
+
+def _run(settings, partitions=(NEXT,)):
+    list(pipeline.extract_checkpoints(settings, "micro", list(partitions)))
+
+
+def test_a_truncated_safetensors_file_is_named(stored):
+    settings, folder, digests = stored
+    weights = settings.paths.suites / "micro" / "a-seed2" / "step2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(SuiteUnavailable, match="a-seed2/step2"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+def test_a_missing_seed_is_named(stored):
+    settings, folder, digests = stored
+    shutil.rmtree(settings.paths.suites / "micro" / "a-seed3" / "step2")
+    with pytest.raises(SuiteUnavailable, match="a-seed3/step2 is missing"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+def test_an_empty_evaluation_set_is_named(stored):
+    settings, folder, digests = stored
+    path = suite_table_path(settings.paths.lake, "eval_tokens", "micro")
+    pq.write_table(pq.read_table(path).slice(0, 0), path)
+    with pytest.raises(EvalSetError, match="the evaluation set is empty"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+@pytest.mark.parametrize("full_at", [*PARTITION_FILES, "manifest"])
+def test_a_full_disk_is_named_and_the_old_copy_kept(stored, monkeypatch, full_at):
+    settings, folder, digests = stored
+    real_parquet, real_text = lake_module._write_parquet, Path.write_text
+
+    def disk_full(path):
+        path.write_bytes(b"PAR1 half a file")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def write_parquet(table, path):
+        return disk_full(path) if path.name == f"{full_at}.parquet" else real_parquet(table, path)
+
+    def write_text(path, *args, **kwargs):
+        return disk_full(path) if path.name == f"{full_at}.json" else real_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(lake_module, "_write_parquet", write_parquet)
+    monkeypatch.setattr(Path, "write_text", write_text)
+    # the stored partition again (its replacement fails), then the next one
+    with pytest.raises(LakeWriteError, match=r"step=1 failed, its previous copy is untouched.*No space left on device"):
+        _run(settings, [STORED, NEXT])
+    monkeypatch.undo()
+    _nothing_lost(settings, folder, digests)
+    _run(settings, [STORED, NEXT])
+
+
+def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
+    settings, folder, digests = stored
+    real_replace = os.replace
+
+    def replace(source, destination):
+        if Path(destination) == folder and "/.staging/" in str(source):
+            raise OSError(errno.EIO, "Input/output error", str(destination))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(lake_module.os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output error"):
+        _run(settings, [STORED])
+    monkeypatch.undo()
+    _nothing_lost(settings, folder, digests)
+    assert not list((settings.paths.lake / lake_module.TRASH).iterdir())
+
+
+def test_nan_weights_are_named(stored):
+    settings, folder, digests = stored
+    path = settings.paths.suites / "micro" / "a-seed1" / "step2" / "model.safetensors"
+    weights = load_file(path)
+    weights[next(k for k in weights if k.endswith("embed_out.weight"))][0, 0] = float("inf")
+    save_file(weights, path, metadata={"format": "pt"})
+    with pytest.raises(ExtractionError, match="a-seed1/step2.*(NaN|infinite)"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+def test_garbage_weights_are_named(stored):
+    settings, folder, digests = stored
+    (settings.paths.suites / "micro" / "a-seed2" / "step2" / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(SuiteUnavailable, match="a-seed2/step2"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+def _http_error(kind, message):
+    response = requests.Response()
+    response.status_code = 404
+    return kind(message, response=response)
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (_http_error(RepositoryNotFoundError, "Repository Not Found"), "pythia-14m-seed11 does not exist on the"),
+        (_http_error(RevisionNotFoundError, "Revision Not Found"), "has no revision step99"),
+    ],
+)
+def test_a_hub_id_that_does_not_exist_is_named(monkeypatch, error, message):
+    def not_found(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("extract.suites.hf_hub_download", not_found)
+    suite = HubSuite("polypythia", ("14m",), (11,))
+    with pytest.raises(SuiteUnavailable, match=message):
+        suite.weights_folder(suite.checkpoint("14m", 11, 99))
