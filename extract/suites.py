@@ -15,6 +15,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -204,20 +205,55 @@ class LocalSuite(Suite):
             raise SuiteUnavailable(f"cannot load checkpoint {path}: {error}") from error
 
     def weights_folder(self, checkpoint: Checkpoint) -> Path:
-        return Path(checkpoint.source)
+        folder = Path(checkpoint.source)
+        self._check_tokenizer(folder)
+        return folder
 
-    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+    def _check_tokenizer(self, folder: Path) -> None:
+        """A checkpoint folder that carries its own tokenizer.json must carry the suite's: seeds
+        trained with different tokenizers have no common tokens to compare."""
+        own = folder / "tokenizer.json"
+        if not own.exists() or self._suite_tokenizer is None or self._suite_tokenizer[0] == own:
+            return
+        theirs, identity = self._suite_tokenizer
+        if _tokenizer_identity(own) != identity:
+            raise SuiteUnavailable(
+                f"{folder}: its tokenizer.json differs from the suite's ({theirs}); seeds trained with "
+                "different tokenizers cannot be compared token by token"
+            )
+
+    @cached_property
+    def _suite_tokenizer(self) -> tuple[Path, list] | None:
+        """The suite's tokenizer.json and its identity, read once; None without one."""
+        folder = self._tokenizer_folder()
+        path = folder / "tokenizer.json" if folder is not None else None
+        return (path, _tokenizer_identity(path)) if path is not None and path.exists() else None
+
+    def _tokenizer_folder(self) -> Path | None:
         candidates = [self.root / TOKENIZER_DIR]
         for size in self.sizes():
             for seed in self.seeds(size)[:1]:
                 candidates += [Path(self.checkpoint(size, seed, step).source) for step in self.steps(size)[:1]]
         for path in candidates:
             if (path / "tokenizer.json").exists() or (path / "tokenizer_config.json").exists():
-                return AutoTokenizer.from_pretrained(str(path))
+                return path
+        return None
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        path = self._tokenizer_folder()
+        if path is not None:
+            return AutoTokenizer.from_pretrained(str(path))
         raise SuiteUnavailable(
             f"suite {self.name!r} at {self.root} has no tokenizer: put tokenizer files in "
             f"{self.root / TOKENIZER_DIR} or in the checkpoint folders"
         )
+
+
+def _tokenizer_identity(path: Path) -> list:
+    """What makes two fast tokenizers tokenize alike: the model (vocabulary, merges), how text is
+    normalized and split before it, and the added (special) tokens; not padding or truncation."""
+    document = json.loads(path.read_text())
+    return [document.get(key) for key in ("model", "normalizer", "pre_tokenizer", "added_tokens")]
 
 
 class HubSuite(Suite):

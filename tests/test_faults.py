@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -90,6 +91,21 @@ def test_a_missing_seed_is_named(stored):
     settings, folder, digests = stored
     shutil.rmtree(settings.paths.suites / "micro" / "a-seed3" / "step2")
     with pytest.raises(SuiteUnavailable, match="a-seed3/step2 is missing"):
+        _run(settings)
+    _nothing_lost(settings, folder, digests)
+
+
+def test_seeds_with_different_tokenizers_are_refused(stored):
+    settings, folder, digests = stored
+    suite = settings.paths.suites / "micro"
+    tokenizer = json.loads((suite / "tokenizer" / "tokenizer.json").read_text())
+    # seed 2 ships the suite's own tokenizer (accepted), seed 3 one with two tokens swapped
+    shutil.copy(suite / "tokenizer" / "tokenizer.json", suite / "a-seed2" / "step2" / "tokenizer.json")
+    vocab = tokenizer["model"]["vocab"]
+    first, second = list(vocab)[100:102]
+    vocab[first], vocab[second] = vocab[second], vocab[first]
+    (suite / "a-seed3" / "step2" / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(SuiteUnavailable, match="a-seed3/step2: its tokenizer.json differs from the suite's"):
         _run(settings)
     _nothing_lost(settings, folder, digests)
 
