@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 import torch
-from huggingface_hub import hf_hub_download
+from huggingface_hub import hf_hub_download, list_repo_refs
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 from transformers import (
     AutoModelForCausalLM,
@@ -285,6 +285,23 @@ class HubSuite(Suite):
 
     def steps(self, size: str) -> list[int]:
         return list(self._steps)
+
+    def published_steps(self, size: str) -> list[int]:
+        """The steps every seed of `size` has a revision for on the Hub now (branches `step<N>`),
+        listed online; SuiteUnavailable when the Hub cannot be reached."""
+        common: set[int] | None = None
+        for seed in self._seeds:
+            repo = self.repo_id(size, seed)
+            try:
+                branches = list_repo_refs(repo).branches
+            # Broad on purpose: without a network the HTTP client raises its own error types,
+            # which are neither OSError nor the Hub's; offline is not a fault of the suite.
+            except Exception as error:
+                message = f"cannot list the revisions of {repo} on the Hugging Face Hub: {error}"
+                raise SuiteUnavailable(message) from error
+            steps = {int(m["step"]) for b in branches if (m := re.fullmatch(r"step(?P<step>\d+)", b.name))}
+            common = steps if common is None else common & steps
+        return sorted(common or ())
 
     def checkpoint(self, size: str, seed: int, step: int) -> Checkpoint:
         return Checkpoint(self.name, size, seed, step, f"{self.repo_id(size, seed)}@{self.revision(step)}")

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from extract.config import Settings
-from extract.suites import LocalSuite, open_suite, partition_key
+from extract.suites import LocalSuite, SuiteUnavailable, open_suite, partition_key
 from orchestration.extraction import checkpoint_extraction
 from orchestration.partitions import checkpoint_partitions
 from orchestration.resources import SeedconvSettings
@@ -24,6 +24,23 @@ def local_checkpoint_keys(settings: Settings) -> list[str]:
     return keys
 
 
+def hub_checkpoint_keys(settings: Settings, log=lambda message: None) -> list[str]:
+    """Partition keys of the revisions every seed of a hub suite has published, for the hub
+    suites configured with no `steps` (which follow what the Hub publishes). A suite whose
+    revisions cannot be listed (offline) is skipped with a log line."""
+    keys = []
+    for config in settings.all_suites:
+        if config.kind != "hub" or config.steps:
+            continue
+        suite = open_suite(config)
+        try:
+            for size in suite.sizes():
+                keys += [partition_key(suite.name, size, step) for step in suite.published_steps(size)]
+        except SuiteUnavailable as error:
+            log(f"{suite.name}: new revisions not checked: {error}")
+    return keys
+
+
 def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
     """Keys found on disk that Dagster does not know yet, in discovery order."""
     return [key for key in found if key not in known]
@@ -31,9 +48,11 @@ def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
 
 @dg.sensor(job=extraction_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSettings) -> dg.SensorResult:
-    """Adds a partition for each new complete checkpoint and requests its extraction."""
+    """Adds a partition for each new complete checkpoint (a local suite's new step folders, a hub
+    suite's new revisions) and requests its extraction."""
+    settings = seedconv.load()
     keys = new_checkpoint_requests(
-        local_checkpoint_keys(seedconv.load()),
+        local_checkpoint_keys(settings) + hub_checkpoint_keys(settings, log=context.log.info),
         set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)),
     )
     if not keys:

@@ -251,3 +251,28 @@ def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
     # Final-surprisal bins are set by each size's last step, which moved to 16: of the other
     # partitions only size a's conditional convergence follows it.
     assert rebuilt - new_partition == {f"mart_conditional_convergence micro|a|step{s}" for s in (0, 1, 2, 4, 8)}
+
+
+def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from conftest import MICRO_CONFIG
+
+    config = tmp_path / "seedconv.toml"
+    config.write_text(MICRO_CONFIG + '\n[[suites]]\nname = "pythia"\nkind = "hub"\nsizes = ["14m"]\nseeds = [1, 2]\n')
+    shutil.copytree(micro_settings.paths.suites, tmp_path / "suites")
+    settings = SeedconvSettings(config_path=str(config), warehouse_root=str(tmp_path))
+    published = {"step0", "step1"}
+    monkeypatch.setattr(
+        "extract.suites.list_repo_refs",
+        lambda repo: SimpleNamespace(branches=[SimpleNamespace(name=name) for name in sorted(published)]),
+    )
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"seedconv": settings})
+        first = [request.partition_key for request in new_checkpoints(context).run_requests]
+        assert {"pythia|14m|step0", "pythia|14m|step1"} <= set(first)
+        instance.add_dynamic_partitions("checkpoints", first)
+
+        published.add("step2")  # a new revision is pushed for both seeds
+        later = new_checkpoints(context)
+        assert [request.partition_key for request in later.run_requests] == ["pythia|14m|step2"]

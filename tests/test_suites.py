@@ -66,3 +66,25 @@ def test_local_suite_errors_name_the_folder(tmp_path):
         suite.load_tokenizer()
     with pytest.raises(SuiteUnavailable, match="s-seed1/step0"):
         suite.load_model(suite.checkpoint("s", 1, 0), torch.device("cpu"))
+
+
+def test_hub_revisions_every_seed_has_are_published_steps(monkeypatch):
+    from types import SimpleNamespace
+
+    branches = {
+        "EleutherAI/pythia-14m-seed1": ["main", "step0", "step1", "step2", "step143000"],
+        "EleutherAI/pythia-14m-seed2": ["main", "step0", "step1", "step143000", "not-a-step"],
+    }
+
+    def list_repo_refs(repo):
+        return SimpleNamespace(branches=[SimpleNamespace(name=name) for name in branches[repo]])
+
+    monkeypatch.setattr("extract.suites.list_repo_refs", list_repo_refs)
+    suite = HubSuite("polypythia", ("14m",), (1, 2))
+    assert suite.published_steps("14m") == [0, 1, 143000]  # step2 only for seed 1: not yet a checkpoint
+
+
+def test_hub_revisions_offline_are_named(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SuiteUnavailable, match="cannot list the revisions of EleutherAI/pythia-14m-seed1"):
+        HubSuite("polypythia", ("14m",), (1, 2)).published_steps("14m")
