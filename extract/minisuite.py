@@ -113,24 +113,18 @@ def init_std(hidden_size: int) -> float:
 def model_config(
     size: MiniSizeConfig, suite: MiniSuiteConfig, tokenizer: PreTrainedTokenizerFast
 ) -> GPTNeoXConfig | BertConfig:
+    shape = {
+        "initializer_range": init_std(size.hidden_size),
+        "vocab_size": len(tokenizer),
+        "hidden_size": size.hidden_size,
+        "num_hidden_layers": size.num_layers,
+        "num_attention_heads": size.num_heads,
+        "intermediate_size": 4 * size.hidden_size,
+    }
     if suite.objective == "masked":
-        return BertConfig(
-            initializer_range=init_std(size.hidden_size),
-            vocab_size=len(tokenizer),
-            hidden_size=size.hidden_size,
-            num_hidden_layers=size.num_layers,
-            num_attention_heads=size.num_heads,
-            intermediate_size=4 * size.hidden_size,
-            max_position_embeddings=max(suite.seq_len, 512),
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        return BertConfig(**shape, max_position_embeddings=max(suite.seq_len, 512), pad_token_id=tokenizer.pad_token_id)
     return GPTNeoXConfig(
-        initializer_range=init_std(size.hidden_size),
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        num_hidden_layers=size.num_layers,
-        num_attention_heads=size.num_heads,
-        intermediate_size=4 * size.hidden_size,
+        **shape,
         max_position_embeddings=max(suite.seq_len, 2048),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
