@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -67,6 +68,16 @@ def dbt_environment(workdir: Path, lake: Path) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def built_warehouse(workdir: Path, lake: Path):
+    """`dbt build` of `lake` into `workdir`, which must pass every model and test; yields a
+    read-only connection to the DuckDB file it wrote."""
+    proc = run_dbt(["build"], workdir, lake)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
+    with duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True) as connection:
+        yield connection
+
+
 def run_results(workdir: Path) -> dict[str, str]:
     """unique_id -> status of the last dbt invocation that wrote `workdir`/target."""
     results = json.loads((workdir / "target" / "run_results.json").read_text())
@@ -83,11 +94,8 @@ def built(tmp_path_factory):
     """The synthetic lake, built once by `dbt build`; yields (synth, duckdb connection, workdir)."""
     workdir = tmp_path_factory.mktemp("dbt_build")
     synth = write_synthetic_lake(workdir / "lake")
-    proc = run_dbt(["build"], workdir, synth.root)
-    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    con = duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True)
-    yield synth, con, workdir
-    con.close()
+    with built_warehouse(workdir, synth.root) as con:
+        yield synth, con, workdir
 
 
 def _rows(con, sql: str) -> list[dict]:

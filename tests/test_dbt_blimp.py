@@ -44,7 +44,7 @@ from lake_fixtures import (
     write_synthetic_lake,
     write_unigram,
 )
-from test_dbt import run_dbt, run_results, statuses_by_test_name
+from test_dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
 
 SEEDS = (1, 2, 3)
 WORDS = ["The", " jury", " said", " it"]
@@ -312,11 +312,8 @@ def built(tmp_path_factory):
     """The BLiMP lake, built once by `dbt build`; yields (synth, connection, workdir)."""
     workdir = tmp_path_factory.mktemp("dbt_blimp")
     synth = write_blimp_lake(workdir / "lake")
-    proc = run_dbt(["build"], workdir, synth.root)
-    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    con = duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True)
-    yield synth, con, workdir
-    con.close()
+    with built_warehouse(workdir, synth.root) as con:
+        yield synth, con, workdir
 
 
 # --- the tests ----------------------------------------------------------------------------------

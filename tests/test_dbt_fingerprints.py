@@ -39,7 +39,7 @@ from lake_fixtures import (
     write_synthetic_lake,
     write_unigram,
 )
-from test_dbt import run_dbt, run_results, statuses_by_test_name
+from test_dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
 
 SUITE = "mini"
 SIZES = {"small": 1_000, "large": 4_000}
@@ -315,11 +315,8 @@ def built(tmp_path_factory):
     """The fingerprint lake, built once by `dbt build`; yields (synth, connection, workdir)."""
     workdir = tmp_path_factory.mktemp("dbt_fingerprints")
     synth = write_fingerprint_lake(workdir / "lake")
-    proc = run_dbt(["build"], workdir, synth.root)
-    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    con = duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True)
-    yield synth, con, workdir
-    con.close()
+    with built_warehouse(workdir, synth.root) as con:
+        yield synth, con, workdir
 
 
 NEW_MARTS = (
@@ -759,11 +756,8 @@ def old_lake_build(tmp_path_factory):
     manifests without the new keys."""
     workdir = tmp_path_factory.mktemp("dbt_old_lake")
     synth = write_synthetic_lake(workdir / "lake")
-    proc = run_dbt(["build"], workdir, synth.root)
-    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    con = duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True)
-    yield synth, con, workdir
-    con.close()
+    with built_warehouse(workdir, synth.root) as con:
+        yield synth, con, workdir
 
 
 def test_lake_without_the_new_tables_builds_with_empty_marts(old_lake_build):
