@@ -97,6 +97,9 @@ def run_size(settings: Settings, size: str, device: torch.device) -> SizeRun:
     started = time.perf_counter()
     manifests = list(pipeline.extract_checkpoints(settings, suite_name, partitions, device, output_lake=out))
     wall = time.perf_counter() - started
+    quarantined = [m["reason"] for m in manifests if "quarantined" in m]
+    if quarantined:  # timings of a suite with broken checkpoints would measure the wrong thing
+        raise SystemExit("\n".join(quarantined))
     return SizeRun(size, manifests, wall, forward_flops_per_token(config, settings.eval.window))
 
 

@@ -28,7 +28,7 @@ from benchmarks import machine
 from benchmarks.extraction import forward_flops_per_token
 from extract.config import IclConfig, load_settings
 from extract.evalset import eval_batches
-from extract.extraction import Extractor, default_device
+from extract.extraction import Extractor, NonFiniteOutputs, Quarantine, default_device
 from extract.icl import ICL_SEQUENCES_SCHEMA
 from extract.lake import checkpoint_dir, write_partition
 from extract.suites import LocalSuite
@@ -123,6 +123,8 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
     timings: dict[str, float] = {}
     written = {"token_stats": [0, 0], "pair_kl": [0, 0]}  # bytes, rows
     for result in extractor.extract_many([(size, step) for step in range(steps)]):
+        if isinstance(result, Quarantine):
+            raise NonFiniteOutputs(result.describe())
         for name, value in result.timings_s.items():
             timings[name] = timings.get(name, 0.0) + value
         tick = time.perf_counter()

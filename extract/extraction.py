@@ -20,6 +20,11 @@ vocabulary-sized tensors are ever on the device:
 Only scalars and the top-k leave the device. `Extractor.extract_many` runs a sequence of
 partitions with one reader and one set of skeletons, so loading overlaps computing across
 partition boundaries too.
+
+A seed whose model gives NaN or infinite numbers (output-embedding weights, activations, logits,
+or the probes' scores) makes its partition a `Quarantine` instead of an `Extraction`: the reasons,
+seed by seed, and nothing to write. A diverged training run is a fact about the checkpoint, not a
+fault of the run, so the partitions after it in a range are extracted as usual.
 """
 
 from __future__ import annotations
@@ -76,6 +81,26 @@ _VOCAB_TENSORS_PER_SEED, _VOCAB_TENSORS_EXTRA = 2, 5
 
 class ExtractionError(RuntimeError):
     """The checkpoint's models cannot be compared; the message names the seed and the fault."""
+
+
+class NonFiniteOutputs(ExtractionError):
+    """A seed's model gives NaN or infinite numbers; the message names the checkpoint and which."""
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A partition that is not written because some seed's model gives NaN or infinite outputs."""
+
+    suite: str
+    size: str
+    step: int
+    reasons: dict[int, str]  # seed -> what is not finite, naming its checkpoint
+    checkpoints: list[dict]  # seed, source, weights digest, bytes read
+
+    def describe(self) -> str:
+        return f"{self.suite}|{self.size}|step{self.step} is quarantined: " + "; ".join(
+            f"seed {seed}: {reason}" for seed, reason in sorted(self.reasons.items())
+        )
 
 
 @dataclass(frozen=True)
@@ -203,10 +228,17 @@ class Extractor:
     # -- public ---------------------------------------------------------------------------------
 
     def extract(self, size: str, step: int) -> Extraction:
-        return next(iter(self.extract_many([(size, step)])))
+        """One partition; NonFiniteOutputs if a seed's model gives NaN or infinite outputs."""
+        result = next(iter(self.extract_many([(size, step)])))
+        if isinstance(result, Quarantine):
+            raise NonFiniteOutputs(result.describe())
+        return result
 
-    def extract_many(self, partitions: Iterable[tuple[str, int]]) -> Iterator[Extraction]:
-        """Extracts each (size, step) in turn; the reader runs ahead across partition boundaries."""
+    def extract_many(self, partitions: Iterable[tuple[str, int]]) -> Iterator[Extraction | Quarantine]:
+        """Extracts each (size, step) in turn; the reader runs ahead across partition boundaries.
+
+        A partition where some seed's model gives NaN or infinite outputs comes out as a
+        Quarantine, and the next partition follows as usual."""
         partitions = list(partitions)
         for size, _ in partitions:
             n_seeds = len(self.suite.seeds(size))
@@ -221,7 +253,7 @@ class Extractor:
 
     # -- phase 1: one seed at a time ------------------------------------------------------------
 
-    def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction:
+    def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction | Quarantine:
         timings = {
             "read_wait": 0.0,
             "load": 0.0,
@@ -236,6 +268,7 @@ class Extractor:
         }
         seeds = self.suite.seeds(size)
         results: dict[int, _SeedResult] = {}
+        problems: dict[int, str] = {}  # seed -> what its model gives that is not finite
         by_digest: dict[str, int] = {}
         weight_rows, sketches = {}, {}
         provenance, n_bytes, skeleton = [], 0, None
@@ -258,18 +291,34 @@ class Extractor:
                 # Identical weights give identical distributions: computed once.
                 results[seed] = results[by_digest[weights.digest]]
                 continue
-            by_digest[weights.digest] = seed
             if objective_of(weights.config) != self.objective:
                 raise ExtractionError(
                     f"{checkpoint.source}: a {objective_of(weights.config)} LM in suite {self.suite.name!r}, "
                     f"whose models are {self.objective} LMs"
                 )
             skeleton = self._skeleton(weights)
-            results[seed] = self._run_seed(skeleton, weights, checkpoint, timings)
+            try:
+                results[seed] = self._run_seed(skeleton, weights, checkpoint, timings)
+            except NonFiniteOutputs as error:
+                # The other seeds still run: the quarantine names every seed that is not finite,
+                # and the reader's queue stays in step with the partitions.
+                problems[seed] = str(error)
+                continue
+            by_digest[weights.digest] = seed
             del weights
+        if problems:
+            return Quarantine(self.suite.name, size, step, problems, provenance)
         vocab = self._check_vocabularies(results, size, step)
 
-        token_stats, pair_kl = self._statistics(seeds, results, vocab, timings)
+        token_stats, pair_kl, not_finite = self._statistics(seeds, results, vocab, timings)
+        if not_finite:
+            n = len(self.positions)
+            reasons = {
+                seed: f"{self.suite.checkpoint(size, seed, step).source}: NaN or infinite logits at {count} of {n} "
+                "evaluation tokens"
+                for seed, count in not_finite.items()
+            }
+            return Quarantine(self.suite.name, size, step, reasons, provenance)
         icl_scores = (
             None
             if self.masked
@@ -336,7 +385,7 @@ class Extractor:
         tick = time.perf_counter()
         head = skeleton.load(weights)
         if not head.is_finite():
-            raise ExtractionError(f"{checkpoint.source}: the output embedding holds NaN or infinite weights")
+            raise NonFiniteOutputs(f"{checkpoint.source}: the output embedding holds NaN or infinite weights")
         self._sync()
         timings["load"] += time.perf_counter() - tick
 
@@ -347,7 +396,7 @@ class Extractor:
         self._sync()
         timings["forward"] += time.perf_counter() - tick
         if not finite:
-            raise ExtractionError(f"{checkpoint.source}: the model gives NaN or infinite activations")
+            raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite activations")
         result = _SeedResult(hidden=hidden, head=head, icl=None, fingerprint=None, loglik=None, blimp=None)
 
         if not self.masked:
@@ -359,6 +408,8 @@ class Extractor:
                 self.device,
             )
             timings["icl"] += time.perf_counter() - tick
+            if not all(np.isfinite(surprisals).all() for surprisals in result.icl):
+                raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite ICL surprisals")
 
         if self.probe_inputs is not None:
             self._probe(skeleton, head, result, checkpoint, timings)
@@ -415,7 +466,7 @@ class Extractor:
                 timings["blimp"] += time.perf_counter() - tick
                 outputs.append(result.blimp)
         if not all(np.isfinite(values).all() for values in outputs):
-            raise ExtractionError(
+            raise NonFiniteOutputs(
                 f"{checkpoint.source}: the model gives NaN or infinite fingerprints, log-likelihoods or BLiMP scores"
             )
 
@@ -437,8 +488,10 @@ class Extractor:
 
     def _statistics(
         self, seeds: list[int], results: dict[int, _SeedResult], vocab: int, timings: dict[str, float]
-    ) -> tuple[pa.Table, pa.Table]:
+    ) -> tuple[pa.Table, pa.Table, dict[int, int]]:
+        """(token_stats, pair_kl, {seed: tokens whose logits hold a NaN or an infinity})."""
         n, k, n_seeds = len(self.positions), self.top_k, len(seeds)
+        not_finite = torch.zeros(n_seeds, dtype=torch.int64, device=self.device)
         scalars = {name: np.empty((n_seeds, n), dtype=np.float32) for name in SCALAR_STATISTICS}
         topk_ids = np.empty((n_seeds, n, k), dtype=np.int32)
         topk_logprobs = np.empty((n_seeds, n, k), dtype=np.float32)
@@ -452,6 +505,11 @@ class Extractor:
                 tick = time.perf_counter()
                 # The unembedding in fp32: hidden states [C, H] times the fp32 output embedding.
                 logits = torch.stack([results[s].head.logits(results[s].hidden[start:stop]) for s in seeds])
+                # Finite hidden states and weights can still overflow in the unembedding. A row's
+                # sum is NaN or infinite exactly when one of its logits is (or when the sum itself
+                # overflows, past 3e38: no working model's logits come near), and costs one
+                # reduction instead of a vocabulary-sized mask.
+                not_finite += (~torch.isfinite(logits.sum(dim=-1))).sum(dim=-1)
                 self._sync()
                 timings["forward"] += time.perf_counter() - tick
 
@@ -468,6 +526,7 @@ class Extractor:
         return (
             _token_stats_table(np.array(seeds), self.positions, scalars, topk_ids, topk_logprobs),
             _pair_kl_table(np.array(seeds), self.positions, kl),
+            {seed: int(count) for seed, count in zip(seeds, not_finite.tolist(), strict=True) if count},
         )
 
     def _unigram_log_probs(self, vocab: int) -> torch.Tensor:

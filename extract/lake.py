@@ -6,6 +6,11 @@ folder and renamed into place, so a reader never sees half of one, and a partiti
 when its manifest is there. A rerun replaces a partition whole; the old copy waits in `.trash/`
 until the new one is in place, so a crash between the two renames loses nothing
 (`recover_interrupted` puts it back).
+
+A checkpoint whose models give NaN or infinite outputs is not written: its partition gets a
+quarantine record, `quarantine/suite=<s>/size=<z>/step=<n>.json`, naming each seed and what is
+not finite, and any copy stored before stays as it was. A later successful write of the
+partition removes the record.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
 CHECKPOINTS = "checkpoints"
+QUARANTINE = "quarantine"
 STAGING = ".staging"
 TRASH = ".trash"
 STALE_STAGING_S = 24 * 3600
@@ -33,6 +39,16 @@ class LakeWriteError(OSError):
 
 def checkpoint_dir(lake: Path, suite: str, size: str, step: int) -> Path:
     return lake / CHECKPOINTS / f"suite={suite}" / f"size={size}" / f"step={step}"
+
+
+def quarantine_path(lake: Path, suite: str, size: str, step: int) -> Path:
+    return lake / QUARANTINE / f"suite={suite}" / f"size={size}" / f"step={step}.json"
+
+
+def read_quarantine(lake: Path, suite: str, size: str, step: int) -> dict | None:
+    """The partition's quarantine record, or None when it has none."""
+    path = quarantine_path(lake, suite, size, step)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def suite_table_path(lake: Path, table: str, suite: str) -> Path:
@@ -94,8 +110,21 @@ def write_table_atomically(table: pa.Table, path: Path) -> None:
 def write_json_atomically(document: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    staging.write_text(json.dumps(document, indent=2, sort_keys=True))
-    os.replace(staging, path)
+    try:
+        staging.write_text(json.dumps(document, indent=2, sort_keys=True))
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def write_quarantine(lake: Path, record: dict) -> Path:
+    """Records why (suite, size, step) is not written; its stored copy, if any, is left alone."""
+    path = quarantine_path(lake, record["suite"], record["size"], record["step"])
+    try:
+        write_json_atomically(record, path)
+    except OSError as error:
+        raise LakeWriteError(error.errno, f"writing the quarantine record {path} failed: {error}") from error
+    return path
 
 
 def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manifest: dict) -> dict:
@@ -123,6 +152,8 @@ def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manif
         _swap_into_place(lake, staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if "suite" in manifest:  # the partition is good now: an older quarantine no longer holds
+        quarantine_path(lake, manifest["suite"], manifest["size"], manifest["step"]).unlink(missing_ok=True)
     return manifest
 
 

@@ -1,7 +1,7 @@
 """Checks of what a checkpoint partition holds in the lake, read back from its files.
 
 Each check looks at the partitions given and returns the ones that fail it, with the reason, so
-that Dagster's asset checks (orchestration/checks.py) can mark them and a test can call the
+that Dagster's asset checks (orchestration/extraction.py) can mark them and a test can call the
 same functions on a broken lake. They read the stored files, not what the extraction meant to
 write: a check passes only if what is on disk is right.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from extract.lake import checkpoint_dir, read_manifest
+from extract.lake import checkpoint_dir, read_manifest, read_quarantine
 
 # The KL between two fp32 distributions is computed exactly and is never negative by more than
 # rounding: pairwise_kl clamps nothing, and its errors are a few ulps of the terms it sums.
@@ -87,6 +87,20 @@ def check_token_stats_finite(lake: Path, partitions: list[Partition]) -> CheckOu
     return outcome
 
 
+def check_not_quarantined(lake: Path, partitions: list[Partition]) -> CheckOutcome:
+    """No partition is quarantined: every seed's logits, activations and probe scores are finite."""
+    outcome = CheckOutcome()
+    for partition in partitions:
+        outcome.checked += 1
+        record = read_quarantine(lake, *partition)
+        if record is not None:
+            by_seed = sorted(record["quarantined"].items(), key=lambda item: int(item[0]))
+            reasons = "; ".join(f"seed {seed}: {reason}" for seed, reason in by_seed)
+            stored = " (an earlier copy stays in the lake)" if read_manifest(checkpoint_dir(lake, *partition)) else ""
+            outcome.failures[_key(partition)] = f"quarantined{stored}: {reasons}"
+    return outcome
+
+
 def check_row_counts(lake: Path, partitions: list[Partition]) -> CheckOutcome:
     """token_stats has one row per (seed, token) and pair_kl one per (ordered seed pair, token),
     over the same seeds and tokens."""
@@ -142,6 +156,6 @@ def check_manifests_complete(lake: Path, partitions: list[Partition]) -> CheckOu
 
 CHECKS = {
     "pair_kl": {"kl_non_negative": check_kl_non_negative, "rows_match_token_stats": check_row_counts},
-    "token_stats": {"no_nan": check_token_stats_finite},
+    "token_stats": {"no_nan": check_token_stats_finite, "logits_finite": check_not_quarantined},
     "checkpoint_manifests": {"manifests_complete": check_manifests_complete},
 }

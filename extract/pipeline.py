@@ -30,11 +30,11 @@ from extract.evalset import (
     masked_eval_batches,
     unigram_counts,
 )
-from extract.extraction import Extraction, Extractor, ProbeInputs, default_device
+from extract.extraction import Extraction, Extractor, NonFiniteOutputs, ProbeInputs, Quarantine, default_device
 from extract.features import token_pos_table
 from extract.fingerprints import probe_batch, probe_set, probes_table, table_hash
 from extract.icl import icl_sequences_table
-from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
+from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_quarantine, write_table_atomically
 from extract.loglik import loglik_texts_table, text_batch
 from extract.minisuite import encode_corpus, train_suite
 from extract.suites import Suite, open_suite
@@ -145,6 +145,10 @@ def extract_checkpoints(
     checkpoints are read ahead across partition boundaries. Each partition is written on a
     background thread while the next one computes. Partitions go to the settings' lake, or to
     `output_lake` (the benchmark's, which must not touch the warehouse).
+
+    A partition where some seed's model gives NaN or infinite outputs is not written: its
+    quarantine record is, and is yielded in place of the manifest (it has `quarantined`, the
+    reason by seed). The partitions after it go on.
     """
     suite: Suite = open_suite(settings.suite(suite_name))
     lake = settings.paths.lake
@@ -192,6 +196,15 @@ def extract_checkpoints(
         pending = None
         started = time.perf_counter()
         for result in extractor.extract_many(partitions):
+            if isinstance(result, Quarantine):
+                if pending is not None:  # in partition order
+                    yield pending.result()
+                    pending = None
+                record = _quarantine_record(result, identity)
+                write_quarantine(output_lake or lake, record)
+                yield record
+                started = time.perf_counter()
+                continue
             manifest = _manifest(settings, suite, result, identity, str(extractor.device))
             manifest["timings_s"]["compute"] = time.perf_counter() - started
             if pending is not None:
@@ -240,9 +253,26 @@ def load_probe_inputs(
 def extract_checkpoint(
     settings: Settings, suite_name: str, size: str, step: int, device: torch.device | None = None
 ) -> dict:
-    """Runs every seed of (suite, size, step) and writes the partition; returns its manifest."""
+    """Runs every seed of (suite, size, step) and writes the partition; returns its manifest.
+
+    NonFiniteOutputs, naming the seeds, if the partition is quarantined instead."""
     (manifest,) = extract_checkpoints(settings, suite_name, [(size, step)], device)
+    if "quarantined" in manifest:
+        raise NonFiniteOutputs(manifest["reason"])
     return manifest
+
+
+def _quarantine_record(quarantine: Quarantine, identity: dict) -> dict:
+    return {
+        "suite": quarantine.suite,
+        "size": quarantine.size,
+        "step": quarantine.step,
+        "quarantined": {str(seed): reason for seed, reason in sorted(quarantine.reasons.items())},
+        "reason": quarantine.describe(),
+        "checkpoints": quarantine.checkpoints,
+        "code_version": identity["code_version"],
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: dict, device: str) -> dict:

@@ -29,6 +29,9 @@ from orchestration.resources import SeedconvSettings
                 "blimp_pairs",
             ],
             kinds={"pytorch", "parquet"},
+            # Materialized partition by partition: a quarantined checkpoint is left out (and
+            # marked failed), the others of the same run are materialized.
+            skippable=True,
         )
         for key, description in [
             ("token_stats", "Per token and seed: surprisal, entropy, KL to uniform and unigram, top-k."),
@@ -62,21 +65,29 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     activation fingerprints, weight statistics, log-likelihood vectors and BLiMP scores (the last
     three and ICL for causal suites only; a masked LM's targets are predicted masked)."""
     settings = seedconv.load()
-    manifests = []
+    quarantined = {}
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
         for manifest in pipeline.extract_checkpoints(settings, suite, partitions):
-            context.log.info(
-                f"extracted {partition_key(suite, manifest['size'], manifest['step'])}: "
-                f"{manifest['n_tokens'] / manifest['timings_s']['compute']:.0f} tokens/s"
-            )
-            manifests.append(manifest)
-    metadata = run_metadata(manifests)
-    for key in (*TABLES, "checkpoint_manifests"):
-        yield dg.MaterializeResult(asset_key=key, metadata=metadata[key])
+            key = partition_key(suite, manifest["size"], manifest["step"])
+            if "quarantined" in manifest:
+                context.log.error(manifest["reason"])
+                quarantined[key] = manifest["reason"]
+                continue
+            metadata = partition_metadata(manifest)
+            context.log.info(f"extracted {key}: {metadata['checkpoint_manifests']['tokens_per_second']:.0f} tokens/s")
+            for asset, values in metadata.items():
+                context.log_event(dg.AssetMaterialization(asset_key=asset, partition=key, metadata=values))
     partitions = [parse_partition_key(key) for key in context.partition_keys]
     for asset, checks in CHECKS.items():
         for name, check in checks.items():
             yield check_result(asset, name, check(settings.paths.lake, partitions))
+    if quarantined:
+        # Failing the run after the others are stored marks exactly these partitions failed in
+        # the UI; the check `token_stats:logits_finite` says why.
+        raise dg.Failure(
+            description=f"{len(quarantined)} of {len(partitions)} partitions quarantined: NaN or infinite outputs",
+            metadata={QUARANTINED: dg.MetadataValue.md("\n".join(f"- {r}" for r in quarantined.values()))},
+        )
 
 
 def check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
@@ -92,6 +103,7 @@ def check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckR
     )  # fmt: skip
 
 
+QUARANTINED = "quarantined_partitions"  # the Failure's metadata key, read by orchestration.materialize
 TABLES = (
     "token_stats",
     "pair_kl",
@@ -113,24 +125,20 @@ def partitions_by_suite(keys: list[str]) -> dict[str, list[tuple[str, int]]]:
     return grouped
 
 
-def run_metadata(manifests: list[dict]) -> dict[str, dict]:
-    """Each asset's materialization metadata: rows written, and for the manifests, speed and inputs."""
-    compute = sum(m["timings_s"]["compute"] for m in manifests)
-    tokens = sum(m["n_tokens"] for m in manifests)
-    common = {
-        "partitions": len(manifests),
-        "n_params": ", ".join(sorted({str(m["n_params"]) for m in manifests})),
-        "seeds": ", ".join(sorted({str(s) for m in manifests for s in m["seeds"]}, key=int)),
-    }
-    rows = {table: sum(m["rows"].get(table, 0) for m in manifests) for table in TABLES}
+def partition_metadata(manifest: dict) -> dict[str, dict]:
+    """Each asset's materialization metadata for one partition: rows written, and for the
+    manifests, speed and inputs."""
+    common = {"n_params": manifest["n_params"], "seeds": ", ".join(str(s) for s in manifest["seeds"])}
+    compute = manifest["timings_s"]["compute"]
     return {
-        **{table: {**common, "rows": rows[table]} for table in TABLES},
+        **{table: {**common, "rows": manifest["rows"][table]} for table in TABLES if table in manifest["rows"]},
         "checkpoint_manifests": {
             **common,
-            "device": ", ".join(sorted({m["device"] for m in manifests})),
-            "forward_dtype": ", ".join(sorted({m["forward_dtype"] for m in manifests})),
-            "eval_set_hash": ", ".join(sorted({m["eval_set_hash"] for m in manifests})),
+            "device": manifest["device"],
+            "forward_dtype": manifest["forward_dtype"],
+            "eval_set_hash": manifest["eval_set_hash"],
             "seconds": round(compute, 2),
-            "tokens_per_second": round(tokens / max(compute, 1e-9), 1),
+            # evaluation tokens times seeds, per second of compute, as benchmarks/extraction.py counts
+            "tokens_per_second": round(manifest["n_tokens"] * len(manifest["seeds"]) / max(compute, 1e-9), 1),
         },
     }

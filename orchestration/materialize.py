@@ -5,7 +5,8 @@
 Runs go to the Dagster instance in $DAGSTER_HOME, so `dagster dev` afterwards shows them.
 Order: inputs (corpus, tagger, mini suite, evaluation set, tags), then the checkpoint partitions
 not yet materialized (all of them with --all) in as few extraction runs as their order allows,
-then dbt, the regression, publish, figures and the report page.
+then dbt, the regression, publish, figures and the report page. Checkpoints whose models give
+NaN or infinite outputs are quarantined: everything else is built, and they are named at the end.
 """
 
 
@@ -16,7 +17,7 @@ import dagster as dg
 
 from orchestration.analysis import loglik_analysis, regression_coefficients
 from orchestration.definitions import defs
-from orchestration.extraction import checkpoint_extraction
+from orchestration.extraction import QUARANTINED, checkpoint_extraction
 from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
 from orchestration.partitions import checkpoint_partitions
 from orchestration.reports import figure_assets, report_page, token_rankings_table
@@ -25,8 +26,11 @@ from orchestration.sensors import local_checkpoint_keys
 from orchestration.warehouse import published_warehouse, warehouse_models
 
 
-def _run(instance: dg.DagsterInstance, selection: list, partitions: tuple[str, str] | None = None) -> None:
-    """One in-process run of `selection`, over the partition range (first, last) if given."""
+def run_assets(instance: dg.DagsterInstance, selection: list, partitions: tuple[str, str] | None = None) -> list[str]:
+    """One in-process run of `selection`, over the partition range (first, last) if given.
+
+    Returns the quarantined checkpoints' reasons when the run failed for those alone (the rest
+    of it is stored); any other failure ends the program."""
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [key for asset in selection for key in asset.keys]
     tags = {} if partitions is None else {
@@ -37,16 +41,30 @@ def _run(instance: dg.DagsterInstance, selection: list, partitions: tuple[str, s
         instance=instance,
         asset_selection=keys,
         tags=tags,
+        raise_on_error=False,  # a failure is read from the result: a quarantine lets the rest go on
         # No per-event DEBUG lines; the full event log stays in the instance for the UI.
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
     )
-    if not result.success:
-        raise SystemExit(f"materialization failed: {[str(k.to_user_string()) for k in keys]} {partitions or ''}")
+    if result.success:
+        return []
+    failures = [event.step_failure_data for event in result.get_step_failure_events()]
+    if failures and all(f.user_failure_data and QUARANTINED in f.user_failure_data.metadata for f in failures):
+        return [failure.user_failure_data.metadata[QUARANTINED].value for failure in failures]
+    errors = "\n".join(_raised(failure.error) for failure in failures if failure.error)
+    where = f" for {partitions[0]} .. {partitions[1]}" if partitions else ""
+    raise SystemExit(f"materialization failed{where}:\n{errors}")
+
+
+def _raised(error) -> str:
+    """The message of the exception the asset raised, out of Dagster's wrapping."""
+    while error.cls_name.startswith("Dagster") and error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False, log=print) -> None:
     started = time.perf_counter()
-    _run(instance, [brown_corpus, pos_tagger, mini_suite, eval_set, token_pos])
+    run_assets(instance, [brown_corpus, pos_tagger, mini_suite, eval_set, token_pos])
     log(f"inputs ready ({time.perf_counter() - started:.0f} s)")
 
     settings = SeedconvSettings().load()
@@ -56,16 +74,20 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
     todo = {key for key in keys if key not in done}
     order = instance.get_dynamic_partitions(checkpoint_partitions.name)
     # One run per unbroken stretch of partitions to extract, as a backfill from the UI would do.
+    quarantined = []
     for first, last in contiguous_ranges(order, todo):
-        _run(instance, [checkpoint_extraction], partitions=(first, last))
+        quarantined += run_assets(instance, [checkpoint_extraction], partitions=(first, last))
         log(f"extracted {first} .. {last} ({time.perf_counter() - started:.0f} s)")
 
-    _run(
+    run_assets(
         instance,
         [warehouse_models, regression_coefficients, loglik_analysis, published_warehouse, *figure_assets,
          token_rankings_table, report_page],
     )
     log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
+    if quarantined:
+        # The warehouse holds every other checkpoint; these are named, and the exit status says so.
+        raise SystemExit("quarantined, so not in the warehouse (NaN or infinite outputs):\n" + "\n".join(quarantined))
 
 
 def contiguous_ranges(order: list[str], wanted: set[str]) -> list[tuple[str, str]]:

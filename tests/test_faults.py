@@ -27,8 +27,9 @@ from extract import lake as lake_module
 from extract import pipeline
 from extract.config import load_settings
 from extract.evalset import EvalSetError
-from extract.extraction import ExtractionError
-from extract.lake import LakeWriteError, checkpoint_dir, suite_table_path
+from extract.extraction import NonFiniteOutputs
+from extract.lake import LakeWriteError, checkpoint_dir, read_quarantine, suite_table_path
+from extract.lake_checks import check_kl_non_negative, check_manifests_complete, check_not_quarantined
 from extract.suites import HubSuite, SuiteUnavailable
 
 pytestmark = pytest.mark.fault
@@ -161,15 +162,62 @@ def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
     assert not list((settings.paths.lake / lake_module.TRASH).iterdir())
 
 
-def test_nan_weights_are_named(stored):
+def _poison_nan_head(weights):
+    weights["embed_out.weight"][0, 0] = float("nan")
+
+
+def _poison_nan_body(weights):
+    weights["gpt_neox.layers.0.mlp.dense_4h_to_h.weight"][0, 0] = float("nan")
+
+
+def _poison_overflow(weights):
+    # Every weight finite, yet the unembedding overflows: hidden states of 1e30 (the final norm's
+    # bias) times an output row of 1e10 give logits of 1e41, past fp32's 3.4e38.
+    weights["gpt_neox.final_layer_norm.weight"][:] = 0.0
+    weights["gpt_neox.final_layer_norm.bias"][:] = 1e30
+    weights["embed_out.weight"][7] = 1e10
+
+
+@pytest.mark.parametrize(
+    "poison, what",
+    [
+        (_poison_nan_head, "the output embedding holds NaN or infinite weights"),
+        (_poison_nan_body, "the model gives NaN or infinite activations"),
+        (_poison_overflow, "the model gives NaN or infinite ICL surprisals"),
+    ],
+    ids=["nan-output-embedding", "nan-activations", "infinite-logits"],
+)
+def test_nan_or_infinite_outputs_quarantine_the_partition(stored, poison, what):
+    """A seed whose model gives NaN or infinite outputs (a diverged run): its partition is not
+    written but quarantined with the reason, the copy stored before stays, the asset check fails
+    naming it, the rest of the run goes on, and a good rerun lifts the quarantine."""
     settings, folder, digests = stored
-    path = settings.paths.suites / "micro" / "a-seed1" / "step2" / "model.safetensors"
+    path = settings.paths.suites / "micro" / "a-seed2" / "step1" / "model.safetensors"
+    original = path.read_bytes()
     weights = load_file(path)
-    weights[next(k for k in weights if k.endswith("embed_out.weight"))][0, 0] = float("inf")
+    poison(weights)
     save_file(weights, path, metadata={"format": "pt"})
-    with pytest.raises(ExtractionError, match="a-seed1/step2.*(NaN|infinite)"):
-        _run(settings)
-    _nothing_lost(settings, folder, digests)
+
+    quarantine, manifest = pipeline.extract_checkpoints(settings, "micro", [STORED, NEXT])
+    assert quarantine["quarantined"].keys() == {"2"}
+    assert quarantine["quarantined"]["2"].startswith(str(path.parent)) and what in quarantine["quarantined"]["2"]
+    assert "quarantined" not in manifest and (manifest["size"], manifest["step"]) == NEXT
+    assert _digests(folder) == digests, "the stored copy changed"
+    assert read_quarantine(settings.paths.lake, "micro", *STORED) == quarantine
+
+    lake, partitions = settings.paths.lake, [("micro", *STORED), ("micro", *NEXT)]
+    outcome = check_not_quarantined(lake, partitions)
+    assert list(outcome.failures) == ["micro|a|step1"] and outcome.checked == 2
+    reason = outcome.failures["micro|a|step1"]
+    assert reason.startswith(f"quarantined (an earlier copy stays in the lake): seed 2: {path.parent}")
+    assert all(check(lake, partitions).passed for check in (check_kl_non_negative, check_manifests_complete))
+    with pytest.raises(NonFiniteOutputs, match=f"micro\\|a\\|step1 is quarantined: seed 2: .*{what}"):
+        pipeline.extract_checkpoint(settings, "micro", *STORED)
+
+    path.write_bytes(original)  # the checkpoint is fixed: the rerun replaces the old copy and lifts the quarantine
+    pipeline.extract_checkpoint(settings, "micro", *STORED)
+    assert read_quarantine(settings.paths.lake, "micro", *STORED) is None
+    assert check_not_quarantined(lake, partitions).passed
 
 
 def test_garbage_weights_are_named(stored):

@@ -7,10 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 from lake_fixtures import SUITE, partition_dir, set_pair_kl, write_synthetic_lake
 
+from extract.lake import write_quarantine
 from extract.lake_checks import (
     CHECKS,
     check_kl_non_negative,
     check_manifests_complete,
+    check_not_quarantined,
     check_row_counts,
     check_token_stats_finite,
 )
@@ -93,3 +95,18 @@ def test_a_partition_without_manifest_or_file_is_named(lake):
         _key(partitions[3])]  # fmt: skip
     assert _key(partitions[3]) in check_token_stats_finite(synth.root, partitions).failures
     assert _key(partitions[3]) in check_row_counts(synth.root, partitions).failures
+
+
+def test_a_quarantined_partition_fails_logits_finite(lake):
+    synth, partitions = lake
+    stored, never_stored = partitions[1], (SUITE, *synth.incomplete)
+    for suite, size, step in (stored, never_stored):
+        write_quarantine(synth.root, {"suite": suite, "size": size, "step": step,
+                                      "quarantined": {"10": "b: NaN logits", "2": "a: NaN activations"}})  # fmt: skip
+    outcome = check_not_quarantined(synth.root, [*partitions, never_stored])
+    assert outcome.checked == len(partitions) + 1
+    reasons = "seed 2: a: NaN activations; seed 10: b: NaN logits"  # by seed number, not as text
+    assert outcome.failures == {
+        _key(stored): f"quarantined (an earlier copy stays in the lake): {reasons}",
+        _key(never_stored): f"quarantined: {reasons}",
+    }

@@ -8,16 +8,18 @@ neighbouring position (the published code's off-by-one) would give different num
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForPreTraining
 
 from extract.config import ConfigError, MiniSizeConfig, MiniSuiteConfig, parse_settings
 from extract.evalset import masked_eval_batches
-from extract.extraction import ExtractionError, Extractor
+from extract.extraction import ExtractionError, Extractor, NonFiniteOutputs, Quarantine
 from extract.lake import suite_table_path
 from extract.minisuite import train_run, train_wordpiece_tokenizer
 from extract.suites import MULTIBERT_STEPS, LocalSuite, MultiBertSuite, SuiteUnavailable, open_suite
@@ -162,8 +164,6 @@ def test_multibert_layout_checkpoints_extract(tmp_path, micro_settings, micro_ma
 
 
 def test_a_causal_checkpoint_in_a_masked_suite_is_named(tmp_path, micro_settings, micro_suite, micro_masked_suite):
-    import shutil
-
     size = micro_masked_suite.sizes()[0]
     step = micro_masked_suite.steps(size)[0]
     shutil.copytree(micro_masked_suite.root / "tokenizer", tmp_path / "tokenizer")
@@ -174,6 +174,40 @@ def test_a_causal_checkpoint_in_a_masked_suite_is_named(tmp_path, micro_settings
     batches, tokenizer = _batches(micro_settings, suite)
     with pytest.raises(ExtractionError, match="x-seed2.*causal LM.*masked LMs"):
         _extractor(micro_settings, suite, batches, tokenizer).extract("x", 0)
+
+
+@pytest.mark.fault
+def test_logits_that_overflow_quarantine_the_partition(tmp_path, micro_settings, micro_masked_suite):
+    """Finite weights, finite activations and fingerprints, yet logits past fp32's range: the
+    unembedding of every evaluation token overflows for one seed, and the partition comes out as
+    a quarantine naming that seed, not as rows of NaN."""
+    from extract.pipeline import load_probe_inputs
+
+    shutil.copytree(micro_masked_suite.root, tmp_path / "suite")
+    suite = LocalSuite(micro_masked_suite.name, tmp_path / "suite")
+    size = suite.sizes()[0]
+    step = suite.steps(size)[-1]
+    batches, tokenizer = _batches(micro_settings, suite)
+    probes, _ = load_probe_inputs(micro_settings, suite.name, tokenizer, tokenizer.cls_token_id, blimp=False)
+    fed = set(batches.windows.unique().tolist()) | set(probes.probes.input_ids.unique().tolist())
+    unused = max(set(range(len(tokenizer))) - fed - {tokenizer.mask_token_id})  # the body never sees it
+    source = suite.checkpoint(size, 2, step).source
+    path = tmp_path / "suite" / f"{size}-seed2" / f"step{step}" / "model.safetensors"
+    weights = load_file(path)
+    weights["cls.predictions.transform.LayerNorm.weight"][:] = 0.0
+    weights["cls.predictions.transform.LayerNorm.bias"][:] = 1e30  # the head's input: 1e30 in every unit
+    weights["bert.embeddings.word_embeddings.weight"][unused] = 1e10  # the tied output row: 64 x 1e40 = inf
+    save_file(weights, path, metadata={"format": "pt"})
+
+    extractor = _extractor(micro_settings, suite, batches, tokenizer)
+    (result,) = extractor.extract_many([(size, step)])
+    n = len(batches.targets)
+    assert isinstance(result, Quarantine) and result.reasons == {
+        2: f"{source}: NaN or infinite logits at {n} of {n} evaluation tokens"
+    }
+    assert [c["seed"] for c in result.checkpoints] == suite.seeds(size)
+    with pytest.raises(NonFiniteOutputs, match=f"{suite.name}\\|{size}\\|step{step} is quarantined: seed 2:"):
+        extractor.extract(size, step)
 
 
 def test_multibert_suite_addresses_the_hub(tmp_path, monkeypatch):

@@ -253,6 +253,61 @@ def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
     assert rebuilt - new_partition == {f"mart_conditional_convergence micro|a|step{s}" for s in (0, 1, 2, 4, 8)}
 
 
+@pytest.mark.fault
+def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_stored(
+    micro_settings, micro_config_path, tmp_path, monkeypatch
+):
+    """Seed 2 diverges (NaN weights) at step 16 of a two-checkpoint backfill: step 32 is stored
+    and materialized, step 16 is quarantined, marked failed in Dagster and named by the check and
+    the run's failure, and the command-line materializer goes on instead of stopping."""
+    from safetensors.torch import load_file, save_file
+
+    from extract.lake import checkpoint_dir, read_quarantine
+    from orchestration.extraction import checkpoint_extraction
+    from orchestration.materialize import run_assets
+    from orchestration.partitions import checkpoint_partitions
+
+    root = tmp_path / "warehouse"
+    shutil.copytree(micro_settings.paths.root, root, ignore=shutil.ignore_patterns("reports", "published", "*.duckdb"))
+    monkeypatch.setenv("SEEDCONV_CONFIG", str(micro_config_path))
+    monkeypatch.setenv("SEEDCONV_WAREHOUSE", str(root))
+    suite = root / "suites" / "micro"
+    for step in (16, 32):
+        for seed in (1, 2, 3):
+            shutil.copytree(suite / f"a-seed{seed}" / "step8", suite / f"a-seed{seed}" / f"step{step}")
+    path = suite / "a-seed2" / "step16" / "model.safetensors"
+    weights = load_file(path)
+    weights["gpt_neox.layers.0.mlp.dense_4h_to_h.weight"][0, 0] = float("nan")
+    save_file(weights, path, metadata={"format": "pt"})
+
+    bad, good = partition_key("micro", "a", 16), partition_key("micro", "a", 32)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("checkpoints", [bad, good])
+        (reasons,) = run_assets(instance, [checkpoint_extraction], partitions=(bad, good))
+        assert reasons == f"- {bad} is quarantined: seed 2: {path.parent}: the model gives NaN or infinite activations"
+
+        status = instance.get_status_by_partition(dg.AssetKey("pair_kl"), [bad, good], checkpoint_partitions)
+        assert {key: value.value for key, value in status.items()} == {bad: "FAILED", good: "MATERIALIZED"}
+        event = instance.get_latest_materialization_event(dg.AssetKey("pair_kl"))
+        assert event.asset_materialization.partition == good
+        assert event.asset_materialization.metadata["rows"].value == 3 * 2 * micro_settings.eval.n_tokens
+        check = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey("token_stats"), "logits_finite")
+        )
+        assert not check.evaluation.passed
+        failing = check.evaluation.metadata["failing_partitions"].value
+        assert f"`{bad}`: quarantined: seed 2: {path.parent}" in failing and good not in failing
+
+        # Any other failure stops the materializer, with the error that caused it.
+        (suite / "a-seed3" / "step32" / "model.safetensors").write_bytes(b"not a checkpoint")
+        with pytest.raises(SystemExit, match="a-seed3/step32"):
+            run_assets(instance, [checkpoint_extraction], partitions=(good, good))
+
+    assert read_quarantine(root / "lake", "micro", "a", 16)["quarantined"].keys() == {"2"}
+    assert not checkpoint_dir(root / "lake", "micro", "a", 16).exists()
+    assert (checkpoint_dir(root / "lake", "micro", "a", 32) / "manifest.json").exists()
+
+
 def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
