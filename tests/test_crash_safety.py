@@ -88,6 +88,21 @@ def _assert_same_rows(got: dict, expected: dict) -> None:
                 assert np.array_equal(a, b), f"{name}.{column}"
 
 
+def _assert_marts_read_each_row_once(lake: Path, expected_rows: int) -> None:
+    """What the dbt sources read (the same glob, so no staging or trash folder): every
+    (partition, seed pair, position) once, so nothing built on it can hold a duplicate."""
+    import duckdb
+
+    glob = f"{lake}/checkpoints/suite=*/size=*/step=*/pair_kl.parquet"
+    with duckdb.connect() as connection:
+        rows, distinct = connection.execute(
+            "select count(*), count(distinct (suite, size, step, seed_a, seed_b, position)) "
+            "from read_parquet(?, hive_partitioning = true)",
+            [glob],
+        ).fetchone()
+    assert rows == distinct == expected_rows
+
+
 @pytest.mark.timeout(900)
 def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro_config_path, tmp_path):
     from extract import pipeline
@@ -108,6 +123,8 @@ def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro
     list(pipeline.extract_checkpoints(settings, "micro", PARTITIONS))
     for partition in PARTITIONS:
         _assert_same_rows(_tables(lake, *partition), expected[partition])
+    expected_rows = sum(len(expected[partition]["pair_kl"]) for partition in PARTITIONS)
+    _assert_marts_read_each_row_once(lake, expected_rows)
 
     # Killed while replacing a partition, between moving the old copy out and the new one in:
     # the next write puts the old copy back before anything else, then replaces it whole.
@@ -119,6 +136,7 @@ def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro
     for partition in PARTITIONS:
         assert read_manifest(checkpoint_dir(lake, "micro", *partition)) is not None
         _assert_same_rows(_tables(lake, *partition), expected[partition])
+    _assert_marts_read_each_row_once(lake, expected_rows)
 
 
 @pytest.mark.timeout(900)
