@@ -1,11 +1,13 @@
 """The fault-injection suite: each test injects one fault (a broken input, a full disk, a failed
 rename) into an extraction, expects an error that names the problem, and checks that nothing
 already stored is lost: the stored partition's files are byte for byte as they were, no half
-partition or staging folder is left, and the same run without the fault then succeeds.
+partition or staging folder is left, and where the fault passes (a full disk, a failed rename,
+a fixed checkpoint) the same run then succeeds.
 
 `make faults` runs every test marked `fault` (these, the kills in test_crash_safety.py, the
 replacement under readers in test_publish.py, ...) and prints how many faults were tried and how
-many survived with nothing lost. Settings out of range are in test_config.py.
+many survived with nothing lost. Settings out of range are checked here as the pipeline reads
+them; every setting's own bounds are in test_config.py.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from extract import lake as lake_module
 from extract import pipeline
-from extract.config import load_settings
+from extract.config import ConfigError, load_settings
 from extract.evalset import EvalSetError
 from extract.extraction import NonFiniteOutputs
 from extract.lake import LakeWriteError, checkpoint_dir, read_quarantine, suite_table_path
@@ -59,13 +61,12 @@ def template(micro_settings, micro_config_path, tmp_path_factory):
 
 @pytest.fixture
 def stored(template, micro_config_path, tmp_path):
-    """A copy of the template warehouse, the stored partition's folder and the digests of its files.
-    After the test, the same extraction without the fault succeeds."""
+    """A copy of the template warehouse, the stored partition's folder and the digests of its files."""
     root = tmp_path / "warehouse"
     shutil.copytree(template, root)
     settings = load_settings(micro_config_path, root)
     folder = checkpoint_dir(settings.paths.lake, "micro", *STORED)
-    yield settings, folder, _digests(folder)
+    return settings, folder, _digests(folder)
 
 
 def _nothing_lost(settings, folder, digests) -> None:
@@ -160,6 +161,29 @@ def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
     monkeypatch.undo()
     _nothing_lost(settings, folder, digests)
     assert not list((settings.paths.lake / lake_module.TRASH).iterdir())
+    _run(settings, [STORED])  # the disk works again: the partition is replaced
+
+
+@pytest.mark.parametrize(
+    "line, bad, message",
+    [
+        ("top_k = 8", "top_k = 0", "eval.top_k"),
+        ("compile = false", "compile = false\nchunk_mib = 0", "extraction.chunk_mib"),
+        ("seeds = [1, 2, 3]", "seeds = [1]", "mini.seeds needs at least two seeds"),
+    ],
+)
+def test_settings_out_of_range_stop_the_run_before_it_starts(stored, micro_config_path, tmp_path, line, bad, message):
+    """Settings are read, as every asset reads them, before anything is opened or written."""
+    from orchestration.resources import SeedconvSettings
+
+    settings, folder, digests = stored
+    text = micro_config_path.read_text()
+    assert line in text
+    config = tmp_path / "seedconv.toml"
+    config.write_text(text.replace(line, bad, 1))
+    with pytest.raises(ConfigError, match=message):
+        SeedconvSettings(config_path=str(config), warehouse_root=str(settings.paths.root)).load()
+    _nothing_lost(settings, folder, digests)
 
 
 def _poison_nan_head(weights):
