@@ -1,5 +1,6 @@
-"""The sensor that notices new checkpoint folders in local suites and requests their extraction."""
+"""The sensor that notices new checkpoints (local step folders, hub revisions) and requests their extraction."""
 
+import time
 
 import dagster as dg
 
@@ -46,18 +47,30 @@ def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
     return [key for key in found if key not in known]
 
 
+# Local folders are listed every minute; the Hub every 15 minutes, since listing costs one API
+# call per (size, seed) (50 for PolyPythia) and a training run pushes checkpoints hours apart.
+HUB_INTERVAL_S = 15 * 60
+
+
+def hub_is_due(cursor: str | None, now: float, interval_s: float = HUB_INTERVAL_S) -> bool:
+    """Whether the Hub's revisions should be listed now; the cursor is the time they last were."""
+    return cursor is None or now - float(cursor) >= interval_s
+
+
 @dg.sensor(job=extraction_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSettings) -> dg.SensorResult:
     """Adds a partition for each new complete checkpoint (a local suite's new step folders, a hub
     suite's new revisions) and requests its extraction."""
     settings = seedconv.load()
-    keys = new_checkpoint_requests(
-        local_checkpoint_keys(settings) + hub_checkpoint_keys(settings, log=context.log.info),
-        set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)),
-    )
+    found, cursor, now = local_checkpoint_keys(settings), context.cursor, time.time()
+    if hub_is_due(cursor, now):
+        found += hub_checkpoint_keys(settings, log=context.log.info)
+        cursor = str(now)
+    keys = new_checkpoint_requests(found, set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)))
     if not keys:
-        return dg.SensorResult(skip_reason="no new checkpoints")
+        return dg.SensorResult(skip_reason="no new checkpoints", cursor=cursor)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
         dynamic_partitions_requests=[checkpoint_partitions.build_add_request(keys)],
+        cursor=cursor,
     )

@@ -13,7 +13,7 @@ from orchestration.definitions import defs
 from orchestration.reports import report_page
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import extraction_is_newer, refresh_warehouse
-from orchestration.sensors import new_checkpoints
+from orchestration.sensors import HUB_INTERVAL_S, new_checkpoints
 from orchestration.warehouse import manifest_is_stale, warehouse_models
 from reports.figures import FIGURES
 
@@ -317,17 +317,28 @@ def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch
     config.write_text(MICRO_CONFIG + '\n[[suites]]\nname = "pythia"\nkind = "hub"\nsizes = ["14m"]\nseeds = [1, 2]\n')
     shutil.copytree(micro_settings.paths.suites, tmp_path / "suites")
     settings = SeedconvSettings(config_path=str(config), warehouse_root=str(tmp_path))
-    published = {"step0", "step1"}
-    monkeypatch.setattr(
-        "extract.suites.list_repo_refs",
-        lambda repo: SimpleNamespace(branches=[SimpleNamespace(name=name) for name in sorted(published)]),
-    )
+    published, listed = {"step0", "step1"}, []
+
+    def list_repo_refs(repo):
+        listed.append(repo)
+        return SimpleNamespace(branches=[SimpleNamespace(name=name) for name in sorted(published)])
+
+    monkeypatch.setattr("extract.suites.list_repo_refs", list_repo_refs)
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"seedconv": settings})
-        first = [request.partition_key for request in new_checkpoints(context).run_requests]
+
+        def evaluate(cursor):
+            context = dg.build_sensor_context(instance=instance, resources={"seedconv": settings}, cursor=cursor)
+            result = new_checkpoints(context)
+            return [request.partition_key for request in result.run_requests or []], result.cursor
+
+        first, cursor = evaluate(None)
         assert {"pythia|14m|step0", "pythia|14m|step1"} <= set(first)
+        assert sorted(listed) == ["EleutherAI/pythia-14m-seed1", "EleutherAI/pythia-14m-seed2"]
         instance.add_dynamic_partitions("checkpoints", first)
 
         published.add("step2")  # a new revision is pushed for both seeds
-        later = new_checkpoints(context)
-        assert [request.partition_key for request in later.run_requests] == ["pythia|14m|step2"]
+        # A minute later the Hub is not asked again (local folders are, every minute) ...
+        assert evaluate(str(float(cursor) - 60)) == ([], str(float(cursor) - 60)) and len(listed) == 2
+        # ... once its interval has passed, it is, and the new revision is requested.
+        later, new_cursor = evaluate(str(float(cursor) - HUB_INTERVAL_S))
+        assert later == ["pythia|14m|step2"] and float(new_cursor) >= float(cursor) and len(listed) == 4
