@@ -131,7 +131,8 @@ def partition_metadata(manifest: dict) -> dict[str, dict]:
     common = {"n_params": manifest["n_params"], "seeds": ", ".join(str(s) for s in manifest["seeds"])}
     compute = manifest["timings_s"]["compute"]
     return {
-        **{table: {**common, "rows": manifest["rows"][table]} for table in TABLES if table in manifest["rows"]},
+        # A masked LM's partition has no ICL, log-likelihood or BLiMP table: 0 rows, not missing.
+        **{table: {**common, "rows": manifest["rows"].get(table, 0)} for table in TABLES},
         "checkpoint_manifests": {
             **common,
             "device": manifest["device"],

@@ -10,6 +10,7 @@ import pytest
 
 from extract.suites import partition_key
 from orchestration.definitions import defs
+from orchestration.extraction import TABLES
 from orchestration.reports import report_page
 from orchestration.resources import SeedconvSettings
 from orchestration.schedules import extraction_is_newer, refresh_warehouse
@@ -59,6 +60,13 @@ def test_end_to_end_warehouse(materialized, micro_settings):
     assert partitions == {partition_key("micro", size, step) for size in "ab" for step in steps} | {
         partition_key("micro-mlm", "a", step) for step in steps
     }
+    # Every table of a partition is materialized with it, a masked LM's ICL table too (0 rows).
+    for table in (*TABLES, "checkpoint_manifests"):
+        assert set(materialized.get_materialized_partitions(dg.AssetKey(table))) == partitions, table
+    masked_icl = materialized.fetch_materializations(
+        dg.AssetRecordsFilter(dg.AssetKey("icl_scores"), asset_partitions=[partition_key("micro-mlm", "a", 8)]), limit=1
+    ).records[0]
+    assert masked_icl.asset_materialization.metadata["rows"].value == 0
 
     with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
         rows = connection.execute(
