@@ -15,6 +15,7 @@ import time
 
 import dagster as dg
 
+from extract.config import Settings
 from orchestration.analysis import loglik_analysis, regression_coefficients
 from orchestration.definitions import defs
 from orchestration.extraction import QUARANTINED, checkpoint_extraction
@@ -67,15 +68,8 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
     run_assets(instance, [brown_corpus, pos_tagger, mini_suite, eval_set, token_pos])
     log(f"inputs ready ({time.perf_counter() - started:.0f} s)")
 
-    settings = SeedconvSettings().load()
-    keys = local_checkpoint_keys(settings)
-    instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
-    done = set() if every_partition else _materialized_partitions(instance)
-    todo = {key for key in keys if key not in done}
-    order = instance.get_dynamic_partitions(checkpoint_partitions.name)
-    # One run per unbroken stretch of partitions to extract, as a backfill from the UI would do.
     quarantined = []
-    for first, last in contiguous_ranges(order, todo):
+    for first, last in extraction_ranges(instance, SeedconvSettings().load(), every_partition):
         quarantined += run_assets(instance, [checkpoint_extraction], partitions=(first, last))
         log(f"extracted {first} .. {last} ({time.perf_counter() - started:.0f} s)")
 
@@ -88,6 +82,20 @@ def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False,
     if quarantined:
         # The warehouse holds every other checkpoint; these are named, and the exit status says so.
         raise SystemExit("quarantined, so not in the warehouse (NaN or infinite outputs):\n" + "\n".join(quarantined))
+
+
+def extraction_ranges(
+    instance: dg.DagsterInstance, settings: Settings, every_partition: bool = False
+) -> list[tuple[str, str]]:
+    """The (first, last) partition ranges to extract: every complete checkpoint of the local suites
+    not yet materialized (a quarantined one is tried again), or all of them with
+    `every_partition`. One run per unbroken stretch of the partition order, as a backfill from
+    the UI would do. Adds the checkpoints to the instance's partitions."""
+    keys = local_checkpoint_keys(settings)
+    instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
+    done = set() if every_partition else _materialized_partitions(instance)
+    todo = {key for key in keys if key not in done}
+    return contiguous_ranges(instance.get_dynamic_partitions(checkpoint_partitions.name), todo)
 
 
 def contiguous_ranges(order: list[str], wanted: set[str]) -> list[tuple[str, str]]:
