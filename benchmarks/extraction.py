@@ -15,20 +15,19 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 from benchmarks import machine
 from extract import pipeline
 from extract.config import Settings, load_settings
-from extract.evalset import eval_batches
-from extract.extraction import Extractor, default_device
-from extract.lake import suite_table_path
-from extract.suites import open_suite
+from extract.engine.extractor import default_device
+from extract.pipeline import build_extractor
+from extract.registry import suite_table_path
+from extract.sources.suites import open_suite
 
 TARGET_LOAD_WRITE_SHARE = 0.25
 TARGET_FORWARD_FRACTION = 0.30
@@ -154,20 +153,12 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
 
 def bf16_error(settings: Settings, size: str, step: int) -> None:
     """How far a bf16 transformer body moves the stored KLs, on one partition."""
-    lake, name = settings.paths.lake, settings.mini.name
-    suite = open_suite(settings.suite(name))
-    tokenizer = suite.load_tokenizer()
-    inputs = (
-        eval_batches(pq.read_table(suite_table_path(lake, "eval_tokens", name)), tokenizer.bos_token_id),
-        pq.read_table(suite_table_path(lake, "unigram", name)),
-        pq.read_table(suite_table_path(lake, "icl_sequences", name)),
-    )
+    suite = open_suite(settings.suite(settings.mini.name))
     kl = {}
     for dtype in ("float32", "bfloat16"):
-        extractor = Extractor(suite, *inputs, tokenizer_vocab=len(tokenizer), top_k=settings.eval.top_k,
-                              windows_per_batch=settings.eval.batch_windows, icl=settings.icl,
-                              device=torch.device("cpu"), dtype=dtype)
-        kl[dtype] = extractor.extract(size, step).pair_kl.column("kl").to_numpy().astype(np.float64)
+        chosen = replace(settings, extraction=replace(settings.extraction, dtype=dtype))
+        extractor, _ = build_extractor(chosen, suite, torch.device("cpu"), measures=[])
+        kl[dtype] = extractor.extract(size, step).tables["pair_kl"].column("kl").to_numpy().astype(np.float64)
     relative = np.abs(kl["bfloat16"] - kl["float32"]) / np.maximum(kl["float32"], 1e-12)
     conv_shift = abs(kl["bfloat16"].mean() - kl["float32"].mean())
     print(f"\nbf16 body vs fp32 (size {size}, step {step}, {len(relative):,} pair-token KLs): relative KL error "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,13 @@ from transformers.utils import logging as transformers_logging
 from benchmarks import machine
 from benchmarks.extraction import forward_flops_per_token
 from extract.config import IclConfig, load_settings
-from extract.evalset import eval_batches
-from extract.extraction import Extractor, NonFiniteOutputs, Quarantine, default_device
-from extract.icl import ICL_SEQUENCES_SCHEMA
-from extract.lake import checkpoint_dir, write_partition
-from extract.suites import LocalSuite
+from extract.engine.extractor import Extractor, NonFiniteOutputs, Quarantine, default_device
+from extract.inputs.eval_tokens import eval_batches
+from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
+from extract.lake.partition_store import write_partition
+from extract.lake.tables import checkpoint_dir
+from extract.measures.icl_scores import IclScores
+from extract.sources.suites import LocalSuite
 
 PAPER_TOKENS = 4662
 PAPER_CHECKPOINTS = 20
@@ -113,10 +116,9 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
     suite = write_suite(args.root / "suite", size, steps)
     batches, unigram, icl_sequences = synthetic_inputs(n_tokens, args.window, settings.icl)
     extractor = Extractor(
-        suite, batches, unigram, icl_sequences, tokenizer_vocab=VOCAB, top_k=settings.eval.top_k,
-        windows_per_batch=args.batch_windows, icl=settings.icl, device=device, dtype=args.dtype,
-        chunk_bytes=settings.extraction.chunk_bytes, prefetch=settings.extraction.prefetch,
-        compile=settings.extraction.compile,
+        suite, batches, unigram, [IclScores(icl_sequences, settings.icl)], tokenizer_vocab=VOCAB,
+        eval=replace(settings.eval, batch_windows=args.batch_windows),
+        extraction=replace(settings.extraction, dtype=args.dtype), device=device,
     )
     lake = args.root / "lake"
     started = time.perf_counter()
@@ -129,7 +131,7 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
             timings[name] = timings.get(name, 0.0) + value
         tick = time.perf_counter()
         target = checkpoint_dir(lake, suite.name, size, result.step)
-        tables = {"token_stats": result.token_stats, "pair_kl": result.pair_kl, "icl_scores": result.icl_scores}
+        tables = result.tables
         write_partition(lake, target, tables, {"suite": suite.name, "size": size, "step": result.step})
         timings["write"] = timings.get("write", 0.0) + time.perf_counter() - tick
         for name in written:

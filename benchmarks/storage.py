@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.topk_kl import pair_kl_from_topk, vocab_from_token_stats
-from extract.lake import CHECKPOINTS, MANIFEST, read_manifest
+from extract.lake.partition_store import MANIFEST, read_manifest
+from extract.lake.tables import CHECKPOINTS
 
 TARGET_BYTES = 300  # per (token, seed) record of token_stats, every column counted
 TARGET_TOP_K = 32
@@ -103,7 +104,7 @@ def lake_storage(lake: Path, tables: tuple[str, ...] = ("token_stats", "pair_kl"
 
 def rewritten_storage(lake: Path, tables: tuple[str, ...] = ("token_stats", "pair_kl")) -> dict[str, TableStorage]:
     """The same rows re-encoded by the current writer (extract.lake), for lakes written before it changed."""
-    from extract.lake import write_table_atomically
+    from extract.lake.partition_store import write_table_atomically
 
     storage = {name: TableStorage(name) for name in tables}
     with tempfile.TemporaryDirectory() as folder:
@@ -318,7 +319,7 @@ def format_comparison(comparison: KlComparison) -> list[str]:
 
 def writer_variants(schema: pa.Schema) -> dict[str, dict]:
     """The current writer's options (extract/lake.py) and what each of its choices is worth."""
-    from extract.lake import _parquet_options
+    from extract.lake.partition_store import _parquet_options
 
     current = _parquet_options(schema)
     encodings = current["column_encoding"]
@@ -383,9 +384,9 @@ def realistic_vocab_token_stats(
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from extract.distributions import log_probs, token_statistics, unigram_log_probs
-    from extract.extraction import TOKEN_STATS_SCHEMA
-    from extract.minisuite import init_std
+    from extract.engine.extractor import TOKEN_STATS_SCHEMA
+    from extract.measures.token_distributions import log_probs, token_statistics, unigram_log_probs
+    from extract.sources.mini_trainer import init_std
 
     scale, zipf_weight = FLAVOURS[flavour]
     window = 128
@@ -437,7 +438,8 @@ def realistic_vocab_token_stats(
 
 def realistic_vocab_storage(flavour: str, **options) -> tuple[TableStorage, pa.Table]:
     """token_stats of `flavour` written by extract.lake.write_partition in a temporary lake, measured."""
-    from extract.lake import checkpoint_dir, write_partition
+    from extract.lake.partition_store import write_partition
+    from extract.lake.tables import checkpoint_dir
 
     table = realistic_vocab_token_stats(flavour, **options)
     with tempfile.TemporaryDirectory() as folder:

@@ -50,19 +50,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from extract.config import IclConfig
-from extract.corpus import Document
-from extract.evalset import EVAL_TOKENS_SCHEMA, eval_documents_table, eval_set_hash
-from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
-from extract.features import TOKEN_POS_SCHEMA
-from extract.icl import ICL_SEQUENCES_SCHEMA, icl_scores_table
-from extract.lake import (
+from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+from extract.inputs.brown_corpus import Document
+from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_documents_table, eval_set_hash
+from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
+from extract.inputs.token_tags import TOKEN_POS_SCHEMA
+from extract.lake.partition_store import (
     MANIFEST,
-    checkpoint_dir,
     read_manifest,
     suite_table_path,
     write_partition,
     write_table_atomically,
 )
+from extract.lake.tables import checkpoint_dir
+from extract.measures.icl_scores import icl_scores_table
 
 GENERATOR_VERSION = 1
 EVAL_SET = "brown-heldout"

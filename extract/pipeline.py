@@ -18,11 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from extract.blimp import blimp_pairs_table, blimp_sentence_batch, blimp_set_hash, load_blimp, select_pairs
 from extract.config import REPO_ROOT, Settings
-from extract.corpus import Document, ensure_brown, load_documents, split_documents
-from extract.evalset import (
-    EvalSetError,
+from extract.engine.extractor import Extraction, Extractor, NonFiniteOutputs, Quarantine, default_device
+from extract.inputs.brown_corpus import Document, ensure_brown, load_documents, split_documents
+from extract.inputs.eval_tokens import (
+    EVAL_DOCUMENTS,
+    EVAL_TOKENS,
+    UNIGRAM,
     build_eval_tokens,
     eval_batches,
     eval_documents_table,
@@ -30,15 +32,14 @@ from extract.evalset import (
     masked_eval_batches,
     unigram_counts,
 )
-from extract.extraction import Extraction, Extractor, NonFiniteOutputs, ProbeInputs, Quarantine, default_device
-from extract.features import token_pos_table
-from extract.fingerprints import probe_batch, probe_set, probes_table, table_hash
-from extract.icl import icl_sequences_table
-from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_quarantine, write_table_atomically
-from extract.loglik import loglik_texts_table, text_batch
-from extract.minisuite import encode_corpus, train_suite
-from extract.suites import Suite, open_suite
-from extract.tagger import install_perceptron_tagger
+from extract.inputs.penn_tagger import install_perceptron_tagger
+from extract.inputs.token_tags import TOKEN_POS, token_pos_table
+from extract.lake.partition_store import write_partition, write_quarantine, write_table_atomically
+from extract.lake.tables import checkpoint_dir
+from extract.measures import MEASURES
+from extract.measures.base import Measure, SuiteContext, read_suite_table
+from extract.sources.mini_trainer import encode_corpus, train_suite
+from extract.sources.suites import Suite, open_suite
 
 EVAL_SET = "brown-heldout"
 
@@ -91,45 +92,75 @@ def train_mini_suites(settings: Settings, log=print) -> list[Path]:
     return [train_suite(mini, texts, settings.paths.suites / mini.name, log=log) for mini in settings.mini_suites]
 
 
+def suite_measures(objective: str) -> list[type[Measure]]:
+    """The measures whose tables a suite of this objective has, in the order they run."""
+    return [measure for measure in MEASURES if measure.applies_to(objective)]
+
+
 def build_eval_set(settings: Settings, suite_name: str) -> dict:
-    """Writes the suite's eval_tokens and unigram counts (and the shared eval_documents)."""
+    """Writes the suite's eval_tokens, its unigram counts and each of its measures' inputs (and the
+    shared eval_documents); returns what the Dagster asset shows of them."""
     suite = open_suite(settings.suite(suite_name))
     tokenizer = suite.load_tokenizer()
     train, heldout = corpus_split(settings)
     lake = settings.paths.lake
 
-    write_table_atomically(eval_documents_table(EVAL_SET, heldout), lake / "eval_documents" / "eval_documents.parquet")
+    write_table_atomically(eval_documents_table(EVAL_SET, heldout), EVAL_DOCUMENTS.path(lake))
     window = settings.eval.masked_window if suite.objective == "masked" else settings.eval.window
     tokens = build_eval_tokens(EVAL_SET, heldout, tokenizer, settings.eval.n_tokens, window)
-    write_table_atomically(tokens, suite_table_path(lake, "eval_tokens", suite_name))
+    write_table_atomically(tokens, EVAL_TOKENS.path(lake, suite_name))
     # The unigram reference is the training split, as seen through this suite's tokenizer.
     counts = unigram_counts(encode_corpus(tokenizer, [d.text for d in train]))
-    write_table_atomically(counts, suite_table_path(lake, "unigram", suite_name))
-    icl = settings.icl
-    sequences = icl_sequences_table(heldout, tokenizer, icl.target_position, icl.max_sequences)
-    write_table_atomically(sequences, suite_table_path(lake, "icl_sequences", suite_name))
-    probes = probes_table(probe_set(settings.fingerprint, heldout), tokenizer, settings.fingerprint.max_tokens)
-    write_table_atomically(probes, suite_table_path(lake, "fingerprint_probes", suite_name))
-    texts = loglik_texts_table(heldout, tokenizer, settings.loglik)
-    write_table_atomically(texts, suite_table_path(lake, "loglik_texts", suite_name))
-    blimp = {}
-    if suite.objective == "causal":  # masked LMs give no left-to-right probability of a sentence
-        pairs = blimp_pairs_table(select_pairs(load_blimp(settings.blimp), settings.blimp), tokenizer)
-        write_table_atomically(pairs, suite_table_path(lake, "blimp_pairs", suite_name))
-        blimp = {"blimp_pairs": pairs.num_rows, "blimp_paradigms": len(set(pairs.column("uid").to_pylist()))}
-    return {
+    write_table_atomically(counts, UNIGRAM.path(lake, suite_name))
+    summary = {
         "objective": suite.objective,
         "eval_set_hash": eval_set_hash(tokens),
         "n_tokens": tokens.num_rows,
         "n_documents": len({d for d in tokens.column("doc_id").to_pylist()}),
         "n_windows": len(set(tokens.column("window_id").to_pylist())),
         "unigram_tokens": int(sum(counts.column("count").to_pylist())),
-        "icl_sequences": sequences.num_rows,
-        "fingerprint_probes": probes.num_rows,
-        "loglik_texts": texts.num_rows,
-        "loglik_bytes": int(sum(texts.column("n_bytes").to_pylist())),
-        **blimp,
     }
+    for measure in suite_measures(suite.objective):
+        for name, table in measure.build_inputs(settings, tokenizer, heldout).items():
+            write_table_atomically(table, next(t for t in measure.inputs if t.name == name).path(lake, suite_name))
+            summary[name] = table.num_rows
+    return summary
+
+
+def build_extractor(
+    settings: Settings,
+    suite: Suite,
+    device: torch.device | None = None,
+    measures: list[type[Measure]] | None = None,
+) -> tuple[Extractor, dict]:
+    """The extractor of `suite` with its inputs read from the lake, and their identities (for the
+    manifest). Every measure the suite's objective has runs, or only `measures`."""
+    tokenizer = suite.load_tokenizer()
+    tokens = read_suite_table(settings.paths.lake, EVAL_TOKENS, suite.name)
+    if suite.objective == "masked":
+        ids = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id, tokenizer.pad_token_id
+        batches = masked_eval_batches(tokens, *ids)
+        bos = tokenizer.cls_token_id
+    else:
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        batches = eval_batches(tokens, bos)
+    context = SuiteContext(settings, suite, tokenizer, bos)
+    chosen = suite_measures(suite.objective) if measures is None else measures
+    built = [measure.for_suite(context) for measure in chosen]
+    extractor = Extractor(
+        suite,
+        batches,
+        read_suite_table(settings.paths.lake, UNIGRAM, suite.name),
+        built,
+        tokenizer_vocab=len(tokenizer),
+        eval=settings.eval,
+        extraction=settings.extraction,
+        device=device or default_device(),
+    )
+    identity = {"objective": suite.objective, "eval_set": EVAL_SET, "eval_set_hash": eval_set_hash(tokens)}
+    for measure in built:
+        identity.update(measure.identity())
+    return extractor, identity
 
 
 def extract_checkpoints(
@@ -151,46 +182,9 @@ def extract_checkpoints(
     reason by seed). The partitions after it go on.
     """
     suite: Suite = open_suite(settings.suite(suite_name))
-    lake = settings.paths.lake
-    tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
-    counts = pq.read_table(suite_table_path(lake, "unigram", suite_name))
-    sequences_path = suite_table_path(lake, "icl_sequences", suite_name)
-    if not sequences_path.exists():
-        raise EvalSetError(f"{sequences_path} is missing: rebuild the eval set of suite {suite_name!r}")
-    tokenizer = suite.load_tokenizer()
-    masked = suite.objective == "masked"
-    if masked:
-        batches = masked_eval_batches(
-            tokens, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id, tokenizer.pad_token_id
-        )
-        bos = tokenizer.cls_token_id
-    else:
-        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        batches = eval_batches(tokens, bos)
-    probe_inputs, probe_identity = load_probe_inputs(settings, suite_name, tokenizer, bos, blimp=not masked)
-    extractor = Extractor(
-        suite,
-        batches,
-        counts,
-        None if masked else pq.read_table(sequences_path),
-        tokenizer_vocab=len(tokenizer),
-        top_k=settings.eval.top_k,
-        windows_per_batch=settings.eval.batch_masked if masked else settings.eval.batch_windows,
-        icl=settings.icl,
-        device=device or default_device(),
-        dtype=settings.extraction.dtype,
-        chunk_bytes=settings.extraction.chunk_bytes,
-        prefetch=settings.extraction.prefetch,
-        compile=settings.extraction.compile,
-        probe_inputs=probe_inputs,
-    )
-    identity = {
-        "objective": suite.objective,
-        "eval_set": EVAL_SET,
-        "eval_set_hash": eval_set_hash(tokens),
-        **probe_identity,
-        "code_version": code_version(),
-    }
+    extractor, identity = build_extractor(settings, suite, device)
+    identity["code_version"] = code_version()
+    out = output_lake or settings.paths.lake
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-writer") as writer:
         pending = None
@@ -201,7 +195,7 @@ def extract_checkpoints(
                     yield pending.result()
                     pending = None
                 record = _quarantine_record(result, identity)
-                write_quarantine(output_lake or lake, record)
+                write_quarantine(out, record)
                 yield record
                 started = time.perf_counter()
                 continue
@@ -209,45 +203,11 @@ def extract_checkpoints(
             manifest["timings_s"]["compute"] = time.perf_counter() - started
             if pending is not None:
                 yield pending.result()
-            out = output_lake or lake
             target = checkpoint_dir(out, suite_name, result.size, result.step)
-            tables = {name: table for name, table in _tables(result).items() if table is not None}
-            pending = writer.submit(write_partition, out, target, tables, manifest)
+            pending = writer.submit(write_partition, out, target, result.tables, manifest)
             started = time.perf_counter()
         if pending is not None:
             yield pending.result()
-
-
-def load_probe_inputs(
-    settings: Settings, suite_name: str, tokenizer, bos: int, blimp: bool = True
-) -> tuple[ProbeInputs, dict]:
-    """The suite's fingerprint probes, log-likelihood texts and (causal suites) BLiMP sentences as
-    model inputs, and their identities."""
-    tables = {}
-    for table in ("fingerprint_probes", "loglik_texts", *(["blimp_pairs"] if blimp else [])):
-        path = suite_table_path(settings.paths.lake, table, suite_name)
-        if not path.exists():
-            raise EvalSetError(f"{path} is missing: rebuild the eval set of suite {suite_name!r}")
-        tables[table] = pq.read_table(path)
-    # The end-of-text token BLiMP scores after each sentence when blimp.append_eos is set.
-    eos = (tokenizer.eos_token_id if tokenizer.eos_token_id is not None else bos) if settings.blimp.append_eos else None
-    inputs = ProbeInputs(
-        probes=probe_batch(tables["fingerprint_probes"], tokenizer),
-        texts=text_batch(tables["loglik_texts"], tokenizer, bos),
-        batch_probes=settings.fingerprint.batch_probes,
-        batch_texts=settings.loglik.batch_texts,
-        sketch_dim=settings.weights.sketch_dim,
-        blimp=blimp_sentence_batch(tables["blimp_pairs"], tokenizer, bos, eos) if blimp else None,
-        batch_sentences=settings.blimp.batch_sentences,
-    )
-    identity = {
-        "probe_set_hash": table_hash(tables["fingerprint_probes"]),
-        "loglik_set_hash": table_hash(tables["loglik_texts"]),
-        "weight_sketch_dim": settings.weights.sketch_dim,
-    }
-    if blimp:
-        identity["blimp_set_hash"] = blimp_set_hash(tables["blimp_pairs"], settings.blimp.append_eos)
-    return inputs, identity
 
 
 def extract_checkpoint(
@@ -290,37 +250,23 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         "forward_dtype": result.forward_dtype,
         "checkpoint_bytes": result.checkpoint_bytes,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "rows": {name: table.num_rows for name, table in _tables(result).items() if table is not None},
+        "rows": {name: table.num_rows for name, table in result.tables.items()},
         "timings_s": dict(result.timings_s),
-    }
-
-
-def _tables(result: Extraction) -> dict[str, pa.Table | None]:
-    """A partition's lake tables by file name."""
-    return {
-        "token_stats": result.token_stats,
-        "pair_kl": result.pair_kl,
-        "icl_scores": result.icl_scores,
-        "fingerprints": result.fingerprints,
-        "weight_stats": result.weight_stats,
-        "weight_sketches": result.weight_sketches,
-        "loglik": result.loglik,
-        "blimp_scores": result.blimp_scores,
     }
 
 
 def build_token_pos(settings: Settings, suite_name: str) -> dict:
     """Writes the suite's token_pos: the Penn tag of each eval token's word, and its predecessor's."""
     lake = settings.paths.lake
-    tokens = pq.read_table(suite_table_path(lake, "eval_tokens", suite_name))
+    tokens = read_suite_table(lake, EVAL_TOKENS, suite_name)
     eval_sets = set(tokens.column("eval_set").to_pylist())
     documents = {
         row["doc_id"]: row["text"]
-        for row in pq.read_table(lake / "eval_documents" / "eval_documents.parquet").to_pylist()
+        for row in pq.read_table(EVAL_DOCUMENTS.path(lake)).to_pylist()
         if row["eval_set"] in eval_sets
     }
     table = token_pos_table(tokens, documents, settings.paths.nltk_data)
-    write_table_atomically(table, suite_table_path(lake, "token_pos", suite_name))
+    write_table_atomically(table, TOKEN_POS.path(lake, suite_name))
     tags = [tag for tag in table.column("pos").to_pylist() if tag is not None]
     return {
         "n_tokens": table.num_rows,

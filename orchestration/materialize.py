@@ -16,24 +16,30 @@ import time
 import dagster as dg
 
 from extract.config import Settings
-from orchestration.analysis import loglik_analysis, regression_coefficients
+from extract.lake.checks import MANIFESTS
 from orchestration.definitions import defs
-from orchestration.extraction import QUARANTINED, checkpoint_extraction
-from orchestration.inputs import brown_corpus, eval_set, mini_suite, pos_tagger, token_pos
-from orchestration.partitions import checkpoint_partitions
-from orchestration.reports import figure_assets, report_page, token_rankings_table
-from orchestration.resources import SeedconvSettings
-from orchestration.sensors import local_checkpoint_keys
-from orchestration.warehouse import published_warehouse, warehouse_models
+from orchestration.defs.checkpoint_extraction import QUARANTINED
+from orchestration.defs.partitions import checkpoint_partitions
+from orchestration.defs.resources import SeedconvSettings
+from orchestration.defs.schedules import UPSTREAM_GROUPS
+from orchestration.defs.sensors import local_checkpoint_keys
+
+# The three stages, as asset selections: the inputs, the extraction (by partition range), and
+# everything built from the lake (the schedule's warehouse_job).
+INPUTS = dg.AssetSelection.groups("inputs")
+EXTRACTION = dg.AssetSelection.groups("extraction")
+WAREHOUSE = dg.AssetSelection.all() - dg.AssetSelection.groups(*UPSTREAM_GROUPS)
 
 
-def run_assets(instance: dg.DagsterInstance, selection: list, partitions: tuple[str, str] | None = None) -> list[str]:
+def run_assets(
+    instance: dg.DagsterInstance, selection: dg.AssetSelection, partitions: tuple[str, str] | None = None
+) -> list[str]:
     """One in-process run of `selection`, over the partition range (first, last) if given.
 
     Returns the quarantined checkpoints' reasons when the run failed for those alone (the rest
     of it is stored); any other failure ends the program."""
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = [key for asset in selection for key in asset.keys]
+    keys = list(selection.resolve(defs.resolve_asset_graph()))
     tags = {} if partitions is None else {
         "dagster/asset_partition_range_start": partitions[0],
         "dagster/asset_partition_range_end": partitions[1],
@@ -65,19 +71,15 @@ def _raised(error) -> str:
 
 def materialize_all(instance: dg.DagsterInstance, every_partition: bool = False, log=print) -> None:
     started = time.perf_counter()
-    run_assets(instance, [brown_corpus, pos_tagger, mini_suite, eval_set, token_pos])
+    run_assets(instance, INPUTS)
     log(f"inputs ready ({time.perf_counter() - started:.0f} s)")
 
     quarantined = []
     for first, last in extraction_ranges(instance, SeedconvSettings().load(), every_partition):
-        quarantined += run_assets(instance, [checkpoint_extraction], partitions=(first, last))
+        quarantined += run_assets(instance, EXTRACTION, partitions=(first, last))
         log(f"extracted {first} .. {last} ({time.perf_counter() - started:.0f} s)")
 
-    run_assets(
-        instance,
-        [warehouse_models, regression_coefficients, loglik_analysis, published_warehouse, *figure_assets,
-         token_rankings_table, report_page],
-    )
+    run_assets(instance, WAREHOUSE)
     log(f"warehouse and report built ({time.perf_counter() - started:.0f} s)")
     if quarantined:
         # The warehouse holds every other checkpoint; these are named, and the exit status says so.
@@ -114,7 +116,7 @@ def contiguous_ranges(order: list[str], wanted: set[str]) -> list[tuple[str, str
 
 def _materialized_partitions(instance: dg.DagsterInstance) -> set[str]:
     # The manifest is written last, so its materialization marks a complete partition.
-    return set(instance.get_materialized_partitions(dg.AssetKey("checkpoint_manifests")))
+    return set(instance.get_materialized_partitions(dg.AssetKey(MANIFESTS)))
 
 
 def main() -> None:

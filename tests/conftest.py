@@ -117,14 +117,14 @@ def micro_settings(tmp_path_factory, micro_config_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def micro_suite(micro_settings):
-    from extract.suites import open_suite
+    from extract.sources.suites import open_suite
 
     return open_suite(micro_settings.suite(micro_settings.mini.name))
 
 
 @pytest.fixture(scope="session")
 def micro_masked_suite(micro_settings):
-    from extract.suites import open_suite
+    from extract.sources.suites import open_suite
 
     return open_suite(micro_settings.suite(micro_settings.mini_mlm.name))
 

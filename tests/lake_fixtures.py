@@ -18,16 +18,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+
 # The contract's schemas, from the code that writes the real lake.
-from extract.blimp import BLIMP_PAIRS_SCHEMA, BLIMP_SCORES_SCHEMA
-from extract.evalset import EVAL_TOKENS_SCHEMA
-from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
-from extract.features import TOKEN_POS_SCHEMA
-from extract.fingerprints import FINGERPRINT_PROBES_SCHEMA, FINGERPRINTS_SCHEMA
-from extract.icl import ICL_SCORES_SCHEMA
-from extract.lake import checkpoint_dir
-from extract.loglik import LOGLIK_SCHEMA, LOGLIK_TEXTS_SCHEMA
-from extract.weight_stats import WEIGHT_SKETCHES_SCHEMA, WEIGHT_STATS_SCHEMA
+from extract.inputs.blimp_pairs import BLIMP_PAIRS_SCHEMA
+from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA
+from extract.inputs.fingerprint_probes import FINGERPRINT_PROBES_SCHEMA
+from extract.inputs.loglik_texts import LOGLIK_TEXTS_SCHEMA
+from extract.inputs.token_tags import TOKEN_POS_SCHEMA
+from extract.lake.tables import checkpoint_dir
+from extract.measures.blimp_scores import BLIMP_SCORES_SCHEMA
+from extract.measures.fingerprints import FINGERPRINTS_SCHEMA
+from extract.measures.icl_scores import ICL_SCORES_SCHEMA
+from extract.measures.text_loglik import LOGLIK_SCHEMA
+from extract.measures.weight_stats import WEIGHT_SKETCHES_SCHEMA, WEIGHT_STATS_SCHEMA
 
 EVAL_DOCUMENTS_SCHEMA = pa.schema(
     [

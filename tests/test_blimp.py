@@ -13,21 +13,20 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from extract.blimp import (
+from extract.config import SHARED_BLIMP, BlimpConfig
+from extract.inputs.blimp_pairs import (
     BLIMP_PAIRS_SCHEMA,
-    BLIMP_SCORES_SCHEMA,
     BlimpError,
     blimp_pairs_table,
-    blimp_scores_table,
     blimp_sentence_batch,
     blimp_set_hash,
     load_blimp,
     select_pairs,
 )
-from extract.config import SHARED_BLIMP, BlimpConfig
-from extract.evalset import EvalSetError
-from extract.loglik import text_logprobs
-from extract.suites import SuiteUnavailable
+from extract.inputs.eval_tokens import EvalSetError
+from extract.measures.blimp_scores import BLIMP_SCORES_SCHEMA, blimp_scores_table
+from extract.measures.text_loglik import text_logprobs
+from extract.sources.suites import SuiteUnavailable
 
 CPU = torch.device("cpu")
 KEYS = {"uid", "field", "linguistics_term", "pair_id", "sentence_good", "sentence_bad"}

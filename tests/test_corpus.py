@@ -9,13 +9,7 @@ from pathlib import Path
 import nltk
 import pytest
 
-from extract.corpus import (
-    CorpusUnavailable,
-    Document,
-    ensure_brown,
-    load_documents,
-    split_documents,
-)
+from extract.inputs.brown_corpus import CorpusUnavailable, Document, ensure_brown, load_documents, split_documents
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import pandas
 import pyarrow.parquet as pq
 import pytest
 
-from extract.lake import STAGING, TRASH, checkpoint_dir, read_manifest
+from extract.lake.partition_store import STAGING, TRASH, read_manifest
+from extract.lake.tables import checkpoint_dir
 
 pytestmark = pytest.mark.fault
 

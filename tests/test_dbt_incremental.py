@@ -25,7 +25,8 @@ from benchmarks.synthetic_lake import (
     write_synthetic_lake,
 )
 from extract.config import IclConfig
-from extract.lake import MANIFEST, checkpoint_dir, write_partition
+from extract.lake.partition_store import MANIFEST, write_partition
+from extract.lake.tables import checkpoint_dir
 
 GRID = Grid(
     suite="tiny",

@@ -5,7 +5,7 @@ from scipy.special import log_softmax as np_log_softmax
 from scipy.special import rel_entr
 from scipy.stats import entropy as scipy_entropy
 
-from extract.distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
+from extract.measures.token_distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
 
 
 def random_logits(seeds=3, tokens=40, vocab=200, scale=3.0, generator_seed=0):

@@ -2,10 +2,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from extract.corpus import Document
-from extract.evalset import EvalSetError, build_eval_tokens, eval_batches, eval_set_hash
-from extract.lake import suite_table_path
-from extract.minisuite import train_tokenizer
+from extract.inputs.brown_corpus import Document
+from extract.inputs.eval_tokens import EvalSetError, build_eval_tokens, eval_batches, eval_set_hash
+from extract.registry import suite_table_path
+from extract.sources.mini_trainer import train_tokenizer
 
 TEXTS = [
     "The jury said the election was conducted fairly.",

@@ -1,4 +1,5 @@
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -6,12 +7,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from extract.distributions import log_probs
-from extract.evalset import eval_batches
-from extract.extraction import ExtractionError, Extractor, chunk_rows, extract_partition
-from extract.lake import checkpoint_dir, read_manifest, suite_table_path
-from extract.pipeline import extract_checkpoint
-from extract.suites import LocalSuite, SuiteUnavailable
+from extract.engine.extractor import ExtractionError, Extractor, chunk_rows
+from extract.inputs.eval_tokens import eval_batches
+from extract.lake.partition_store import read_manifest
+from extract.lake.tables import checkpoint_dir
+from extract.measures.icl_scores import IclScores
+from extract.measures.token_distributions import log_probs
+from extract.pipeline import build_extractor, extract_checkpoint
+from extract.registry import suite_table_path
+from extract.sources.suites import LocalSuite, SuiteUnavailable
 
 
 @pytest.fixture(scope="module")
@@ -116,27 +120,11 @@ def test_rerun_gives_the_same_rows(extracted, micro_settings):
 def suite_copy(micro_suite, tmp_path):
     copy = tmp_path / "suite"
     shutil.copytree(micro_suite.root, copy)
-    return LocalSuite("copy", copy)
+    return LocalSuite("micro", copy)  # reads the micro suite's inputs
 
 
 def _extract(suite, settings, step=4):
-    tokens = pq.read_table(suite_table_path(settings.paths.lake, "eval_tokens", "micro"))
-    counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", "micro"))
-    sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
-    tokenizer = suite.load_tokenizer()
-    return extract_partition(
-        suite,
-        "a",
-        step,
-        eval_batches(tokens, tokenizer.bos_token_id),
-        counts,
-        sequences,
-        tokenizer_vocab=len(tokenizer),
-        top_k=4,
-        windows_per_batch=2,
-        icl=settings.icl,
-        device=torch.device("cpu"),
-    )
+    return _extractor(suite, settings).extract("a", step)
 
 
 @pytest.mark.fault
@@ -172,28 +160,16 @@ def test_seeds_with_different_vocabularies_are_refused(suite_copy, micro_setting
         _extract(suite_copy, micro_settings)
 
 
-def _extractor(suite, settings, **options):
-    tokens = pq.read_table(suite_table_path(settings.paths.lake, "eval_tokens", "micro"))
-    counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", "micro"))
-    sequences = pq.read_table(suite_table_path(settings.paths.lake, "icl_sequences", "micro"))
-    tokenizer = suite.load_tokenizer()
-    return Extractor(
-        suite,
-        eval_batches(tokens, tokenizer.bos_token_id),
-        counts,
-        sequences,
-        tokenizer_vocab=len(tokenizer),
-        top_k=4,
-        windows_per_batch=2,
-        icl=settings.icl,
-        device=torch.device("cpu"),
-        **options,
-    )
+def _extractor(suite, settings, **extraction):
+    """The suite's extractor on CPU with the ICL measure alone, and `extraction` settings changed."""
+    settings = replace(settings, extraction=replace(settings.extraction, **extraction))
+    extractor, _ = build_extractor(settings, suite, torch.device("cpu"), measures=[IclScores])
+    return extractor
 
 
 def _assert_same(first, second, rtol=0.0, atol=0.0):
     for name in ("token_stats", "pair_kl", "icl_scores"):
-        a, b = getattr(first, name).to_pandas(), getattr(second, name).to_pandas()
+        a, b = first.tables[name].to_pandas(), second.tables[name].to_pandas()
         assert list(a.columns) == list(b.columns)
         for column in a.columns:
             if a[column].dtype == object:  # top-k lists
@@ -210,14 +186,16 @@ def test_a_reused_skeleton_gives_what_a_fresh_one_gives(micro_suite, micro_setti
     for result in together:
         alone = _extractor(micro_suite, micro_settings).extract(result.size, result.step)
         _assert_same(result, alone)
-    assert together[0].pair_kl.column("kl").to_pylist() != together[1].pair_kl.column("kl").to_pylist()
+    assert together[0].tables["pair_kl"].column("kl").to_pylist() != together[1].tables["pair_kl"].column("kl").to_pylist()
 
 
 def test_chunks_do_not_change_the_numbers(micro_suite, micro_settings):
     whole = _extractor(micro_suite, micro_settings).extract("b", 8)
     # A budget below one token's vocabulary-sized tensors: one token per chunk.
     assert chunk_rows(3, 384, 1) == 1
-    chunked = _extractor(micro_suite, micro_settings, chunk_bytes=1).extract("b", 8)
+    extractor = _extractor(micro_suite, micro_settings)
+    extractor.chunk_bytes = 1  # below extraction.chunk_mib's smallest setting, 1 MiB
+    chunked = extractor.extract("b", 8)
     # A matmul of another shape sums in another order: fp32 rounding, not a different result.
     _assert_same(whole, chunked, rtol=1e-4, atol=1e-6)
     # Ten seeds at Pythia's vocabulary in 1 GiB: two fp32 [rows, V] tensors per seed and five more.
@@ -235,7 +213,7 @@ def test_identical_checkpoints_are_computed_once(suite_copy, micro_settings, mon
     assert runs == [1, 3]
     digests = {c["seed"]: c["weights"] for c in result.checkpoints}
     assert digests[1] == digests[2] != digests[3]
-    pair_kl = result.pair_kl.to_pandas()
+    pair_kl = result.tables["pair_kl"].to_pandas()
     assert (pair_kl[(pair_kl.seed_a == 1) & (pair_kl.seed_b == 2)].kl == 0).all()
     assert (pair_kl[(pair_kl.seed_a == 1) & (pair_kl.seed_b == 3)].kl > 0).all()
 
@@ -244,7 +222,7 @@ def test_bf16_forward_stays_close_to_fp32(micro_suite, micro_settings):
     fp32 = _extractor(micro_suite, micro_settings, dtype="float32").extract("b", 8)
     bf16 = _extractor(micro_suite, micro_settings, dtype="bfloat16").extract("b", 8)
     assert (fp32.forward_dtype, bf16.forward_dtype) == ("float32", "bfloat16")
-    exact, approximate = fp32.pair_kl.column("kl").to_numpy(), bf16.pair_kl.column("kl").to_numpy()
+    exact, approximate = fp32.tables["pair_kl"].column("kl").to_numpy(), bf16.tables["pair_kl"].column("kl").to_numpy()
     assert not np.array_equal(exact, approximate)  # the body really ran in bf16
     assert np.median(np.abs(approximate - exact) / exact) < 0.05
 

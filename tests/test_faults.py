@@ -28,11 +28,13 @@ from safetensors.torch import load_file, save_file
 from extract import lake as lake_module
 from extract import pipeline
 from extract.config import ConfigError, load_settings
-from extract.evalset import EvalSetError
-from extract.extraction import NonFiniteOutputs
-from extract.lake import LakeWriteError, checkpoint_dir, read_quarantine, suite_table_path
-from extract.lake_checks import check_kl_non_negative, check_manifests_complete, check_not_quarantined
-from extract.suites import HubSuite, SuiteUnavailable
+from extract.engine.extractor import NonFiniteOutputs
+from extract.inputs.eval_tokens import EvalSetError
+from extract.lake.checks import check_kl_non_negative, check_manifests_complete, check_not_quarantined
+from extract.lake.partition_store import LakeWriteError, read_quarantine
+from extract.lake.tables import checkpoint_dir
+from extract.registry import suite_table_path
+from extract.sources.suites import HubSuite, SuiteUnavailable
 
 pytestmark = pytest.mark.fault
 
@@ -174,7 +176,7 @@ def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
 )
 def test_settings_out_of_range_stop_the_run_before_it_starts(stored, micro_config_path, tmp_path, line, bad, message):
     """Settings are read, as every asset reads them, before anything is opened or written."""
-    from orchestration.resources import SeedconvSettings
+    from orchestration.defs.resources import SeedconvSettings
 
     settings, folder, digests = stored
     text = micro_config_path.read_text()
@@ -269,7 +271,7 @@ def test_a_hub_id_that_does_not_exist_is_named(monkeypatch, error, message):
     def not_found(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr("extract.suites.hf_hub_download", not_found)
+    monkeypatch.setattr("extract.sources.suites.hf_hub_download", not_found)
     suite = HubSuite("polypythia", ("14m",), (11,))
     with pytest.raises(SuiteUnavailable, match=message):
         suite.weights_folder(suite.checkpoint("14m", 11, 99))

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from extract import pipeline
-from extract.evalset import EVAL_TOKENS_SCHEMA
-from extract.features import (
+from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA
+from extract.inputs.token_tags import (
     PENN_TAGS,
     TOKEN_POS_SCHEMA,
     FeatureError,
@@ -22,7 +22,7 @@ from extract.features import (
     token_pos_table,
     word_spans,
 )
-from extract.lake import suite_table_path
+from extract.registry import suite_table_path
 
 TRICKY = 'He said "it\'s fine" (really) -- the U.S. Army agreed.\n\nA well-known man, Mr. Smith, left.'
 

@@ -11,35 +11,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from extract.config import ConfigError, FingerprintConfig, LoglikConfig, WeightsConfig
-from extract.evalset import eval_batches
-from extract.extraction import Extractor
-from extract.fingerprints import (
-    ProbeSetError,
-    default_probes,
-    file_probes,
-    masked_mean,
-    probe_batch,
-)
-from extract.lake import suite_table_path
-from extract.pipeline import corpus_split, load_probe_inputs
-from extract.suites import LocalSuite
-from extract.weight_stats import count_sketch, parameter_group, parameters, weight_statistics
+from extract.inputs.fingerprint_probes import ProbeSetError, default_probes, file_probes, probe_batch
+from extract.measures.fingerprints import masked_mean
+from extract.measures.weight_stats import count_sketch, parameter_group, parameters, weight_statistics
+from extract.pipeline import build_extractor, corpus_split
+from extract.registry import suite_table_path
+from extract.sources.suites import LocalSuite
 
 CPU = torch.device("cpu")
 
 
-def _extractor(suite, settings, **options):
-    lake = settings.paths.lake
-    tokenizer = suite.load_tokenizer()
-    probe_inputs, _ = load_probe_inputs(settings, "micro", tokenizer, tokenizer.bos_token_id)
-    return Extractor(
-        suite,
-        eval_batches(pq.read_table(suite_table_path(lake, "eval_tokens", "micro")), tokenizer.bos_token_id),
-        pq.read_table(suite_table_path(lake, "unigram", "micro")),
-        pq.read_table(suite_table_path(lake, "icl_sequences", "micro")),
-        tokenizer_vocab=len(tokenizer), top_k=4, windows_per_batch=2, icl=settings.icl, device=CPU,
-        probe_inputs=probe_inputs, **options,
-    )
+def _extractor(suite, settings):
+    extractor, _ = build_extractor(settings, suite, CPU)
+    return extractor
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,12 +32,12 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _fingerprint(result, seed) -> np.ndarray:
-    rows = result.fingerprints.to_pandas()
+    rows = result.tables["fingerprints"].to_pandas()
     return np.stack(rows[rows.seed == seed].sort_values("probe_id").fingerprint.to_list())
 
 
 def _loglik(result, seed) -> np.ndarray:
-    rows = result.loglik.to_pandas()
+    rows = result.tables["loglik"].to_pandas()
     return rows[rows.seed == seed].sort_values("text_id").logprob.to_numpy()
 
 
@@ -66,7 +50,7 @@ def twin_suite(micro_suite, tmp_path):
     shutil.rmtree(root / "a-seed2" / "step4")
     shutil.copytree(root / "a-seed1" / "step4", root / "a-seed2" / "step4")
     save_file(weights, root / "a-seed2" / "step4" / "model.safetensors", metadata={"format": "pt", "copy": "yes"})
-    return LocalSuite("twin", root)
+    return LocalSuite("micro", root)  # reads the micro suite's inputs
 
 
 def test_identical_models_have_similarity_one_and_no_log_likelihood_difference(twin_suite, micro_settings):
@@ -77,7 +61,7 @@ def test_identical_models_have_similarity_one_and_no_log_likelihood_difference(t
     np.testing.assert_array_equal(_loglik(result, 1), _loglik(result, 2))
     assert _cosine(_fingerprint(result, 1), _fingerprint(result, 3)) < 0.9999
     assert np.var(_loglik(result, 1) - _loglik(result, 3)) > 0
-    stats = result.weight_stats.to_pandas().set_index(["seed", "param_group"])
+    stats = result.tables["weight_stats"].to_pandas().set_index(["seed", "param_group"])
     assert stats.loc[(1, "all"), "l2_norm"] == stats.loc[(2, "all"), "l2_norm"]
 
 
@@ -133,7 +117,7 @@ def test_weight_statistics_match_the_checkpoint_files(micro_suite, micro_setting
     def flat(state):
         return np.concatenate([v.double().numpy().reshape(-1) for _, v in sorted(parameters(state).items())])
 
-    stats = results[4].weight_stats.to_pandas().set_index(["seed", "param_group"])
+    stats = results[4].tables["weight_stats"].to_pandas().set_index(["seed", "param_group"])
     row = stats.loc[(2, "all")]
     assert row.prev_step == 2
     assert row.sq_dist_prev == pytest.approx(np.sum((flat(files[4]) - flat(files[2])) ** 2), rel=1e-9)
@@ -144,11 +128,11 @@ def test_weight_statistics_match_the_checkpoint_files(micro_suite, micro_setting
     assert (groups.l2_norm**2).sum() == pytest.approx(row.l2_norm**2, rel=1e-12)
     assert set(groups.index) >= {"embedding", "attention", "mlp", "norm", "head"}
 
-    first = results[0].weight_stats.to_pandas()
+    first = results[0].tables["weight_stats"].to_pandas()
     assert first.prev_step.isna().all() and first.sq_dist_prev.isna().all()
     assert (first.sq_dist_init == 0).all()
     # A partition run alone reads its references from the suite: the same numbers.
-    alone = _extractor(micro_suite, micro_settings).extract("a", 4).weight_stats.to_pandas()
+    alone = _extractor(micro_suite, micro_settings).extract("a", 4).tables["weight_stats"].to_pandas()
     np.testing.assert_allclose(alone[["sq_dist_prev", "sq_dist_init"]], stats.reset_index()[["sq_dist_prev",
                                                                                               "sq_dist_init"]])
 

@@ -6,12 +6,15 @@ import pytest
 import torch
 
 from extract.config import REPO_ROOT, ConfigError, IclConfig, load_settings, parse_settings
-from extract.corpus import Document
-from extract.evalset import EvalSetError
-from extract.icl import ICL_SCORES_SCHEMA, ICL_SEQUENCES_SCHEMA, icl_sequences_table, icl_surprisals
-from extract.lake import checkpoint_dir, read_manifest, suite_table_path
-from extract.minisuite import train_tokenizer
+from extract.inputs.brown_corpus import Document
+from extract.inputs.eval_tokens import EvalSetError
+from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA, icl_sequences_table
+from extract.lake.partition_store import read_manifest
+from extract.lake.tables import checkpoint_dir
+from extract.measures.icl_scores import ICL_SCORES_SCHEMA, icl_surprisals
 from extract.pipeline import extract_checkpoint
+from extract.registry import suite_table_path
+from extract.sources.mini_trainer import train_tokenizer
 
 WORDS = "the cat sat on a mat while one dog ran far from home and the sun rose over every hill".split()
 

@@ -5,7 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from extract import lake
-from extract.lake import checkpoint_dir, read_manifest, recover_interrupted, write_partition, write_table_atomically
+from extract.lake.partition_store import read_manifest, recover_interrupted, write_partition, write_table_atomically
+from extract.lake.tables import checkpoint_dir
 
 
 def tables(value: float) -> dict[str, pa.Table]:

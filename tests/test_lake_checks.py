@@ -7,8 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from lake_fixtures import SUITE, partition_dir, set_pair_kl, write_synthetic_lake
 
-from extract.lake import write_quarantine
-from extract.lake_checks import (
+from extract.lake.checks import (
     CHECKS,
     check_kl_non_negative,
     check_manifests_complete,
@@ -16,6 +15,7 @@ from extract.lake_checks import (
     check_row_counts,
     check_token_stats_finite,
 )
+from extract.lake.partition_store import write_quarantine
 
 
 @pytest.fixture

@@ -367,8 +367,8 @@ def test_weights_without_vectors_still_give_weight_exponents(tmp_path):
 def test_the_dagster_asset_writes_the_tables_into_the_warehouse(tmp_path):
     import dagster as dg
 
-    from orchestration.analysis import loglik_analysis
-    from orchestration.resources import SeedconvSettings
+    from orchestration.defs.analysis_tables import loglik_analysis
+    from orchestration.defs.resources import SeedconvSettings
 
     settings = SeedconvSettings(warehouse_root=str(tmp_path))
     with duckdb.connect(str(settings.load().paths.duckdb)) as connection:

@@ -18,11 +18,12 @@ from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForPreTraining
 
 from extract.config import ConfigError, MiniSizeConfig, MiniSuiteConfig, parse_settings
-from extract.evalset import masked_eval_batches
-from extract.extraction import ExtractionError, Extractor, NonFiniteOutputs, Quarantine
-from extract.lake import suite_table_path
-from extract.minisuite import train_run, train_wordpiece_tokenizer
-from extract.suites import MULTIBERT_STEPS, LocalSuite, MultiBertSuite, SuiteUnavailable, open_suite
+from extract.engine.extractor import ExtractionError, Extractor, NonFiniteOutputs, Quarantine
+from extract.inputs.eval_tokens import masked_eval_batches
+from extract.measures.fingerprints import Fingerprints
+from extract.registry import suite_table_path
+from extract.sources.mini_trainer import train_run, train_wordpiece_tokenizer
+from extract.sources.suites import MULTIBERT_STEPS, LocalSuite, MultiBertSuite, SuiteUnavailable, open_suite
 
 CPU = torch.device("cpu")
 
@@ -37,24 +38,11 @@ def _batches(settings, suite):
     return masked_eval_batches(_eval_tokens(settings, suite.name), *ids), tokenizer
 
 
-def _extractor(settings, suite, batches, tokenizer) -> Extractor:
-    from extract.pipeline import load_probe_inputs
+def _extractor(settings, suite) -> Extractor:
+    from extract.pipeline import build_extractor
 
-    counts = pq.read_table(suite_table_path(settings.paths.lake, "unigram", suite.name))
-    probes, _ = load_probe_inputs(settings, suite.name, tokenizer, tokenizer.cls_token_id, blimp=False)
-    return Extractor(
-        suite,
-        batches,
-        counts,
-        None,
-        len(tokenizer),
-        settings.eval.top_k,
-        16,
-        settings.icl,
-        device=CPU,
-        dtype="float32",
-        probe_inputs=probes,
-    )
+    extractor, _ = build_extractor(settings, suite, CPU)
+    return extractor
 
 
 def test_each_copy_masks_exactly_its_target(micro_settings, micro_masked_suite):
@@ -91,10 +79,9 @@ def test_masked_surprisal_is_the_models_own_at_the_masked_position(micro_setting
     suite = micro_masked_suite
     batches, tokenizer = _batches(micro_settings, suite)
     size, step = suite.sizes()[0], suite.steps(suite.sizes()[0])[-1]
-    result = _extractor(micro_settings, suite, batches, tokenizer).extract(size, step)
+    result = _extractor(micro_settings, suite).extract(size, step)
     assert result.objective == "masked"
-    assert result.icl_scores is None and result.loglik is None and result.blimp_scores is None
-    assert result.fingerprints is not None and result.weight_stats is not None
+    assert set(result.tables) == {"token_stats", "pair_kl", "fingerprints", "weight_stats", "weight_sketches"}
 
     seed = suite.seeds(size)[0]
     model = suite.load_model(suite.checkpoint(size, seed, step), CPU)
@@ -106,15 +93,15 @@ def test_masked_surprisal_is_the_models_own_at_the_masked_position(micro_setting
     # the off-by-one reading: the prediction at the next position
     shifted = -log_p[rows, columns + 1, batches.targets[:12]].numpy()
 
-    stats = result.token_stats.to_pandas()
+    stats = result.tables["token_stats"].to_pandas()
     ours = stats[stats["seed"] == seed].sort_values("position")["surprisal"].to_numpy()[:12]
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
     assert np.abs(ours - shifted).max() > 1e-2
 
     # every ordered seed pair at every position, KL non-negative
     n_seeds, n = len(suite.seeds(size)), len(batches.targets)
-    assert result.pair_kl.num_rows == n_seeds * (n_seeds - 1) * n
-    assert float(np.min(result.pair_kl.column("kl").to_numpy())) >= -1e-6
+    assert result.tables["pair_kl"].num_rows == n_seeds * (n_seeds - 1) * n
+    assert float(np.min(result.tables["pair_kl"].column("kl").to_numpy())) >= -1e-6
 
 
 def test_masking_hides_the_token(micro_settings, micro_masked_suite):
@@ -152,14 +139,14 @@ def test_multibert_layout_checkpoints_extract(tmp_path, micro_settings, micro_ma
     suite = LocalSuite(micro_masked_suite.name, tmp_path)
     assert suite.objective == "masked"
     batches, _ = _batches(micro_settings, suite)
-    result = _extractor(micro_settings, suite, batches, tokenizer).extract("base", 0)
+    result = _extractor(micro_settings, suite).extract("base", 0)
 
     model = BertForPreTraining.from_pretrained(tmp_path / "base-seed1" / "step0").eval()
     input_ids, attention, columns = next(batches.batches(5))
     with torch.no_grad():
         log_p = torch.log_softmax(model(input_ids=input_ids, attention_mask=attention).prediction_logits, dim=-1)
     expected = -log_p[torch.arange(5), columns, batches.targets[:5]].numpy()
-    stats = result.token_stats.to_pandas()
+    stats = result.tables["token_stats"].to_pandas()
     np.testing.assert_allclose(stats[stats["seed"] == 1]["surprisal"].to_numpy()[:5], expected, rtol=1e-5)
 
 
@@ -173,7 +160,7 @@ def test_a_causal_checkpoint_in_a_masked_suite_is_named(tmp_path, micro_settings
     suite = LocalSuite(micro_masked_suite.name, tmp_path)
     batches, tokenizer = _batches(micro_settings, suite)
     with pytest.raises(ExtractionError, match="x-seed2.*causal LM.*masked LMs"):
-        _extractor(micro_settings, suite, batches, tokenizer).extract("x", 0)
+        _extractor(micro_settings, suite).extract("x", 0)
 
 
 @pytest.mark.fault
@@ -181,15 +168,14 @@ def test_logits_that_overflow_quarantine_the_partition(tmp_path, micro_settings,
     """Finite weights, finite activations and fingerprints, yet logits past fp32's range: the
     unembedding of every evaluation token overflows for one seed, and the partition comes out as
     a quarantine naming that seed, not as rows of NaN."""
-    from extract.pipeline import load_probe_inputs
-
     shutil.copytree(micro_masked_suite.root, tmp_path / "suite")
     suite = LocalSuite(micro_masked_suite.name, tmp_path / "suite")
     size = suite.sizes()[0]
     step = suite.steps(size)[-1]
     batches, tokenizer = _batches(micro_settings, suite)
-    probes, _ = load_probe_inputs(micro_settings, suite.name, tokenizer, tokenizer.cls_token_id, blimp=False)
-    fed = set(batches.windows.unique().tolist()) | set(probes.probes.input_ids.unique().tolist())
+    extractor = _extractor(micro_settings, suite)
+    probes = next(measure.batch for measure in extractor.measures if isinstance(measure, Fingerprints))
+    fed = set(batches.windows.unique().tolist()) | set(probes.input_ids.unique().tolist())
     unused = max(set(range(len(tokenizer))) - fed - {tokenizer.mask_token_id})  # the body never sees it
     source = suite.checkpoint(size, 2, step).source
     path = tmp_path / "suite" / f"{size}-seed2" / f"step{step}" / "model.safetensors"
@@ -199,7 +185,6 @@ def test_logits_that_overflow_quarantine_the_partition(tmp_path, micro_settings,
     weights["bert.embeddings.word_embeddings.weight"][unused] = 1e10  # the tied output row: 64 x 1e40 = inf
     save_file(weights, path, metadata={"format": "pt"})
 
-    extractor = _extractor(micro_settings, suite, batches, tokenizer)
     (result,) = extractor.extract_many([(size, step)])
     n = len(batches.targets)
     assert isinstance(result, Quarantine) and result.reasons == {
@@ -249,7 +234,7 @@ def test_masked_mini_settings(tmp_path):
 def test_masked_training_is_seeded(tmp_path, micro_settings):
     """Same seed, same weights (initialisation, data order and masking all follow the seed)."""
     from extract import pipeline
-    from extract.minisuite import encode_corpus
+    from extract.sources.mini_trainer import encode_corpus
 
     train, _ = pipeline.corpus_split(micro_settings)
     texts = [d.text for d in train[:40]]

@@ -4,7 +4,7 @@ import torch
 from transformers import GPTNeoXForCausalLM
 
 from extract.config import MiniSizeConfig, MiniSuiteConfig
-from extract.minisuite import (
+from extract.sources.mini_trainer import (
     checkpoint_steps,
     data_order,
     encode_corpus,

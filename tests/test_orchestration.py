@@ -8,14 +8,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from extract.suites import partition_key
+from extract.lake.checks import MANIFESTS
+from extract.registry import PARTITION_TABLES
+from extract.sources.suites import partition_key
 from orchestration.definitions import defs
-from orchestration.extraction import TABLES
-from orchestration.reports import report_page
-from orchestration.resources import SeedconvSettings
-from orchestration.schedules import extraction_is_newer, refresh_warehouse
-from orchestration.sensors import HUB_INTERVAL_S, new_checkpoints
-from orchestration.warehouse import manifest_is_stale, warehouse_models
+from orchestration.defs.dbt_warehouse import manifest_is_stale, warehouse_models
+from orchestration.defs.report_assets import report_page
+from orchestration.defs.resources import SeedconvSettings
+from orchestration.defs.schedules import extraction_is_newer, refresh_warehouse
+from orchestration.defs.sensors import HUB_INTERVAL_S, new_checkpoints
 from reports.figures import FIGURES
 
 
@@ -61,7 +62,7 @@ def test_end_to_end_warehouse(materialized, micro_settings):
         partition_key("micro-mlm", "a", step) for step in steps
     }
     # Every table of a partition is materialized with it, a masked LM's ICL table too (0 rows).
-    for table in (*TABLES, "checkpoint_manifests"):
+    for table in (*(table.name for table in PARTITION_TABLES), MANIFESTS):
         assert set(materialized.get_materialized_partitions(dg.AssetKey(table))) == partitions, table
     masked_icl = materialized.fetch_materializations(
         dg.AssetRecordsFilter(dg.AssetKey("icl_scores"), asset_partitions=[partition_key("micro-mlm", "a", 8)]), limit=1
@@ -107,7 +108,7 @@ def test_end_to_end_warehouse(materialized, micro_settings):
 
 
 def test_lake_checks_pass_after_extraction(materialized):
-    from extract.lake_checks import CHECKS
+    from extract.lake.checks import CHECKS
 
     for asset, checks in CHECKS.items():
         for name in checks:
@@ -270,10 +271,11 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
     the run's failure, and the command-line materializer goes on instead of stopping."""
     from safetensors.torch import load_file, save_file
 
-    from extract.lake import checkpoint_dir, read_quarantine
-    from orchestration.extraction import checkpoint_extraction
+    from extract.lake.partition_store import read_quarantine
+    from extract.lake.tables import checkpoint_dir
+    from orchestration.defs.checkpoint_extraction import checkpoint_extraction
+    from orchestration.defs.partitions import checkpoint_partitions
     from orchestration.materialize import run_assets
-    from orchestration.partitions import checkpoint_partitions
 
     root = tmp_path / "warehouse"
     shutil.copytree(micro_settings.paths.root, root, ignore=shutil.ignore_patterns("reports", "published", "*.duckdb"))
@@ -331,7 +333,7 @@ def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch
         listed.append(repo)
         return SimpleNamespace(branches=[SimpleNamespace(name=name) for name in sorted(published)])
 
-    monkeypatch.setattr("extract.suites.list_repo_refs", list_repo_refs)
+    monkeypatch.setattr("extract.sources.suites.list_repo_refs", list_repo_refs)
     with dg.instance_for_test() as instance:
 
         def evaluate(cursor):

@@ -15,7 +15,7 @@ import pytest
 from lake_fixtures import SUITE, SyntheticLake, partition_dir, write_synthetic_lake
 from test_dbt import run_dbt
 
-from orchestration.warehouse import publish_copy
+from orchestration.defs.dbt_warehouse import publish_copy
 
 pytestmark = pytest.mark.fault
 

@@ -10,9 +10,11 @@ import pytest
 
 from analysis.topk_kl import vocab_from_token_stats
 from benchmarks import storage
-from extract.extraction import TOKEN_STATS_SCHEMA
-from extract.lake import checkpoint_dir, suite_table_path, write_partition, write_table_atomically
+from extract.engine.extractor import TOKEN_STATS_SCHEMA
+from extract.lake.partition_store import write_partition, write_table_atomically
+from extract.lake.tables import checkpoint_dir
 from extract.pipeline import extract_checkpoint
+from extract.registry import suite_table_path
 
 
 @pytest.fixture(scope="module")

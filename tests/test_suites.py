@@ -3,7 +3,14 @@ import shutil
 import pytest
 import torch
 
-from extract.suites import PYTHIA_STEPS, HubSuite, LocalSuite, SuiteUnavailable, parse_partition_key, partition_key
+from extract.sources.suites import (
+    PYTHIA_STEPS,
+    HubSuite,
+    LocalSuite,
+    SuiteUnavailable,
+    parse_partition_key,
+    partition_key,
+)
 
 
 def test_polypythia_naming():
@@ -79,7 +86,7 @@ def test_hub_revisions_every_seed_has_are_published_steps(monkeypatch):
     def list_repo_refs(repo):
         return SimpleNamespace(branches=[SimpleNamespace(name=name) for name in branches[repo]])
 
-    monkeypatch.setattr("extract.suites.list_repo_refs", list_repo_refs)
+    monkeypatch.setattr("extract.sources.suites.list_repo_refs", list_repo_refs)
     suite = HubSuite("polypythia", ("14m",), (1, 2))
     assert suite.published_steps("14m") == [0, 1, 143000]  # step2 only for seed 1: not yet a checkpoint
 

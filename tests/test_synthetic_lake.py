@@ -26,11 +26,13 @@ from benchmarks.synthetic_lake import (
     write_synthetic_lake,
 )
 from extract.config import IclConfig
-from extract.evalset import EVAL_TOKENS_SCHEMA, eval_set_hash
-from extract.extraction import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
-from extract.features import TOKEN_POS_SCHEMA
-from extract.icl import ICL_SCORES_SCHEMA, ICL_SEQUENCES_SCHEMA
-from extract.lake import checkpoint_dir, suite_table_path
+from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_set_hash
+from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
+from extract.inputs.token_tags import TOKEN_POS_SCHEMA
+from extract.lake.tables import checkpoint_dir
+from extract.measures.icl_scores import ICL_SCORES_SCHEMA
+from extract.registry import suite_table_path
 
 # fmt: off
 PENN_TAGS = {

@@ -12,7 +12,7 @@ import nltk
 import pytest
 from nltk.tag.perceptron import PerceptronTagger
 
-from extract.tagger import TaggerUnavailable, install_perceptron_tagger, pos_tag
+from extract.inputs.penn_tagger import TaggerUnavailable, install_perceptron_tagger, pos_tag
 
 EXPECTED_FILES = [
     "averaged_perceptron_tagger_eng.classes.json",

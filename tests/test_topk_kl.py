@@ -15,10 +15,11 @@ from analysis.topk_kl import (
     vocab_from_token_stats,
 )
 from extract import extraction
-from extract.distributions import log_probs, pairwise_kl, token_statistics
-from extract.evalset import eval_batches
-from extract.lake import checkpoint_dir, suite_table_path
+from extract.inputs.eval_tokens import eval_batches
+from extract.lake.tables import checkpoint_dir
+from extract.measures.token_distributions import log_probs, pairwise_kl, token_statistics
 from extract.pipeline import extract_checkpoint
+from extract.registry import suite_table_path
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from extract.weights import CheckpointUnreadable, Prefetcher, read_checkpoint
-from orchestration.extraction import partitions_by_suite
+from extract.engine.prefetch import Prefetcher
+from extract.sources.checkpoint_reader import CheckpointUnreadable, read_checkpoint
+from orchestration.defs.checkpoint_extraction import partitions_by_suite
 from orchestration.materialize import contiguous_ranges
 
 

@@ -1,0 +1,411 @@
+"""Extraction partitions: every seed of a (suite, size, step) on the evaluation tokens.
+
+A partition runs in two phases, so that only one model's activations and one chunk of
+vocabulary-sized tensors are ever on the device:
+
+1. Per seed, in turn: the checkpoint (read ahead on a background thread while the previous seed
+   computes) is copied into a model skeleton kept on the device, the transformer body runs over
+   every evaluation window, and its last hidden states [N, H] are kept. Each measure of
+   extract/measures/ (the ICL score, the activation fingerprint, the log-likelihood vector, the
+   BLiMP sentence scores, the weight statistics) takes what it keeps of the seed here. A seed whose
+   weights hash equals an earlier seed's reuses that seed's model outputs. A masked LM runs every
+   target's masked copy of its window instead (extract/inputs/eval_tokens.py, `MaskedEvalBatches`)
+   and keeps the hidden state at the masked position; only the measures whose tables a masked
+   suite has are run on it.
+2. Per chunk of tokens: every seed's fp32 logits are computed from its hidden states and its fp32
+   output embedding, and the per-token statistics and the exact pairwise KLs are taken from them
+   on the device. The chunk's rows are sized so that vocabulary-sized tensors stay under
+   `chunk_bytes`, whatever the number of seeds, the vocabulary or the number of tokens.
+
+Only scalars and the top-k leave the device. `Extractor.extract_many` runs a sequence of
+partitions with one reader and one set of skeletons, so loading overlaps computing across
+partition boundaries too.
+
+A seed whose model gives NaN or infinite numbers (output-embedding weights, activations, logits,
+or the probes' scores) makes its partition a `Quarantine` instead of an `Extraction`: the reasons,
+seed by seed, and nothing to write. A diverged training run is a fact about the checkpoint, not a
+fault of the run, so the partitions after it in a range are extracted as usual.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from extract.config import EvalConfig, ExtractionConfig
+from extract.engine.prefetch import Prefetcher
+from extract.engine.skeleton import Head, Skeleton, architecture_key, forward_dtype
+from extract.inputs.eval_tokens import EvalBatches, EvalSetError, MaskedEvalBatches
+from extract.measures.base import ExtractionError, Measure, NonFiniteOutputs, SeedModel
+from extract.measures.token_distributions import (
+    PAIR_KL,
+    SCALAR_STATISTICS,
+    TOKEN_STATS,
+    log_probs,
+    pair_kl_table,
+    pairwise_kl,
+    token_statistics,
+    token_stats_table,
+    unigram_log_probs,
+)
+from extract.sources.checkpoint_reader import CheckpointWeights
+from extract.sources.suites import Suite, objective_of
+
+__all__ = [
+    "Extraction",
+    "ExtractionError",
+    "Extractor",
+    "NonFiniteOutputs",
+    "Quarantine",
+    "chunk_rows",
+    "default_device",
+]
+
+# fp32 [tokens, vocabulary] tensors alive at once per chunk: two per seed (logits and
+# probabilities) and five more for the pair buffers and the statistics temporaries.
+_VOCAB_TENSORS_PER_SEED, _VOCAB_TENSORS_EXTRA = 2, 5
+# The phases every manifest's timings_s has, besides each measure's.
+_ENGINE_PHASES = ("read_wait", "load", "forward", "statistics", "read")
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """A partition that is not written because some seed's model gives NaN or infinite outputs."""
+
+    suite: str
+    size: str
+    step: int
+    reasons: dict[int, str]  # seed -> what is not finite, naming its checkpoint
+    checkpoints: list[dict]  # seed, source, weights digest, bytes read
+
+    def describe(self) -> str:
+        return f"{self.suite}|{self.size}|step{self.step} is quarantined: " + "; ".join(
+            f"seed {seed}: {reason}" for seed, reason in sorted(self.reasons.items())
+        )
+
+
+@dataclass
+class Extraction:
+    """One partition's tables, by lake table name, and what the manifest records of its run."""
+
+    suite: str
+    size: str
+    step: int
+    tables: dict[str, pa.Table]  # token_stats, pair_kl and each measure's tables
+    n_params: int
+    checkpoints: list[dict]  # seed, source, weights digest, bytes read
+    timings_s: dict[str, float]
+    forward_dtype: str
+    n_tokens: int
+    checkpoint_bytes: int
+    objective: str
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def chunk_rows(n_seeds: int, vocab: int, chunk_bytes: int) -> int:
+    """Tokens per chunk so that the chunk's fp32 vocabulary-sized tensors fit in `chunk_bytes`."""
+    per_row = (_VOCAB_TENSORS_PER_SEED * n_seeds + _VOCAB_TENSORS_EXTRA) * vocab * 4
+    return max(1, chunk_bytes // per_row)
+
+
+@dataclass
+class _SeedResult:
+    """Phase 1's output for one seed: on the device, and what each model measure kept."""
+
+    hidden: torch.Tensor  # [N, H] what the output embedding is applied to, forward dtype
+    head: Head  # fp32 output embedding
+    measured: dict[type[Measure], object]
+
+
+class Extractor:
+    """Extracts partitions of one suite on one evaluation set, keeping skeletons and reading ahead.
+
+    Built from the settings (`extract.pipeline.build_extractor` reads the suite's inputs from the
+    lake): `eval` says how many tokens go through the body at once and how many top-k ids are
+    kept, `extraction` how the device is used.
+    """
+
+    def __init__(
+        self,
+        suite: Suite,
+        batches: EvalBatches | MaskedEvalBatches,
+        unigram_counts: pa.Table,
+        measures: Sequence[Measure],
+        tokenizer_vocab: int,
+        eval: EvalConfig,
+        extraction: ExtractionConfig,
+        device: torch.device,
+    ):
+        if int(batches.targets.max()) >= tokenizer_vocab:
+            raise EvalSetError("evaluation tokens hold ids outside the tokenizer's vocabulary: rebuild eval_tokens")
+        self.suite = suite
+        self.objective = suite.objective
+        self.masked = isinstance(batches, MaskedEvalBatches)
+        if self.masked != (self.objective == "masked"):
+            raise EvalSetError(f"suite {suite.name!r} is a {self.objective} LM; its evaluation batches are not")
+        for measure in measures:
+            if not measure.applies_to(self.objective):
+                raise ExtractionError(f"{type(measure).__name__} does not apply to {self.objective} LMs")
+        self.batches = batches
+        self.measures = list(measures)
+        self.tokenizer_vocab = tokenizer_vocab
+        self.top_k = eval.top_k
+        self.windows_per_batch = eval.batch_masked if self.masked else eval.batch_windows
+        self.device = device
+        self.dtype = forward_dtype(self.device, extraction.dtype)
+        self.chunk_bytes = extraction.chunk_bytes
+        self.prefetch = extraction.prefetch
+        self.compile = extraction.compile
+        self._skeletons: dict[str, Skeleton] = {}
+        self._unigram_counts = unigram_counts
+
+        if self.masked:
+            self.positions = batches.positions  # masked copies come in position order
+            self._targets = batches.targets
+            return
+        keep = batches.position.reshape(-1) >= 0
+        self._keep = keep
+        position = batches.position.reshape(-1)[keep].numpy()
+        # Rows go out sorted by position; `_order` maps that order onto the flattened windows.
+        self._order = np.argsort(position, kind="stable")
+        self.positions = position[self._order].astype(np.int32)
+        self._targets = batches.targets.reshape(-1)[keep][torch.from_numpy(self._order)]
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def extract(self, size: str, step: int) -> Extraction:
+        """One partition; NonFiniteOutputs if a seed's model gives NaN or infinite outputs."""
+        result = next(iter(self.extract_many([(size, step)])))
+        if isinstance(result, Quarantine):
+            raise NonFiniteOutputs(result.describe())
+        return result
+
+    def extract_many(self, partitions: Iterable[tuple[str, int]]) -> Iterator[Extraction | Quarantine]:
+        """Extracts each (size, step) in turn; the reader runs ahead across partition boundaries.
+
+        A partition where some seed's model gives NaN or infinite outputs comes out as a
+        Quarantine, and the next partition follows as usual."""
+        partitions = list(partitions)
+        for size, _ in partitions:
+            n_seeds = len(self.suite.seeds(size))
+            if n_seeds < 2:
+                raise ExtractionError(f"{self.suite.name} size {size} has {n_seeds} seed(s); comparing seeds needs two")
+        checkpoints = [
+            self.suite.checkpoint(size, seed, step) for size, step in partitions for seed in self.suite.seeds(size)
+        ]
+        reads = iter(Prefetcher(checkpoints, self.suite.read_weights, depth=self.prefetch))
+        for size, step in partitions:
+            yield self._extract_partition(size, step, reads)
+
+    # -- phase 1: one seed at a time ------------------------------------------------------------
+
+    def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction | Quarantine:
+        timings = dict.fromkeys(_ENGINE_PHASES, 0.0)
+        timings.update(dict.fromkeys((measure.phase for measure in self.measures), 0.0))
+        seeds = self.suite.seeds(size)
+        results: dict[int, _SeedResult] = {}
+        from_weights: dict[int, dict[type[Measure], object]] = {}  # seed -> what the weights measures kept
+        problems: dict[int, str] = {}  # seed -> what its model gives that is not finite
+        by_digest: dict[str, int] = {}
+        provenance, n_bytes, skeleton = [], 0, None
+        for seed in seeds:
+            checkpoint = self.suite.checkpoint(size, seed, step)
+            tick = time.perf_counter()
+            weights = next(reads)
+            timings["read_wait"] += time.perf_counter() - tick
+            timings["read"] += weights.read_s
+            assert weights.source == checkpoint.source, "the reader's order must follow the partitions'"
+            provenance.append(
+                {"seed": seed, "source": checkpoint.source, "weights": weights.digest, "bytes": weights.n_bytes}
+            )
+            n_bytes += weights.n_bytes
+            unloaded = SeedModel(checkpoint, weights, None, None, self.device, self.masked)
+            from_weights[seed] = {
+                type(measure): self._timed(measure, unloaded, timings)
+                for measure in self.measures
+                if not measure.needs_model
+            }
+            if weights.digest in by_digest:
+                # Identical weights give identical distributions: computed once.
+                results[seed] = results[by_digest[weights.digest]]
+                continue
+            if objective_of(weights.config) != self.objective:
+                raise ExtractionError(
+                    f"{checkpoint.source}: a {objective_of(weights.config)} LM in suite {self.suite.name!r}, "
+                    f"whose models are {self.objective} LMs"
+                )
+            skeleton = self._skeleton(weights)
+            try:
+                results[seed] = self._run_seed(skeleton, weights, checkpoint, timings)
+            except NonFiniteOutputs as error:
+                # The other seeds still run: the quarantine names every seed that is not finite,
+                # and the reader's queue stays in step with the partitions.
+                problems[seed] = str(error)
+                continue
+            by_digest[weights.digest] = seed
+            del weights
+        if problems:
+            return Quarantine(self.suite.name, size, step, problems, provenance)
+        vocab = self._check_vocabularies(results, size, step)
+
+        token_stats, pair_kl, not_finite = self._statistics(seeds, results, vocab, timings)
+        if not_finite:
+            n = len(self.positions)
+            reasons = {
+                seed: f"{self.suite.checkpoint(size, seed, step).source}: NaN or infinite logits at {count} of {n} "
+                "evaluation tokens"
+                for seed, count in not_finite.items()
+            }
+            return Quarantine(self.suite.name, size, step, reasons, provenance)
+        tables = {TOKEN_STATS.name: token_stats, PAIR_KL.name: pair_kl}
+        for measure in self.measures:
+            kept = from_weights if not measure.needs_model else {s: results[s].measured for s in seeds}
+            tables.update(measure.partition_tables({seed: kept[seed][type(measure)] for seed in seeds}))
+        return Extraction(
+            suite=self.suite.name,
+            size=size,
+            step=step,
+            tables=tables,
+            n_params=sum(p.numel() for p in skeleton.model.parameters()) if skeleton else 0,
+            checkpoints=provenance,
+            timings_s=timings,
+            forward_dtype=str(self.dtype).removeprefix("torch."),
+            n_tokens=len(self.positions),
+            checkpoint_bytes=n_bytes,
+            objective=self.objective,
+        )
+
+    def _timed(self, measure: Measure, model: SeedModel, timings: dict[str, float]) -> object:
+        tick = time.perf_counter()
+        try:
+            return measure.measure_seed(model)
+        finally:
+            self._sync()
+            timings[measure.phase] += time.perf_counter() - tick
+
+    def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
+        key = architecture_key(weights.config)
+        if key not in self._skeletons:
+            self._skeletons[key] = Skeleton(
+                weights.config, self.device, self.dtype, compile=self.compile, objective=self.objective
+            )
+        return self._skeletons[key]
+
+    def _run_seed(self, skeleton: Skeleton, weights: CheckpointWeights, checkpoint, timings: dict[str, float]) -> _SeedResult:
+        tick = time.perf_counter()
+        head = skeleton.load(weights)
+        if not head.is_finite():
+            raise NonFiniteOutputs(f"{checkpoint.source}: the output embedding holds NaN or infinite weights")
+        self._sync()
+        timings["load"] += time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        with torch.inference_mode():
+            hidden = self._masked_hidden(skeleton) if self.masked else self._causal_hidden(skeleton)
+            finite = bool(torch.isfinite(hidden).all())
+        self._sync()
+        timings["forward"] += time.perf_counter() - tick
+        if not finite:
+            raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite activations")
+        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked)
+        measured = {
+            type(measure): self._timed(measure, model, timings) for measure in self.measures if measure.needs_model
+        }
+        return _SeedResult(hidden=hidden, head=head, measured=measured)
+
+    def _causal_hidden(self, skeleton: Skeleton) -> torch.Tensor:
+        """[N, H] in position order: every window once, a prediction at every position."""
+        parts = []
+        for input_ids, _, _ in self.batches.batches(self.windows_per_batch):
+            hidden = skeleton.hidden_states(input_ids.to(self.device))
+            parts.append(hidden.reshape(-1, hidden.shape[-1]))
+        flat = torch.cat(parts)[self._keep.to(self.device)]
+        return flat[torch.from_numpy(self._order).to(self.device)]
+
+    def _masked_hidden(self, skeleton: Skeleton) -> torch.Tensor:
+        """[N, H] in position order: each target's masked copy, read at the masked position."""
+        parts = []
+        for input_ids, attention, columns in self.batches.batches(self.windows_per_batch):
+            hidden = skeleton.hidden_states(input_ids.to(self.device), attention.to(self.device))
+            at_mask = hidden[torch.arange(len(columns), device=self.device), columns.to(self.device)]
+            parts.append(skeleton.head_input(at_mask))
+        return torch.cat(parts)
+
+    def _check_vocabularies(self, results: dict[int, _SeedResult], size: str, step: int) -> int:
+        sizes = {seed: result.head.vocab for seed, result in results.items()}
+        if len(set(sizes.values())) != 1:
+            raise ExtractionError(
+                f"seeds have different vocabulary sizes, so their distributions cannot be compared: {sizes}"
+            )
+        vocab = next(iter(sizes.values()))
+        if vocab < self.tokenizer_vocab:
+            source = self.suite.checkpoint(size, next(iter(results)), step).source
+            raise ExtractionError(
+                f"{source}: the model's vocabulary ({vocab}) is smaller than its tokenizer's ({self.tokenizer_vocab})"
+            )
+        return vocab
+
+    # -- phase 2: all seeds, one chunk of tokens at a time --------------------------------------
+
+    def _statistics(
+        self, seeds: list[int], results: dict[int, _SeedResult], vocab: int, timings: dict[str, float]
+    ) -> tuple[pa.Table, pa.Table, dict[int, int]]:
+        """(token_stats, pair_kl, {seed: tokens whose logits hold a NaN or an infinity})."""
+        n, k, n_seeds = len(self.positions), self.top_k, len(seeds)
+        not_finite = torch.zeros(n_seeds, dtype=torch.int64, device=self.device)
+        scalars = {name: np.empty((n_seeds, n), dtype=np.float32) for name in SCALAR_STATISTICS}
+        topk_ids = np.empty((n_seeds, n, k), dtype=np.int32)
+        topk_logprobs = np.empty((n_seeds, n, k), dtype=np.float32)
+        kl = np.empty((n_seeds, n_seeds, n), dtype=np.float32)
+        unigram_logp = self._unigram_log_probs(vocab)
+        targets = self._targets.to(self.device)
+        rows = chunk_rows(n_seeds, vocab, self.chunk_bytes)
+        with torch.inference_mode():
+            for start in range(0, n, rows):
+                stop = min(start + rows, n)
+                tick = time.perf_counter()
+                # The unembedding in fp32: hidden states [C, H] times the fp32 output embedding.
+                logits = torch.stack([results[s].head.logits(results[s].hidden[start:stop]) for s in seeds])
+                # Finite hidden states and weights can still overflow in the unembedding. A row's
+                # sum is NaN or infinite exactly when one of its logits is (or when the sum itself
+                # overflows, past 3e38: no working model's logits come near), and costs one
+                # reduction instead of a vocabulary-sized mask.
+                not_finite += (~torch.isfinite(logits.sum(dim=-1))).sum(dim=-1)
+                self._sync()
+                timings["forward"] += time.perf_counter() - tick
+
+                tick = time.perf_counter()
+                for index in range(n_seeds):
+                    stats = token_statistics(log_probs(logits[index]), targets[start:stop], unigram_logp, k)
+                    for name in SCALAR_STATISTICS:
+                        scalars[name][index, start:stop] = getattr(stats, name).cpu().numpy()
+                    topk_ids[index, start:stop] = stats.topk_ids.cpu().numpy()
+                    topk_logprobs[index, start:stop] = stats.topk_logprobs.cpu().numpy()
+                kl[:, :, start:stop] = pairwise_kl(logits).cpu().numpy()
+                timings["statistics"] += time.perf_counter() - tick
+                del logits
+        return (
+            token_stats_table(np.array(seeds), self.positions, scalars, topk_ids, topk_logprobs),
+            pair_kl_table(np.array(seeds), self.positions, kl),
+            {seed: int(count) for seed, count in zip(seeds, not_finite.tolist(), strict=True) if count},
+        )
+
+    def _unigram_log_probs(self, vocab: int) -> torch.Tensor:
+        counts = torch.zeros(vocab, dtype=torch.float64)
+        ids = self._unigram_counts.column("token_id").to_numpy().astype(np.int64)
+        values = self._unigram_counts.column("count").to_numpy().astype(np.float64)
+        counts[torch.from_numpy(ids)] = torch.from_numpy(values)
+        return unigram_log_probs(counts).to(self.device)
+
+    def _sync(self) -> None:
+        # Phase timings need the device's queue drained; CPU work is synchronous already.
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

@@ -1,0 +1,238 @@
+"""A model kept on the device and refilled with each checkpoint's weights.
+
+Building a Hugging Face model allocates and randomly initialises every parameter; doing that once
+per checkpoint costs more than the checkpoint's forward pass at small sizes. A `Skeleton` is built
+once per architecture and `load` copies a checkpoint's tensors into it.
+
+The model is split where precision matters: the transformer body runs in the forward dtype (bf16
+on GPUs that support it), and the unembedding runs in fp32 from the checkpoint's own fp32 (or
+upcast) output-embedding weights (and bias, where the head has one), so log-softmax and KL see
+fp32 logits of fp32 weights.
+
+Masked LMs (BERT) put a transform (dense, GELU, LayerNorm) between the encoder and the output
+embedding; `head_input` applies it, in the forward dtype, to the positions that are predicted
+only, so the encoder's states stay available for the fingerprints.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers.conversion_mapping import get_model_conversion_mapping
+from transformers.core_model_loading import WeightRenaming, rename_source_key
+
+from extract.sources.checkpoint_reader import CheckpointWeights
+
+# Buffers older checkpoints carry that current models rebuild from their config.
+IGNORED_KEYS = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq")
+# Pre-training heads a masked-LM checkpoint may carry beside its MLM head (MultiBERT's are
+# BertForPreTraining): the pooler and next-sentence head play no part in masked prediction.
+IGNORED_PREFIXES = ("bert.pooler.", "cls.seq_relationship.")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The unembedding in fp32: logits = hidden @ weight.T (+ bias)."""
+
+    weight: torch.Tensor  # [V, H] fp32
+    bias: torch.Tensor | None = None  # [V] fp32
+
+    @property
+    def vocab(self) -> int:
+        return self.weight.shape[0]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = hidden.float() @ self.weight.T
+        return logits if self.bias is None else logits + self.bias
+
+    def is_finite(self) -> bool:
+        return bool(torch.isfinite(self.weight).all()) and (self.bias is None or bool(torch.isfinite(self.bias).all()))
+
+
+class SkeletonMismatch(RuntimeError):
+    """A checkpoint's tensors do not fit the model built from its config; the message names it."""
+
+
+def forward_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+    """The dtype of the transformer body's forward pass.
+
+    "auto" picks bf16 on a CUDA device that supports it (tensor-core matmuls, and bf16's fp32
+    exponent range means no overflow) and fp32 elsewhere: CPUs without bf16 matmul units run bf16
+    slower than fp32. fp16 is never chosen: its range overflows in large models' activations.
+    """
+    if requested == "float32":
+        return torch.float32
+    if requested == "bfloat16":
+        return torch.bfloat16
+    if requested != "auto":
+        raise ValueError(f"forward dtype must be auto, float32 or bfloat16, got {requested!r}")
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def architecture_key(config: PretrainedConfig) -> str:
+    """Configs that build the same model give the same key (paths, versions and dtypes aside)."""
+    values = config.to_dict()
+    for volatile in ("_name_or_path", "transformers_version", "torch_dtype", "dtype", "_commit_hash"):
+        values.pop(volatile, None)
+    return repr(sorted(values.items(), key=lambda item: item[0]))
+
+
+class Skeleton:
+    """One model on `device` in `dtype`, reused for every checkpoint of one architecture."""
+
+    def __init__(
+        self,
+        config: PretrainedConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        compile: bool = False,
+        objective: str = "causal",
+    ):
+        self.key = architecture_key(config)
+        self.device = device
+        self.dtype = dtype
+        self.objective = objective
+        auto = AutoModelForMaskedLM if objective == "masked" else AutoModelForCausalLM
+        with torch.device(device):
+            model: PreTrainedModel = auto.from_config(config, dtype=dtype)
+        self.model = model.eval()
+        self.body = model.base_model
+        self._transform = self._head_transform(model) if objective == "masked" else None
+        # torch.compile fuses the body's elementwise work (rotary embeddings, norms, GELU), which
+        # at small widths costs more than its matmuls. It compiles once per skeleton, and weights
+        # copied in later are read by the same compiled code.
+        self._forward = torch.compile(self.body, dynamic=None) if compile else self.body
+        if compile:
+            # Dynamo counts compilations per Python function, and every skeleton runs the same
+            # forward function of transformers: a few sizes with a few input shapes each pass
+            # its default limit of 8, after which every later call would run eagerly.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        self.compiled = compile
+        head = model.get_output_embeddings()
+        if head is None or not isinstance(head, torch.nn.Linear):
+            raise SkeletonMismatch(f"{type(model).__name__} has no linear output embedding to split off")
+        # Every name under which the output embedding's weight (and bias) is stored (two when it
+        # is tied to the input embedding), so it can be taken from the checkpoint in its stored
+        # precision. Likewise every tied group: a checkpoint stores each group under one name.
+        named = list(model.named_parameters(remove_duplicate=False))
+        self.head_keys = [name for name, p in named if p is head.weight]
+        self.bias_keys = [name for name, p in named if head.bias is not None and p is head.bias]
+        groups: dict[int, list[str]] = {}
+        for name, parameter in named:
+            groups.setdefault(id(parameter), []).append(name)
+        self._tied_groups = list(groups.values())
+        self.parameter_names = {name for name, _ in named}
+        self.verified = False
+        # from_pretrained renames keys of older checkpoints (GPT-NeoX's `embed_out` is now
+        # `lm_head`); the same renamings are applied here. Conversions that reshape tensors
+        # (fused projections, stacked experts) are not, and such checkpoints are refused.
+        transforms = get_model_conversion_mapping(model)
+        self._renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+        self._converts = len(self._renamings) != len(transforms)
+        self._meta_state = dict.fromkeys(model.state_dict(), True)
+        self._names: dict[str, str] = {}
+
+    def _model_key(self, key: str) -> str:
+        if key not in self._names:
+            self._names[key], _ = rename_source_key(
+                key, self._renamings, [], self.model.base_model_prefix, self._meta_state
+            )
+        return self._names[key]
+
+    @staticmethod
+    def _head_transform(model: PreTrainedModel) -> torch.nn.Module:
+        """BERT's MLM-head transform: what runs between the encoder and the output embedding."""
+        predictions = getattr(getattr(model, "cls", None), "predictions", None)
+        transform = getattr(predictions, "transform", None)
+        if transform is None:
+            raise SkeletonMismatch(
+                f"{type(model).__name__}: masked LMs are supported with BERT's head (cls.predictions.transform)"
+            )
+        return transform
+
+    def load(self, weights: CheckpointWeights) -> Head:
+        """Copies the checkpoint into the model; returns its fp32 output embedding (and bias) on the device."""
+        state = {
+            self._model_key(k): v
+            for k, v in weights.state_dict.items()
+            if not k.endswith(IGNORED_KEYS) and not k.startswith(IGNORED_PREFIXES)
+        }
+        unexpected = set(state) - self.parameter_names - {n for n, _ in self.model.named_buffers()}
+        # A tied parameter (an output embedding tied to the input embedding, BERT's decoder bias)
+        # is stored once, under any of its names.
+        missing = {name for group in self._tied_groups if not any(key in state for key in group) for name in group}
+        if missing or unexpected:
+            if self._converts:
+                raise SkeletonMismatch(
+                    f"{weights.source}: {type(self.model).__name__} checkpoints need tensor conversions on loading, "
+                    "which the extraction's model skeleton does not apply"
+                )
+            raise SkeletonMismatch(
+                f"{weights.source}: weights do not match its config's architecture "
+                f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+            )
+        try:
+            self.model.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # a shape that differs from the config's
+            raise SkeletonMismatch(f"{weights.source}: {error}") from error
+        weight = state[next(key for key in self.head_keys if key in state)]
+        bias = state[next(key for key in self.bias_keys if key in state)] if self.bias_keys else None
+        head = Head(
+            weight.to(self.device, torch.float32, non_blocking=True),
+            None if bias is None else bias.to(self.device, torch.float32, non_blocking=True),
+        )
+        if not self.verified:
+            self._verify(head, weights.source)
+        return head
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The body's last hidden states [B, T, H] (after the final layer norm), in the forward dtype.
+
+        Causal models need no attention mask when padding comes after the real tokens; a masked
+        LM attends both ways and needs one wherever a row is padded.
+        """
+        # Run once per input: a key-value cache would only be built and thrown away.
+        inputs = {"input_ids": input_ids, "use_cache": False}
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        if self.compiled:
+            try:
+                return self._forward(**inputs).last_hidden_state
+            # Broad on purpose: a machine without a working compiler toolchain fails inside
+            # inductor in many ways; the eager body gives the same numbers, only slower.
+            except Exception as error:
+                warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
+                self._forward, self.compiled = self.body, False
+        return self.body(**inputs).last_hidden_state
+
+    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """What the output embedding is applied to: the hidden states, through BERT's transform if any."""
+        return hidden if self._transform is None else self._transform(hidden)
+
+    def _verify(self, head: Head, source: str) -> None:
+        """Checks once per skeleton that head(body(x)) is the model's own logits.
+
+        The split assumes nothing happens after the output embedding (no logit scaling or
+        soft-capping); an architecture that does something there is refused rather than measured
+        wrongly.
+        """
+        ids = torch.arange(min(8, head.vocab), device=self.device)[None]
+        with torch.inference_mode():
+            # The eager body: compiling for this one-off shape would cost more than the check.
+            split = head.logits(self.head_input(self.body(input_ids=ids).last_hidden_state))
+            whole = self.model(input_ids=ids).logits.float()
+        tolerance = 1e-4 if self.dtype == torch.float32 else 5e-2
+        scale = whole.abs().max().clamp(min=1.0)
+        if not torch.isfinite(split).all():
+            return  # non-finite weights are reported by the extraction, naming the checkpoint
+        if (split - whole).abs().max() > tolerance * scale:
+            raise SkeletonMismatch(
+                f"{source}: {type(self.model).__name__} transforms its logits after the output embedding; "
+                "the extraction's fp32 unembedding would not reproduce them"
+            )
+        self.verified = True

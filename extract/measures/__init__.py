@@ -1,0 +1,14 @@
+"""The measures the extraction runs on each seed, in the order it runs them.
+
+Adding a measure is one module here (a `Measure` declaring its tables) and its line below, plus
+the dbt models that read its tables.
+"""
+
+from extract.measures.base import Measure
+from extract.measures.blimp_scores import BlimpScores
+from extract.measures.fingerprints import Fingerprints
+from extract.measures.icl_scores import IclScores
+from extract.measures.text_loglik import LoglikVectors
+from extract.measures.weight_stats import WeightStatistics
+
+MEASURES: tuple[type[Measure], ...] = (WeightStatistics, IclScores, Fingerprints, LoglikVectors, BlimpScores)

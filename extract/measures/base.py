@@ -1,0 +1,129 @@
+"""What every measure shares: one block of the extraction, declared once and found by everything.
+
+A measure takes something from each seed of a checkpoint partition while its weights are loaded
+(the ICL score, the activation fingerprint, the log-likelihood vector, ...) and turns what it
+took from every seed into the partition's tables. It declares those tables (`tables`), the
+per-suite input tables it is run on (`inputs`, built by `build_inputs` with the evaluation set),
+and the name of its phase in the manifest's `timings_s`. Its settings come as constructor
+arguments through `for_suite`. A measure whose tables a suite's objective does not have is not
+run on that suite.
+
+Token statistics and the pair KL are not a `Measure`: they need every seed's distributions at
+once and are the engine's own second phase (extract/engine/extractor.py,
+extract/measures/token_distributions.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from extract.config import Settings
+from extract.engine.skeleton import Head, Skeleton
+from extract.inputs.brown_corpus import Document
+from extract.inputs.eval_tokens import EvalSetError
+from extract.lake.tables import LakeTable
+from extract.sources.checkpoint_reader import CheckpointWeights
+from extract.sources.suites import Checkpoint, Suite
+
+
+class ExtractionError(RuntimeError):
+    """The checkpoint's models cannot be compared; the message names the seed and the fault."""
+
+
+class NonFiniteOutputs(ExtractionError):
+    """A seed's model gives NaN or infinite numbers; the message names the checkpoint and which."""
+
+
+@dataclass(frozen=True)
+class SuiteContext:
+    """What a measure of one suite is built from: the settings, the suite, its tokenizer and the
+    suite's input tables in the lake."""
+
+    settings: Settings
+    suite: Suite
+    tokenizer: PreTrainedTokenizerBase
+    bos: int  # the token every text is fed behind ([CLS] for a masked LM)
+
+    @property
+    def lake(self) -> Path:
+        return self.settings.paths.lake
+
+    @property
+    def masked(self) -> bool:
+        return self.suite.objective == "masked"
+
+    def read(self, table: LakeTable) -> pa.Table:
+        return read_suite_table(self.lake, table, self.suite.name)
+
+
+def read_suite_table(lake: Path, table: LakeTable, suite_name: str) -> pa.Table:
+    """A per-suite table of the lake; EvalSetError naming the file when it is missing."""
+    path = table.path(lake, suite_name)
+    if not path.exists():
+        raise EvalSetError(f"{path} is missing: rebuild the eval set of suite {suite_name!r}")
+    return pq.read_table(path)
+
+
+@dataclass(frozen=True)
+class SeedModel:
+    """One seed's checkpoint as the measures see it: its weights and, loaded, its model."""
+
+    checkpoint: Checkpoint
+    weights: CheckpointWeights
+    skeleton: Skeleton | None  # None for a measure that needs no model
+    head: Head | None  # the fp32 output embedding
+    device: torch.device
+    masked: bool
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.skeleton.hidden_states(input_ids, attention_mask)
+
+    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """fp32 logits [B, T, V] of a causal LM, from its body and fp32 output embedding."""
+        return self.head.logits(self.skeleton.hidden_states(input_ids))
+
+
+class Measure(ABC):
+    tables: ClassVar[tuple[LakeTable, ...]]  # the partition tables it writes
+    inputs: ClassVar[tuple[LakeTable, ...]] = ()  # the per-suite tables it is run on
+    phase: ClassVar[str]  # its seconds in the manifest's timings_s
+    # False: measured from the checkpoint's weights alone, before any model is loaded, for every
+    # seed (identical weights too); True: from the loaded model, once per distinct checkpoint.
+    needs_model: ClassVar[bool] = True
+
+    @classmethod
+    def applies_to(cls, objective: str) -> bool:
+        return all(table.applies_to(objective) for table in cls.tables)
+
+    @classmethod
+    def build_inputs(
+        cls, settings: Settings, tokenizer: PreTrainedTokenizerBase, heldout: Sequence[Document]
+    ) -> dict[str, pa.Table]:
+        """The per-suite input tables, from the held-out documents (written with the evaluation set)."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def for_suite(cls, context: SuiteContext) -> Measure:
+        """The measure with its settings and inputs, ready to run on the suite's checkpoints."""
+
+    @abstractmethod
+    def measure_seed(self, model: SeedModel) -> Any:
+        """What the partition keeps of one seed; NonFiniteOutputs when that is not finite."""
+
+    @abstractmethod
+    def partition_tables(self, per_seed: dict[int, Any]) -> dict[str, pa.Table]:
+        """The partition's tables from every seed's result, seeds in the suite's order."""
+
+    def identity(self) -> dict:
+        """What the manifest records of the measure's inputs and settings."""
+        return {}

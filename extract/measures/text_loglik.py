@@ -1,0 +1,103 @@
+"""Log-likelihood vectors (Oyama et al. 2025/26): each model's log-probability of a fixed set of texts.
+
+The texts are the paragraphs of the held-out Brown documents, in document order, each cut to its
+first `max_tokens` tokens (paragraphs shorter than `min_tokens`, such as headings, are skipped),
+until `n_texts` are collected. A text is stored as exactly the characters those tokens cover, with
+its UTF-8 byte count, so that KL can be put per byte.
+
+A model's log-likelihood of a text is log p(x) = sum_t log p(x_t | x_<t) in nats, with the text
+fed behind the BOS token (GPT-NeoX's <|endoftext|>), as the evaluation windows are: every token of
+the text, the first included, is scored, and every model of a suite is treated the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from extract.inputs.fingerprint_probes import table_hash
+from extract.inputs.loglik_texts import LOGLIK_TEXTS, TextBatch, loglik_texts_table, text_batch
+from extract.lake.tables import PARTITION, LakeTable
+from extract.measures.base import Measure, NonFiniteOutputs, SeedModel, SuiteContext
+
+LOGLIK_SCHEMA = pa.schema(
+    [("seed", pa.int32()), ("text_id", pa.int32()), ("logprob", pa.float64()), ("n_tokens", pa.int32())]
+)
+
+
+def text_logprobs(
+    logits: Callable[[torch.Tensor], torch.Tensor], batch: TextBatch, batch_size: int, device: torch.device
+) -> np.ndarray:
+    """log p(text) per text, nats, float64: logits(input_ids [B, T]) gives fp32 logits [B, T, V]."""
+    out = torch.empty(len(batch.input_ids), dtype=torch.float64)
+    # The batches are cut outside inference mode, as every other input of the body is: a compiled
+    # body guards on that too, and inputs of both kinds would compile it twice per shape.
+    batches = list(batch.batches(batch_size))
+    with torch.inference_mode():
+        for rows, input_ids, targets, mask in batches:
+            log_p = torch.log_softmax(logits(input_ids.to(device)).float(), dim=-1)
+            per_token = log_p.gather(-1, targets.to(device)[..., None])[..., 0]
+            per_token = torch.where(mask.to(device), per_token, torch.zeros((), device=device))
+            out[rows] = per_token.double().sum(dim=1).cpu()
+    return out.numpy()
+
+
+def loglik_table(per_seed: dict[int, np.ndarray], n_tokens: np.ndarray) -> pa.Table:
+    """Rows ordered by (seed, text_id)."""
+    seeds = sorted(per_seed)
+    n = len(n_tokens)
+    return pa.table(
+        {
+            "seed": np.repeat(np.array(seeds, dtype=np.int32), n),
+            "text_id": np.tile(np.arange(n, dtype=np.int32), len(seeds)),
+            "logprob": np.concatenate([per_seed[s] for s in seeds]).astype(np.float64),
+            "n_tokens": np.tile(n_tokens.astype(np.int32), len(seeds)),
+        },
+        schema=LOGLIK_SCHEMA,
+    )
+
+
+LOGLIK = LakeTable(
+    "loglik",
+    LOGLIK_SCHEMA,
+    PARTITION,
+    "Per seed and text: log-probability of the text (the log-likelihood vector).",
+    objectives=("causal",),  # a masked LM gives no left-to-right probability of a text
+)
+
+
+class LoglikVectors(Measure):
+    """Each seed's log-likelihood of every text of the suite's set (Oyama et al.)."""
+
+    tables = (LOGLIK,)
+    inputs = (LOGLIK_TEXTS,)
+    phase = "loglik"
+
+    def __init__(self, texts: pa.Table, batch: TextBatch, batch_texts: int):
+        self.texts = texts
+        self.batch = batch
+        self.batch_texts = batch_texts
+
+    @classmethod
+    def build_inputs(cls, settings, tokenizer, heldout) -> dict[str, pa.Table]:
+        return {LOGLIK_TEXTS.name: loglik_texts_table(heldout, tokenizer, settings.loglik)}
+
+    @classmethod
+    def for_suite(cls, context: SuiteContext) -> LoglikVectors:
+        texts = context.read(LOGLIK_TEXTS)
+        return cls(texts, text_batch(texts, context.tokenizer, context.bos), context.settings.loglik.batch_texts)
+
+    def measure_seed(self, model: SeedModel) -> np.ndarray:
+        loglik = text_logprobs(model.logits, self.batch, self.batch_texts, model.device)
+        if not np.isfinite(loglik).all():
+            raise NonFiniteOutputs(f"{model.checkpoint.source}: the model gives NaN or infinite log-likelihoods")
+        return loglik
+
+    def partition_tables(self, per_seed: dict) -> dict[str, pa.Table]:
+        return {LOGLIK.name: loglik_table(per_seed, self.batch.mask.sum(dim=1).numpy())}
+
+    def identity(self) -> dict:
+        return {"loglik_set_hash": table_hash(self.texts)}

@@ -1,0 +1,74 @@
+"""Python analyses over the marts: the per-step convergence regression and the log-likelihood-vector
+analyses (model map, diffusion exponents, agreement with the exact KL)."""
+
+import dagster as dg
+import duckdb
+
+from analysis import loglik
+from analysis.regression import fit_all_steps
+from orchestration.defs.resources import SeedconvSettings
+
+GROUP = "analysis"
+# The tables each Python analysis writes into the warehouse, by the asset that writes them.
+WRITTEN_BY = {"regression_coefficients": "regression_coefficients", **{table: "loglik_analysis" for table in loglik.TABLES}}
+
+
+@dg.asset(group_name=GROUP, kinds={"statsmodels", "duckdb"},
+          deps=[dg.AssetKey("mart_regression_features")])
+def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Per step: OLS of conv on log frequency, PoS of s_t and s_{t-1}, and size (clustered SEs).
+
+    Written as the table `regression_coefficients` into the warehouse dbt builds, before it is
+    published, so users query it beside the marts.
+    """
+    database = seedconv.load().paths.duckdb
+    with duckdb.connect(str(database)) as connection:
+        features = connection.execute("select * from mart_regression_features").df()
+        coefficients = fit_all_steps(features)
+        connection.register("coefficients", coefficients)
+        connection.execute("create or replace table regression_coefficients as select * from coefficients")
+    frequency = coefficients[coefficients["term"] == "log_frequency"]
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(coefficients),
+            "steps": int(coefficients["step"].nunique()) if len(coefficients) else 0,
+            "log_frequency_by_step": dg.MetadataValue.md(
+                frequency[["suite", "step", "estimate", "std_error", "n_obs"]].to_markdown(index=False)
+            ),
+        }
+    )
+
+
+
+@dg.asset(group_name=GROUP, kinds={"numpy", "duckdb"},
+          deps=[dg.AssetKey(name) for name in loglik.INPUTS])
+def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Log-likelihood vectors (Oyama et al.): the model map, diffusion exponents, agreement with exact KL.
+
+    Written as the tables `loglik_model_map`, `diffusion_exponents` and `loglik_exact_agreement`
+    into the warehouse dbt builds, before it is published. A lake without log-likelihood vectors
+    gives the three tables empty, with their columns.
+    """
+    database = seedconv.load().paths.duckdb
+    with duckdb.connect(str(database)) as connection:
+        tables = loglik.compute_tables(connection)
+        loglik.write_tables(connection, tables)
+    model_map = tables["loglik_model_map"]
+    exponents = tables["diffusion_exponents"]
+    agreement = tables["loglik_exact_agreement"]
+    explained = (model_map.groupby("suite")[["explained_x", "explained_y"]].first().reset_index()
+                 if len(model_map) else model_map[["suite", "explained_x", "explained_y"]])
+    by_size = (exponents.groupby(["suite", "size"], sort=False)
+               .agg(seeds=("seed", "nunique"), start_steps=("start_step", "nunique"),
+                    median_kl_exponent=("kl_exponent", "median"),
+                    median_weight_exponent=("weight_exponent", "median"))
+               .reset_index()) if len(exponents) else exponents[["suite", "size"]]
+    return dg.MaterializeResult(
+        metadata={
+            **{f"{table}_rows": len(frame) for table, frame in tables.items()},
+            "models_mapped": len(model_map),
+            "map_explained_variance": dg.MetadataValue.md(explained.to_markdown(index=False)),
+            "diffusion_exponents_by_size": dg.MetadataValue.md(by_size.to_markdown(index=False)),
+            "loglik_vs_exact": dg.MetadataValue.md(agreement.to_markdown(index=False)),
+        }
+    )

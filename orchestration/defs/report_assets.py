@@ -1,0 +1,123 @@
+"""Report assets: one per figure (image in its metadata), Table 1, and the report page."""
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from extract.config import WarehousePaths
+from extract.lake.atomic_writes import replaced_atomically
+from orchestration.defs.analysis_tables import WRITTEN_BY
+from orchestration.defs.dbt_warehouse import published_warehouse
+from orchestration.defs.resources import SeedconvSettings
+from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suite_objectives
+from reports.page import FigureSection, figure_section, rankings_section, render_page
+
+GROUP = "reports"
+
+
+def image_markdown(png: bytes, caption: str) -> dg.MetadataValue:
+    # Inlined so the UI shows the figure itself, not a path on some machine.
+    return dg.MetadataValue.md(f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def figure_paths(paths: WarehousePaths, suite: str, name: str) -> tuple[Path, Path]:
+    folder = paths.reports / suite
+    return folder / f"{name}.png", folder / f"{name}.csv"
+
+
+def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
+    @dg.asset(name=spec.name, group_name=GROUP, kinds={"matplotlib"}, deps=[published_warehouse, *spec_deps(spec)],
+              description=f"{spec.title}: {spec.caption}")
+    def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+        paths = seedconv.load().paths
+        metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
+        for suite, objective in suite_objectives(paths.published_duckdb).items():
+            if not spec.applies_to(objective):
+                continue
+            png_path, csv_path = figure_paths(paths, suite, spec.name)
+            data = query(paths.published_duckdb, spec.query, suite)
+            render(spec, data, png_path)
+            data.to_csv(csv_path, index=False)
+            metadata[f"{suite}_path"] = dg.MetadataValue.path(str(png_path))
+            metadata[f"{suite}_figure"] = image_markdown(png_path.read_bytes(), f"{spec.title}, {suite}")
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _figure
+
+
+def spec_deps(spec: FigureSpec) -> list[dg.AssetKey]:
+    """The assets of the relations the figure's query reads: dbt models, or the Python analyses
+    that write their tables beside the marts."""
+    return [dg.AssetKey(WRITTEN_BY.get(relation, relation)) for relation in spec.reads]
+
+
+figure_assets = [figure_asset(spec) for spec in FIGURES]
+
+
+@dg.asset(group_name=GROUP, kinds={"csv"}, deps=[published_warehouse])
+def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
+    paths = seedconv.load().paths
+    metadata: dict[str, dg.MetadataValue] = {}
+    for suite in suite_objectives(paths.published_duckdb):
+        rankings = query(paths.published_duckdb, TOKEN_RANKINGS_QUERY, suite)
+        _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        rankings.to_csv(csv_path, index=False)
+        metadata[f"{suite}_table"] = dg.MetadataValue.md(rankings.to_markdown(index=False))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def build_report(paths: WarehousePaths) -> Path:
+    """The report page over every suite, from the figures and tables the assets wrote."""
+    database = paths.published_duckdb
+    body, nav = [], []
+    suites = suite_objectives(database)
+    for suite, objective in suites.items():
+        for spec in (spec for spec in FIGURES if spec.applies_to(objective)):
+            png_path, csv_path = figure_paths(paths, suite, spec.name)
+            anchor = f"{suite}-{spec.name}"
+            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
+                                                     png_path.read_bytes(), pd.read_csv(csv_path))))
+            nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
+        _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
+        body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
+        nav.append((f"{suite}-table1", f"Token rankings ({suite})" if len(suites) > 1 else "Token rankings"))
+    with duckdb.connect(str(database), read_only=True) as connection:
+        overview = connection.execute(
+            "select count(distinct suite || '/' || size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
+            "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence"
+        ).df().iloc[0]
+    page = render_page(
+        "How far do seeds agree?",
+        "Token-level convergence between language models trained from different random seeds: the expected KL "
+        "divergence between every pair of seeds, over training, by model size, and by the kind of token predicted; "
+        "their agreement on which sentence of a BLiMP minimal pair is grammatical; and the same for masked "
+        "language models, on masked positions.",
+        {
+            "suites": ", ".join(suites),
+            "model sizes": str(overview["sizes"]),
+            "seeds per size": str(overview["seeds"]),
+            "checkpoints": str(overview["checkpoints"]),
+            "contexts": f"{overview['contexts']:,}",
+            "last step": str(overview["last_step"]),
+        },
+        body,
+        nav,
+        f"Built {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from {database}. All KL in nats.",
+    )
+    out = paths.reports / "report.html"
+    with replaced_atomically(out) as staging:
+        staging.write_text(page)
+    return out
+
+
+@dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, token_rankings_table])
+def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """One self-contained HTML page with every figure, its numbers, and Table 1."""
+    out = build_report(seedconv.load().paths)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)), "bytes": out.stat().st_size})

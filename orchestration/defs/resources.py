@@ -1,0 +1,27 @@
+"""Dagster resources: the project's settings, read once per run from seedconv.toml, and dbt."""
+
+
+import dagster as dg
+
+from extract.config import Settings, load_settings
+
+
+class SeedconvSettings(dg.ConfigurableResource):
+    """Where the warehouse lives and what to evaluate.
+
+    Empty fields fall back to $SEEDCONV_CONFIG / seedconv.toml and $SEEDCONV_WAREHOUSE.
+    """
+
+    config_path: str = ""
+    warehouse_root: str = ""
+
+    def load(self) -> Settings:
+        return load_settings(self.config_path or None, self.warehouse_root or None)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    # Imported here: dbt_warehouse prepares the dbt manifest when it is first imported.
+    from orchestration.defs.dbt_warehouse import dbt_resource
+
+    return dg.Definitions(resources={"seedconv": SeedconvSettings(), "dbt": dbt_resource})

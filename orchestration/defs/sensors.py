@@ -1,0 +1,73 @@
+"""The sensor that notices new checkpoints (local step folders, hub revisions) and requests their extraction."""
+
+import time
+
+import dagster as dg
+
+from extract.config import Settings
+from extract.sources.suites import LocalSuite, SuiteUnavailable, open_suite, partition_key
+from orchestration.defs.partitions import checkpoint_partitions
+from orchestration.defs.resources import SeedconvSettings
+
+extraction_job = dg.define_asset_job("extraction_job", selection=dg.AssetSelection.groups("extraction"))
+
+
+def local_checkpoint_keys(settings: Settings) -> list[str]:
+    """Partition keys of every complete (all seeds present) checkpoint in the local suites."""
+    keys = []
+    for config in settings.all_suites:
+        suite = open_suite(config)
+        if isinstance(suite, LocalSuite):
+            keys += [partition_key(suite.name, size, step) for size, step in suite.partitions()]
+    return keys
+
+
+def hub_checkpoint_keys(settings: Settings, log=lambda message: None) -> list[str]:
+    """Partition keys of the revisions every seed of a hub suite has published, for the hub
+    suites configured with no `steps` (which follow what the Hub publishes). A suite whose
+    revisions cannot be listed (offline) is skipped with a log line."""
+    keys = []
+    for config in settings.all_suites:
+        if config.kind != "hub" or config.steps:
+            continue
+        suite = open_suite(config)
+        try:
+            for size in suite.sizes():
+                keys += [partition_key(suite.name, size, step) for step in suite.published_steps(size)]
+        except SuiteUnavailable as error:
+            log(f"{suite.name}: new revisions not checked: {error}")
+    return keys
+
+
+def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
+    """Keys found on disk that Dagster does not know yet, in discovery order."""
+    return [key for key in found if key not in known]
+
+
+# Local folders are listed every minute; the Hub every 15 minutes, since listing costs one API
+# call per (size, seed) (50 for PolyPythia) and a training run pushes checkpoints hours apart.
+HUB_INTERVAL_S = 15 * 60
+
+
+def hub_is_due(cursor: str | None, now: float, interval_s: float = HUB_INTERVAL_S) -> bool:
+    """Whether the Hub's revisions should be listed now; the cursor is the time they last were."""
+    return cursor is None or now - float(cursor) >= interval_s
+
+
+@dg.sensor(job=extraction_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSettings) -> dg.SensorResult:
+    """Adds a partition for each new complete checkpoint (a local suite's new step folders, a hub
+    suite's new revisions) and requests its extraction."""
+    settings = seedconv.load()
+    found, cursor, now = local_checkpoint_keys(settings), context.cursor, time.time()
+    if hub_is_due(cursor, now):
+        found += hub_checkpoint_keys(settings, log=context.log.info)
+        cursor = str(now)
+    keys = new_checkpoint_requests(found, set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)))
+    if not keys:
+        return dg.SensorResult(skip_reason="no new checkpoints", cursor=cursor)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
+        dynamic_partitions_requests=[checkpoint_partitions.build_add_request(keys)],
+        cursor=cursor,
+    )
