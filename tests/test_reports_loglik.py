@@ -6,19 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.figures import (
+from reports.dbt_vars import regime_thresholds
+from reports.figures import figure_by_name, query, render
+from reports.plots import (
     DISTANCE_FLOOR,
-    REGIME_CHAOTIC_BELOW,
-    REGIME_STABLE_FROM,
-    figure_by_name,
     plot_diffusion_exponents,
     plot_fingerprint_regimes,
     plot_llv_vs_exact,
     plot_model_map,
     plot_similarity_curves,
-    query,
     regime_of,
-    render,
     thresholds_match,
 )
 
@@ -28,7 +25,7 @@ SEEDS = (1, 2)
 SIMILARITY = {0: None, 1: 0.5, 2: 0.95, 4: 0.995, 8: 1.0}  # 1.0: identical fingerprints
 
 
-def regimes_frame(sizes=SIZES):
+def regimes_frame(sizes=SIZES, thresholds=None):
     rows = []
     for size, n_params in sizes:
         for seed in SEEDS:
@@ -37,7 +34,7 @@ def regimes_frame(sizes=SIZES):
                 rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed,
                              "prev_step": STEPS[i - 1] if i else None, "similarity_prev": similarity})
     data = pd.DataFrame(rows)
-    return data.assign(regime=regime_of(data["similarity_prev"].astype(float)))
+    return data.assign(regime=regime_of(data["similarity_prev"].astype(float), thresholds))
 
 
 def similarity_frame(sizes=SIZES):
@@ -139,13 +136,18 @@ def test_nan_exponents_leave_gaps_and_say_so():
     plt.close(figure)
 
 
+def threshold_lines(axis) -> list[float]:
+    """The y of the dashed lines across an axis (1 - each threshold), ascending."""
+    return sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
+
+
 def test_regime_figure_shades_the_thresholds_and_keeps_identical_checkpoints():
     figure = plot_fingerprint_regimes(regimes_frame())
     axis = figure.axes[0]
     low, high = axis.get_ylim()
-    assert low < 1 - REGIME_STABLE_FROM and 1 - REGIME_CHAOTIC_BELOW < high
-    thresholds = sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
-    assert thresholds == pytest.approx([1 - REGIME_STABLE_FROM, 1 - REGIME_CHAOTIC_BELOW])
+    chaotic_below, stable_from = regime_thresholds().chaotic_below, regime_thresholds().stable_from
+    assert low < 1 - stable_from and 1 - chaotic_below < high
+    assert threshold_lines(axis) == pytest.approx([1 - stable_from, 1 - chaotic_below])
     seed_line = next(line for line in axis.lines if line.get_label() == "seed 1")
     assert seed_line.get_ydata() == pytest.approx([0.5, 0.05, 0.005, DISTANCE_FLOOR])
     assert {"chaotic", "transition", "stable"} <= set(texts(figure).split())
@@ -244,3 +246,4 @@ def test_similarity_query_joins_consecutive_and_cross_seed(database):
     assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
     assert row["cross_seed_cka"] == pytest.approx(0.6)
     assert data["n_params"].is_monotonic_increasing
+
