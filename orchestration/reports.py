@@ -11,7 +11,7 @@ import pandas as pd
 from extract.config import WarehousePaths
 from orchestration.resources import SeedconvSettings
 from orchestration.warehouse import published_warehouse
-from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suite_objectives
+from reports.figures import FIGURES, TOKEN_RANKINGS, FigureSpec, query, render, rows_for_suite, suite_objectives
 from reports.page import FigureSection, figure_section, rankings_section, render_page
 
 GROUP = "reports"
@@ -33,11 +33,12 @@ def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         paths = seedconv.load().paths
         metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
+        every_suite = query(paths.published_duckdb, spec.sql)
         for suite, objective in suite_objectives(paths.published_duckdb).items():
             if not spec.applies_to(objective):
                 continue
             png_path, csv_path = figure_paths(paths, suite, spec.name)
-            data = query(paths.published_duckdb, spec.query, suite)
+            data = rows_for_suite(every_suite, suite)
             render(spec, data, png_path)
             data.to_csv(csv_path, index=False)
             metadata[f"{suite}_path"] = dg.MetadataValue.path(str(png_path))
@@ -55,8 +56,9 @@ def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     paths = seedconv.load().paths
     metadata: dict[str, dg.MetadataValue] = {}
+    every_suite = query(paths.published_duckdb, TOKEN_RANKINGS.sql)
     for suite in suite_objectives(paths.published_duckdb):
-        rankings = query(paths.published_duckdb, TOKEN_RANKINGS_QUERY, suite)
+        rankings = rows_for_suite(every_suite, suite)
         _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         rankings.to_csv(csv_path, index=False)

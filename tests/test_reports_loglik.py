@@ -231,16 +231,16 @@ def database(tmp_path):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_queries_read_one_suite(name, database):
     spec = figure_by_name(name)
-    data = query(database, spec.query, "mine")
+    data = query(database, spec.sql, "mine")
     assert len(data) == len(BUILDERS[name]())
-    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.query
+    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.sql
                                                                                 else set())
     plt.close(spec.plot(data))
-    assert query(database, spec.query, "absent").empty
+    assert query(database, spec.sql, "absent").empty
 
 
 def test_similarity_query_joins_consecutive_and_cross_seed(database):
-    data = query(database, figure_by_name("fingerprint_similarity").query, "mine")
+    data = query(database, figure_by_name("fingerprint_similarity").sql, "mine")
     row = data[(data["size"] == "s") & (data["step"] == 2)].iloc[0]
     assert row["consecutive_mean"] == pytest.approx(0.95)  # mean over the two seeds
     assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
