@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from extract.config import WarehousePaths
+from extract.config import Settings, WarehousePaths
 from orchestration.resources import SeedconvSettings
 from orchestration.warehouse import published_warehouse
 from reports.figures import FIGURES, TOKEN_RANKINGS, FigureSpec, query, render, rows_for_suite, suite_objectives
@@ -29,7 +29,7 @@ def figure_paths(paths: WarehousePaths, suite: str, name: str) -> tuple[Path, Pa
 
 def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     @dg.asset(name=spec.name, group_name=GROUP, kinds={"matplotlib"}, deps=[published_warehouse],
-              description=f"{spec.title}: {spec.caption}")
+              description=f"{spec.title}: {spec.caption_for()}")
     def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         paths = seedconv.load().paths
         metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
@@ -66,8 +66,9 @@ def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata)
 
 
-def build_report(paths: WarehousePaths) -> Path:
+def build_report(settings: Settings) -> Path:
     """The report page over every suite, from the figures and tables the assets wrote."""
+    paths = settings.paths
     database = paths.published_duckdb
     body, nav = [], []
     suites = suite_objectives(database)
@@ -75,8 +76,8 @@ def build_report(paths: WarehousePaths) -> Path:
         for spec in (spec for spec in FIGURES if spec.applies_to(objective)):
             png_path, csv_path = figure_paths(paths, suite, spec.name)
             anchor = f"{suite}-{spec.name}"
-            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
-                                                     png_path.read_bytes(), pd.read_csv(csv_path))))
+            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption_for(settings),
+                                                     spec.source, png_path.read_bytes(), pd.read_csv(csv_path))))
             nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
         _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
         body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
@@ -114,5 +115,5 @@ def build_report(paths: WarehousePaths) -> Path:
 @dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, token_rankings_table])
 def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """One self-contained HTML page with every figure, its numbers, and Table 1."""
-    out = build_report(seedconv.load().paths)
+    out = build_report(seedconv.load())
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)), "bytes": out.stat().st_size})

@@ -4,7 +4,8 @@ A figure is data first: its query (reports/queries/<name>.sql, runnable as it is
 shell on the published warehouse) returns every suite's rows, `suite` first, and the report
 draws one suite's (`rows_for_suite`), offering those exact numbers beside the image. The plots
 are pure functions of those rows (reports/plots.py). Which warehouse relations a figure reads is
-read off its SQL (`FigureSpec.reads`).
+read off its SQL (`FigureSpec.reads`), and its caption is a template rendered from the settings
+it depends on (`FigureSpec.caption_for`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd  # noqa: E402
 import sqlglot  # noqa: E402
 from sqlglot import exp  # noqa: E402
 
+from extract.config import IclConfig, Settings  # noqa: E402
 from reports.dbt_vars import regime_thresholds  # noqa: E402
 from reports.plots import (  # noqa: E402
     no_data_figure,
@@ -71,11 +73,26 @@ class QueryFile:
         return relations_read(self.sql)
 
 
+def caption_values(settings: Settings | None = None) -> dict[str, object]:
+    """The named values a caption template may use: the ICL settings (`settings.icl`, the defaults when
+    `settings` is None) and the fingerprint regimes' thresholds (the dbt vars)."""
+    icl = settings.icl if settings is not None else IclConfig()
+    thresholds = regime_thresholds()
+    return {
+        "target_position": icl.target_position,
+        "short_context": icl.short_context,
+        "long_context": icl.long_context,
+        "regime_chaotic_below": thresholds.chaotic_below,
+        "regime_stable_from": thresholds.stable_from,
+    }
+
+
 @dataclass(frozen=True)
 class FigureSpec:
     name: str  # also its query file's: reports/queries/<name>.sql
     title: str
-    caption: str  # one sentence: what the figure shows
+    # One sentence, what the figure shows: a str.format template over caption_values' names.
+    caption_template: str
     plot: Callable[[pd.DataFrame], plt.Figure]
     # A source a suite may have no rows in (a lake extracted before fingerprints and log-likelihood
     # vectors existed): draw a figure saying so instead of failing the report.
@@ -101,6 +118,10 @@ class FigureSpec:
     def source(self) -> str:
         """What the report names as the figure's source: the relations it reads."""
         return ", ".join(self.reads)
+
+    def caption_for(self, settings: Settings | None = None) -> str:
+        """The caption with the values it names from `settings` (the defaults when None) and the dbt vars."""
+        return self.caption_template.format(**caption_values(settings))
 
     def applies_to(self, objective: str) -> bool:
         return objective in self.objectives
@@ -163,15 +184,16 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "icl_score", "In-context learning",
-        "Surprisal of the token at position 500 given 50 tokens of context minus given 400: how much the "
-        "models gain from long context, per size, with a band of one standard deviation across seeds.",
+        "Surprisal of the token at position {target_position} given {short_context} tokens of context minus given "
+        "{long_context}: how much the models gain from long context, per size, with a band of one standard "
+        "deviation across seeds.",
         plot_icl, objectives=("causal",),
     ),
     FigureSpec(
         "fingerprint_regimes", "Fingerprint regimes over training",
         "How far each seed's activation fingerprint moves between consecutive checkpoints (1 minus their cosine "
         "similarity, log scale), one panel per size, on the chaotic, transition and stable regimes set by the "
-        f"thresholds {regime_thresholds().chaotic_below} and {regime_thresholds().stable_from} on the similarity.",
+        "thresholds {regime_chaotic_below} and {regime_stable_from} on the similarity.",
         plot_fingerprint_regimes, optional=True,
     ),
     FigureSpec(

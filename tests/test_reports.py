@@ -1,6 +1,7 @@
 """Figures and the report page drawn from small hand-made frames; the query files on a two-suite warehouse."""
 
 import base64
+import dataclasses
 import re
 
 import duckdb
@@ -11,7 +12,7 @@ import sqlglot
 from sqlglot import exp
 from test_reports_loglik import CONTRACT_TABLES, LOGLIK_SAMPLES
 
-from extract.config import REPO_ROOT
+from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
 from reports.figures import (
     FIGURES,
     QUERIES,
@@ -255,3 +256,24 @@ def test_every_query_reads_relations_of_the_warehouse():
     assert figure_by_name("figure3_frequency").source == "mart_conditional_convergence"
     assert TOKEN_RANKINGS.reads == ("mart_token_rankings",)
 
+
+# ------------------------------------------------------------------------------------------------
+# Captions: templates rendered from the settings they name
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_caption_renders_from_the_settings(tmp_path):
+    settings = Settings(paths=WarehousePaths(tmp_path))
+    for spec in FIGURES:
+        caption = spec.caption_for(settings)
+        assert caption and "{" not in caption and "}" not in caption, spec.name
+        assert caption == spec.caption_for(), "None: the default settings"
+
+
+def test_icl_caption_follows_the_icl_settings(tmp_path):
+    default = Settings(paths=WarehousePaths(tmp_path))
+    icl = figure_by_name("icl_score")
+    assert "position 500 given 50 tokens of context minus given 400:" in icl.caption_for(default)
+    custom = dataclasses.replace(default, icl=IclConfig(short_context=4, long_context=16, target_position=20))
+    assert "position 20 given 4 tokens of context minus given 16:" in icl.caption_for(custom)
+    assert all(spec.caption_for(custom) == spec.caption_for(default) for spec in FIGURES if spec is not icl)

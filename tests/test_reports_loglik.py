@@ -247,3 +247,27 @@ def test_similarity_query_joins_consecutive_and_cross_seed(database):
     assert row["cross_seed_cka"] == pytest.approx(0.6)
     assert data["n_params"].is_monotonic_increasing
 
+
+def test_regime_caption_and_lines_follow_the_dbt_vars(tmp_path, monkeypatch):
+    import yaml
+
+    from reports import dbt_vars
+
+    spec = figure_by_name("fingerprint_regimes")
+    default = regime_thresholds()
+    assert f"thresholds {default.chaotic_below} and {default.stable_from} on the similarity" in spec.caption_for()
+    project = yaml.safe_load(dbt_vars.DBT_PROJECT_YML.read_text())
+    project["vars"].update(regime_chaotic_below=0.8, regime_stable_from=0.95)
+    other = tmp_path / "dbt_project.yml"
+    other.write_text(yaml.safe_dump(project))
+    monkeypatch.setattr(dbt_vars, "DBT_PROJECT_YML", other)
+
+    assert "thresholds 0.8 and 0.95 on the similarity" in spec.caption_for()
+    figure = spec.plot(regimes_frame())  # labelled with the same vars: no disagreement noted
+    assert all(threshold_lines(axis) == pytest.approx([0.05, 0.2]) for axis in figure.axes)
+    assert "other dbt vars" not in texts(figure)
+    plt.close(figure)
+    # A warehouse labelled with the defaults disagrees with these vars, and the figure says so.
+    figure = spec.plot(regimes_frame(thresholds=default))
+    assert "other dbt vars" in texts(figure) and "(0.8, 0.95)" in texts(figure)
+    plt.close(figure)
