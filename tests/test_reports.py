@@ -1,13 +1,29 @@
-"""Figures and the report page drawn from small hand-made frames."""
+"""Figures and the report page drawn from small hand-made frames; the query files on a two-suite warehouse."""
 
 import base64
+import dataclasses
 import re
 
+import duckdb
+import numpy as np
 import pandas as pd
 import pytest
-from test_reports_loglik import LOGLIK_SAMPLES
+import sqlglot
+from sqlglot import exp
+from test_reports_loglik import CONTRACT_TABLES, LOGLIK_SAMPLES
 
-from reports.figures import FIGURES, figure_by_name, render
+from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
+from reports.figures import (
+    FIGURES,
+    QUERIES,
+    TOKEN_RANKINGS,
+    figure_by_name,
+    query,
+    relations_read,
+    render,
+    rows_for_suite,
+    suite_objectives,
+)
 from reports.page import FigureSection, figure_section, rankings_section, render_page
 
 STEPS = [0, 1, 2, 4, 8]
@@ -108,3 +124,156 @@ def test_figures_are_shown_at_one_text_scale(tmp_path):
     # 16 x 3.6 in and 7 x 3.6 in at 150 dpi, shown as at 100 dpi.
     assert display_width(wide.read_bytes()) == 1600
     assert display_width(narrow.read_bytes()) == 700
+
+
+# ------------------------------------------------------------------------------------------------
+# Query files: one per figure and Table 1, every suite's rows, read on a two-suite warehouse
+# ------------------------------------------------------------------------------------------------
+
+MARTS = {path.stem for path in (REPO_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
+PYTHON_TABLES = {"regression_coefficients", "loglik_model_map", "diffusion_exponents", "loglik_exact_agreement"}
+QUERY_FILES = (*(spec.query_file for spec in FIGURES), TOKEN_RANKINGS)
+
+
+def rankings_frame():
+    return pd.DataFrame([
+        {"size": size, "n_params": n_params, "step": 8, "rank_group": group, "rank": rank,
+         "token_text": f"{group}{rank}", "n_occurrences": 3 + rank, "mean_kl": 0.1 * rank}
+        for size, n_params in (("s", 10), ("l", 100)) for group in ("highest", "middle", "lowest") for rank in (1, 2)
+    ])
+
+
+CONDITION_LEVELS = {
+    "frequency_bin": ("1–9", "10–99", "100–999"), "pos_group": ("noun", "verb", "determiner"),
+    "pos": ("DT", "NN", "VBZ"), "final_surprisal_bin": ("0–2", "2–4"), "prev_pos_group": ("noun", "verb"),
+}
+WAREHOUSE_TABLES = {
+    "mart_expected_convergence": lambda: frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15,
+                                               conv_variance=0.01, conv_std=0.1, n_seeds=5, n_contexts=100),
+    "mart_model_stats": lambda: SAMPLES["figure1_convergence"].drop(columns=["expected_conv", "band_low", "band_high"]),
+    "mart_conditional_convergence": lambda: pd.concat(
+        [level_frame("expected_conv", levels).assign(cross_entropy=6.0, condition=condition)
+         for condition, levels in CONDITION_LEVELS.items()], ignore_index=True),
+    "regression_coefficients": lambda: SAMPLES["figure11_regression"].assign(n_obs=100, r_squared=0.3,
+                                                                           reference="size=s"),
+    "mart_icl_summary": lambda: SAMPLES["icl_score"],
+    "mart_blimp_convergence": lambda: SAMPLES["blimp_convergence"],
+    "mart_blimp_field": lambda: SAMPLES["blimp_fields"].rename(columns={"level": "field"}).drop(
+        columns=["level_order", "n_contexts"]).assign(n_paradigms=5, accuracy=0.6),
+    "mart_token_rankings": rankings_frame,
+    **CONTRACT_TABLES,
+}
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """Every relation the queries read, for suites `mine` and `other`: the same rows, `other`'s
+    inserted in reverse, both shuffled together, so only a query's `order by` orders them."""
+    path = tmp_path_factory.mktemp("warehouse") / "published.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        for table, build in WAREHOUSE_TABLES.items():
+            rows = build()
+            both = pd.concat([rows.assign(suite="mine"), rows.iloc[::-1].assign(suite="other")], ignore_index=True)
+            connection.register("frame", both.sample(frac=1.0, random_state=0))
+            connection.execute(f"create table {table} as select * from frame")
+            connection.unregister("frame")
+        connection.execute("create table mart_suites as select * from (values ('other', 'masked'), "
+                           "('mine', 'causal'), ('empty', 'causal')) t(suite, objective)")
+    return path
+
+
+def test_one_query_file_per_figure_and_for_table1():
+    assert {path.stem for path in QUERIES.glob("*.sql")} == {query_file.name for query_file in QUERY_FILES}
+    for query_file in QUERY_FILES:
+        assert query_file.sql.startswith("-- "), f"{query_file.path.name} opens with what it returns"
+        tree = sqlglot.parse_one(query_file.sql, read="duckdb")
+        assert not list(tree.find_all(exp.Placeholder, exp.Parameter)), f"{query_file.path.name} takes no parameter"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_query_files_return_every_suite_and_the_figure_draws_one(name, warehouse, tmp_path):
+    spec = figure_by_name(name)
+    every_suite = query(warehouse, spec.sql)
+    assert every_suite.columns[0] == "suite" and set(every_suite["suite"]) == {"mine", "other"}
+    mine, other = rows_for_suite(every_suite, "mine"), rows_for_suite(every_suite, "other")
+    assert "suite" not in mine.columns and len(mine) + len(other) == len(every_suite) and len(mine) > 0
+    # The same rows inserted in another order come out in the same order: the query orders them.
+    pd.testing.assert_frame_equal(mine, other)
+    pd.testing.assert_frame_equal(query(warehouse, spec.sql, "mine"), mine)
+    assert render(spec, mine, tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table1_query_orders_groups_within_each_size(warehouse):
+    rankings = query(warehouse, TOKEN_RANKINGS.sql, "mine")
+    assert list(rankings.columns) == ["size", "step", "rank_group", "rank", "token_text", "n_occurrences", "mean_kl"]
+    assert list(rankings["size"].drop_duplicates()) == ["s", "l"], "by n_params"
+    groups = list(rankings.loc[rankings["size"] == "s", "rank_group"])
+    assert groups == ["lowest", "lowest", "middle", "middle", "highest", "highest"]
+    pd.testing.assert_frame_equal(rankings, query(warehouse, TOKEN_RANKINGS.sql, "other"))
+
+
+def test_blimp_field_levels_are_numbered_within_a_suite(warehouse):
+    every_suite = query(warehouse, figure_by_name("blimp_fields").sql)
+    for suite in ("mine", "other"):
+        rows = rows_for_suite(every_suite, suite)
+        assert sorted(rows["level_order"].unique()) == [1, 2, 3, 4]
+
+
+def test_suite_objectives_lists_suites_with_convergence_rows(warehouse):
+    assert suite_objectives(warehouse) == {"mine": "causal", "other": "masked"}
+
+
+def test_rows_for_suite_keeps_order_and_each_suite_alone_its_dtypes():
+    every_suite = pd.DataFrame({
+        "suite": ["b", "a", "b", "a"], "step": [3, 2, 1, 0],
+        "prev_step": pd.array([None, 1, 0, 2], dtype="Int64"), "value": [0.5, np.nan, 0.25, 1.0],
+    })
+    a, b = rows_for_suite(every_suite, "a"), rows_for_suite(every_suite, "b")
+    assert list(a.columns) == ["step", "prev_step", "value"] and list(a["step"]) == [2, 0]
+    assert list(a.index) == [0, 1]
+    # a's prev_step holds no NULL: plain int64, as a query for a alone returns it (CSV "1", not "1.0");
+    # b's holds one and stays nullable.
+    assert a["prev_step"].dtype == np.dtype("int64") and list(a["prev_step"]) == [1, 2]
+    assert str(b["prev_step"].dtype) == "Int64" and b["prev_step"].isna().sum() == 1
+    assert a["value"].dtype == np.dtype("float64") and a["value"].isna().sum() == 1
+    assert rows_for_suite(every_suite, "absent").empty
+    assert list(every_suite["suite"]) == ["b", "a", "b", "a"], "the frame it reads is left as it was"
+
+
+def test_relations_read_come_from_the_sql_without_its_ctes():
+    sql = ("with recent as (select * from mart_a where step > 0), x as (select * from recent) "
+           "select * from x join loglik_model_map m using (suite) where suite in (select suite from mart_b)")
+    assert relations_read(sql) == ("loglik_model_map", "mart_a", "mart_b")
+
+
+def test_every_query_reads_relations_of_the_warehouse():
+    for query_file in QUERY_FILES:
+        assert query_file.reads and set(query_file.reads) <= MARTS | PYTHON_TABLES, query_file.name
+    assert figure_by_name("figure1_convergence").reads == ("mart_expected_convergence", "mart_model_stats")
+    assert figure_by_name("fingerprint_similarity").reads == ("mart_fingerprint_cross_seed",
+                                                              "mart_fingerprint_similarity")
+    assert figure_by_name("figure11_regression").reads == ("regression_coefficients",)
+    assert figure_by_name("figure3_frequency").source == "mart_conditional_convergence"
+    assert TOKEN_RANKINGS.reads == ("mart_token_rankings",)
+
+
+# ------------------------------------------------------------------------------------------------
+# Captions: templates rendered from the settings they name
+# ------------------------------------------------------------------------------------------------
+
+
+def test_every_caption_renders_from_the_settings(tmp_path):
+    settings = Settings(paths=WarehousePaths(tmp_path))
+    for spec in FIGURES:
+        caption = spec.caption_for(settings)
+        assert caption and "{" not in caption and "}" not in caption, spec.name
+        assert caption == spec.caption_for(), "None: the default settings"
+
+
+def test_icl_caption_follows_the_icl_settings(tmp_path):
+    default = Settings(paths=WarehousePaths(tmp_path))
+    icl = figure_by_name("icl_score")
+    assert "position 500 given 50 tokens of context minus given 400:" in icl.caption_for(default)
+    custom = dataclasses.replace(default, icl=IclConfig(short_context=4, long_context=16, target_position=20))
+    assert "position 20 given 4 tokens of context minus given 16:" in icl.caption_for(custom)
+    assert all(spec.caption_for(custom) == spec.caption_for(default) for spec in FIGURES if spec is not icl)

@@ -6,19 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.figures import (
+from reports.dbt_vars import regime_thresholds
+from reports.figures import figure_by_name, query, render
+from reports.plots import (
     DISTANCE_FLOOR,
-    REGIME_CHAOTIC_BELOW,
-    REGIME_STABLE_FROM,
-    figure_by_name,
     plot_diffusion_exponents,
     plot_fingerprint_regimes,
     plot_llv_vs_exact,
     plot_model_map,
     plot_similarity_curves,
-    query,
     regime_of,
-    render,
     thresholds_match,
 )
 
@@ -28,7 +25,7 @@ SEEDS = (1, 2)
 SIMILARITY = {0: None, 1: 0.5, 2: 0.95, 4: 0.995, 8: 1.0}  # 1.0: identical fingerprints
 
 
-def regimes_frame(sizes=SIZES):
+def regimes_frame(sizes=SIZES, thresholds=None):
     rows = []
     for size, n_params in sizes:
         for seed in SEEDS:
@@ -37,7 +34,7 @@ def regimes_frame(sizes=SIZES):
                 rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed,
                              "prev_step": STEPS[i - 1] if i else None, "similarity_prev": similarity})
     data = pd.DataFrame(rows)
-    return data.assign(regime=regime_of(data["similarity_prev"].astype(float)))
+    return data.assign(regime=regime_of(data["similarity_prev"].astype(float), thresholds))
 
 
 def similarity_frame(sizes=SIZES):
@@ -139,13 +136,18 @@ def test_nan_exponents_leave_gaps_and_say_so():
     plt.close(figure)
 
 
+def threshold_lines(axis) -> list[float]:
+    """The y of the dashed lines across an axis (1 - each threshold), ascending."""
+    return sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
+
+
 def test_regime_figure_shades_the_thresholds_and_keeps_identical_checkpoints():
     figure = plot_fingerprint_regimes(regimes_frame())
     axis = figure.axes[0]
     low, high = axis.get_ylim()
-    assert low < 1 - REGIME_STABLE_FROM and 1 - REGIME_CHAOTIC_BELOW < high
-    thresholds = sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
-    assert thresholds == pytest.approx([1 - REGIME_STABLE_FROM, 1 - REGIME_CHAOTIC_BELOW])
+    chaotic_below, stable_from = regime_thresholds().chaotic_below, regime_thresholds().stable_from
+    assert low < 1 - stable_from and 1 - chaotic_below < high
+    assert threshold_lines(axis) == pytest.approx([1 - stable_from, 1 - chaotic_below])
     seed_line = next(line for line in axis.lines if line.get_label() == "seed 1")
     assert seed_line.get_ydata() == pytest.approx([0.5, 0.05, 0.005, DISTANCE_FLOOR])
     assert {"chaotic", "transition", "stable"} <= set(texts(figure).split())
@@ -229,18 +231,43 @@ def database(tmp_path):
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_queries_read_one_suite(name, database):
     spec = figure_by_name(name)
-    data = query(database, spec.query, "mine")
+    data = query(database, spec.sql, "mine")
     assert len(data) == len(BUILDERS[name]())
-    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.query
+    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.sql
                                                                                 else set())
     plt.close(spec.plot(data))
-    assert query(database, spec.query, "absent").empty
+    assert query(database, spec.sql, "absent").empty
 
 
 def test_similarity_query_joins_consecutive_and_cross_seed(database):
-    data = query(database, figure_by_name("fingerprint_similarity").query, "mine")
+    data = query(database, figure_by_name("fingerprint_similarity").sql, "mine")
     row = data[(data["size"] == "s") & (data["step"] == 2)].iloc[0]
     assert row["consecutive_mean"] == pytest.approx(0.95)  # mean over the two seeds
     assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
     assert row["cross_seed_cka"] == pytest.approx(0.6)
     assert data["n_params"].is_monotonic_increasing
+
+
+def test_regime_caption_and_lines_follow_the_dbt_vars(tmp_path, monkeypatch):
+    import yaml
+
+    from reports import dbt_vars
+
+    spec = figure_by_name("fingerprint_regimes")
+    default = regime_thresholds()
+    assert f"thresholds {default.chaotic_below} and {default.stable_from} on the similarity" in spec.caption_for()
+    project = yaml.safe_load(dbt_vars.DBT_PROJECT_YML.read_text())
+    project["vars"].update(regime_chaotic_below=0.8, regime_stable_from=0.95)
+    other = tmp_path / "dbt_project.yml"
+    other.write_text(yaml.safe_dump(project))
+    monkeypatch.setattr(dbt_vars, "DBT_PROJECT_YML", other)
+
+    assert "thresholds 0.8 and 0.95 on the similarity" in spec.caption_for()
+    figure = spec.plot(regimes_frame())  # labelled with the same vars: no disagreement noted
+    assert all(threshold_lines(axis) == pytest.approx([0.05, 0.2]) for axis in figure.axes)
+    assert "other dbt vars" not in texts(figure)
+    plt.close(figure)
+    # A warehouse labelled with the defaults disagrees with these vars, and the figure says so.
+    figure = spec.plot(regimes_frame(thresholds=default))
+    assert "other dbt vars" in texts(figure) and "(0.8, 0.95)" in texts(figure)
+    plt.close(figure)

@@ -8,12 +8,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from extract.config import WarehousePaths
+from extract.config import Settings, WarehousePaths
 from extract.lake.atomic_writes import replaced_atomically
 from orchestration.defs.analysis_tables import WRITTEN_BY
 from orchestration.defs.dbt_warehouse import published_warehouse
 from orchestration.defs.resources import SeedconvSettings
-from reports.figures import FIGURES, TOKEN_RANKINGS_QUERY, FigureSpec, query, render, suite_objectives
+from reports.figures import FIGURES, TOKEN_RANKINGS, FigureSpec, query, render, rows_for_suite, suite_objectives
 from reports.page import FigureSection, figure_section, rankings_section, render_page
 
 GROUP = "reports"
@@ -31,15 +31,16 @@ def figure_paths(paths: WarehousePaths, suite: str, name: str) -> tuple[Path, Pa
 
 def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     @dg.asset(name=spec.name, group_name=GROUP, kinds={"matplotlib"}, deps=[published_warehouse, *spec_deps(spec)],
-              description=f"{spec.title}: {spec.caption}")
+              description=f"{spec.title}: {spec.caption_for()}")
     def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         paths = seedconv.load().paths
         metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
+        every_suite = query(paths.published_duckdb, spec.sql)
         for suite, objective in suite_objectives(paths.published_duckdb).items():
             if not spec.applies_to(objective):
                 continue
             png_path, csv_path = figure_paths(paths, suite, spec.name)
-            data = query(paths.published_duckdb, spec.query, suite)
+            data = rows_for_suite(every_suite, suite)
             render(spec, data, png_path)
             data.to_csv(csv_path, index=False)
             metadata[f"{suite}_path"] = dg.MetadataValue.path(str(png_path))
@@ -63,8 +64,9 @@ def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     paths = seedconv.load().paths
     metadata: dict[str, dg.MetadataValue] = {}
+    every_suite = query(paths.published_duckdb, TOKEN_RANKINGS.sql)
     for suite in suite_objectives(paths.published_duckdb):
-        rankings = query(paths.published_duckdb, TOKEN_RANKINGS_QUERY, suite)
+        rankings = rows_for_suite(every_suite, suite)
         _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         rankings.to_csv(csv_path, index=False)
@@ -72,8 +74,9 @@ def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata)
 
 
-def build_report(paths: WarehousePaths) -> Path:
+def build_report(settings: Settings) -> Path:
     """The report page over every suite, from the figures and tables the assets wrote."""
+    paths = settings.paths
     database = paths.published_duckdb
     body, nav = [], []
     suites = suite_objectives(database)
@@ -81,8 +84,8 @@ def build_report(paths: WarehousePaths) -> Path:
         for spec in (spec for spec in FIGURES if spec.applies_to(objective)):
             png_path, csv_path = figure_paths(paths, suite, spec.name)
             anchor = f"{suite}-{spec.name}"
-            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption, spec.source,
-                                                     png_path.read_bytes(), pd.read_csv(csv_path))))
+            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption_for(settings),
+                                                     spec.source, png_path.read_bytes(), pd.read_csv(csv_path))))
             nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
         _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
         body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
@@ -119,5 +122,5 @@ def build_report(paths: WarehousePaths) -> Path:
 @dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, token_rankings_table])
 def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """One self-contained HTML page with every figure, its numbers, and Table 1."""
-    out = build_report(seedconv.load().paths)
+    out = build_report(seedconv.load())
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)), "bytes": out.stat().st_size})

@@ -1,0 +1,405 @@
+"""The report's plots: pure functions of the rows a figure's query returns (one suite's).
+
+Each takes a DataFrame and returns a matplotlib Figure, so a test can draw it from a hand-made
+frame. The training-step axis is symmetric-log everywhere, so step 0 shows. The fingerprint
+regime plots draw the dbt project's regime thresholds (reports.dbt_vars) unless given others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import SymLogNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from analysis.loglik import agreement  # noqa: E402
+from reports.dbt_vars import RegimeThresholds, regime_thresholds  # noqa: E402
+from reports.style import (  # noqa: E402
+    REGIME_COLORS,
+    category_colors,
+    level_colors,
+    size_colors,
+    step_colormap,
+)
+
+
+def _step_axis(axis) -> None:
+    """Called after plotting: symmetric-log steps from 0, so step 0 shows and no negative ticks do."""
+    axis.set_xscale("symlog", linthresh=1)
+    axis.set_xlim(left=0)
+    axis.set_xlabel("training step")
+
+
+def _sizes(data: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(data.sort_values("n_params")["size"]))
+
+
+def plot_overview(data: pd.DataFrame) -> plt.Figure:
+    """Figure 1: E[conv] with its band across seed pairs, beside the reference KLs and CE."""
+    panels = (
+        ("expected_conv", None, "Expected convergence", "E[conv]  (nats)"),
+        ("kl_uniform", "kl_uniform_seed_std", "KL to uniform", "KL(p ‖ uniform)  (nats)"),
+        ("kl_unigram", "kl_unigram_seed_std", "KL to unigram", "KL(p ‖ unigram)  (nats)"),
+        ("cross_entropy", "cross_entropy_seed_std", "Cross-entropy", "nats per token"),
+    )
+    sizes = _sizes(data)
+    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6), constrained_layout=True)
+    for axis, (column, spread, title, label) in zip(axes, panels):
+        for size, color in zip(sizes, size_colors(len(sizes))):
+            rows = data[data["size"] == size].sort_values("step")
+            low, high = (
+                (rows["band_low"], rows["band_high"])
+                if spread is None
+                else (rows[column] - rows[spread], rows[column] + rows[spread])
+            )
+            axis.fill_between(rows["step"], low, high, color=color, alpha=0.18, linewidth=0)
+            axis.plot(rows["step"], rows[column], color=color, marker="o", markersize=2.5, label=size)
+        _step_axis(axis)
+        axis.set_title(title)
+        axis.set_ylabel(label)
+    axes[0].legend(title="size", frameon=False)
+    return figure
+
+
+def plot_by_level(
+    value: str, ylabel: str, only: tuple[str, ...] | None = None, ordered: bool = True
+) -> Callable[[pd.DataFrame], plt.Figure]:
+    """Small multiples, one panel per size, one line per level (frequency bin, tag, ...).
+
+    `only` draws just those levels (in that order) while the data keeps all of them; ordered
+    levels (bins) get a sequential palette, unordered ones (tags) distinct hues.
+    """
+
+    def plot(data: pd.DataFrame) -> plt.Figure:
+        if only is not None:
+            data = data[data["level"].isin(only)].assign(level_order=lambda d: d["level"].map(only.index))
+        sizes = _sizes(data)
+        figure, axes = plt.subplots(
+            1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
+        )
+        levels = list(dict.fromkeys(data.sort_values("level_order")["level"]))
+        colors = dict(zip(levels, (level_colors if ordered else category_colors)(len(levels))))
+        for axis, size in zip(axes[0], sizes):
+            for level in levels:
+                rows = data[(data["size"] == size) & (data["level"] == level)].sort_values("step")
+                axis.plot(rows["step"], rows[value], color=colors[level], marker="o", markersize=2, label=level)
+            _step_axis(axis)
+            axis.set_title(f"size {size}")
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        return figure
+
+    return plot
+
+
+def _convergence_panel(axis, data: pd.DataFrame, value: str, low: str, high: str) -> None:
+    """One line per size over training, with its band [low, high]."""
+    sizes = _sizes(data)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.fill_between(rows["step"], rows[low], rows[high], color=color, alpha=0.18, linewidth=0)
+        axis.plot(rows["step"], rows[value], color=color, marker="o", markersize=2.5, label=size)
+    _step_axis(axis)
+    axis.legend(title="size", frameon=False)
+
+
+def plot_masked_convergence(data: pd.DataFrame) -> plt.Figure:
+    """Fehlauer et al. 2025, fig. 2 (right): E[conv] of masked LMs over training, per size."""
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    _convergence_panel(axis, data, "expected_conv", "band_low", "band_high")
+    axis.set_ylabel("E[conv] at masked positions  (nats)")
+    return figure
+
+
+def plot_blimp_convergence(data: pd.DataFrame) -> plt.Figure:
+    """Fehlauer et al. 2025, fig. 2 (left): BLiMP E[conv] over training per size, beside accuracy."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6), constrained_layout=True)
+    _convergence_panel(left, data, "expected_conv", "band_low", "band_high")
+    left.set_title("Convergence on minimal pairs")
+    left.set_ylabel("BLiMP E[conv]  (nats)")
+    _convergence_panel(right, data, "accuracy", "accuracy_min", "accuracy_max")
+    right.axhline(0.5, color="#999999", linewidth=0.8, linestyle="--")
+    right.text(0.99, 0.5, "chance", transform=right.get_yaxis_transform(), ha="right", va="bottom",
+               fontsize=8, color="#888888")
+    right.set_title("Accuracy (mean over seeds, band: worst to best seed)")
+    right.set_ylabel("BLiMP accuracy")
+    return figure
+
+
+def plot_variance(data: pd.DataFrame) -> plt.Figure:
+    sizes = _sizes(data)
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.plot(rows["step"], rows["conv_variance"], color=color, marker="o", markersize=2.5, label=size)
+    _step_axis(axis)
+    axis.set_ylabel("Var[conv] across contexts  (nats²)")
+    axis.legend(title="size", frameon=False)
+    return figure
+
+
+def plot_coefficients(data: pd.DataFrame) -> plt.Figure:
+    """Regression coefficients with 95% intervals over training: log frequency and size."""
+    terms = sorted(t for t in data["term"].unique() if t == "log_frequency" or t.startswith("size="))
+    figure, axes = plt.subplots(1, max(len(terms), 1), figsize=(4.8 * max(len(terms), 1), 3.6),
+                                constrained_layout=True, squeeze=False)
+    for axis, term in zip(axes[0], terms):
+        rows = data[data["term"] == term].sort_values("step")
+        axis.fill_between(rows["step"], rows["ci_low"], rows["ci_high"], color="#4c72b0", alpha=0.18, linewidth=0)
+        axis.plot(rows["step"], rows["estimate"], color="#4c72b0", marker="o", markersize=2.5)
+        axis.axhline(0, color="#999999", linewidth=0.8)
+        _step_axis(axis)
+        axis.set_title(term)
+    axes[0][0].set_ylabel("coefficient on conv  (nats)")
+    return figure
+
+
+def plot_icl(data: pd.DataFrame) -> plt.Figure:
+    sizes = _sizes(data)
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.fill_between(rows["step"], rows["icl_score"] - rows["icl_score_seed_std"],
+                          rows["icl_score"] + rows["icl_score_seed_std"], color=color, alpha=0.18, linewidth=0)
+        axis.plot(rows["step"], rows["icl_score"], color=color, marker="o", markersize=2.5, label=size)
+    axis.axhline(0, color="#999999", linewidth=0.8)
+    _step_axis(axis)
+    axis.set_ylabel("ICL score  (nats)")
+    axis.legend(title="size", frameon=False)
+    return figure
+
+
+# ------------------------------------------------------------------------------------------------
+# Fingerprints (McEntire) and log-likelihood vectors (Oyama et al.)
+# ------------------------------------------------------------------------------------------------
+
+# The regime thresholds are the dbt project's vars regime_chaotic_below and regime_stable_from
+# (reports.dbt_vars.regime_thresholds). The marts' regime labels only bound the thresholds, so the
+# lines are drawn from the vars' defaults; a warehouse built with other --vars is detected (its
+# labels disagree with these lines) and the figure says so rather than draw wrong bands.
+# 1 - similarity is drawn on a log axis so that 0.9, 0.99 and 0.999 are equally far apart;
+# checkpoints with identical fingerprints (distance 0) sit on this floor.
+DISTANCE_FLOOR = 1e-7
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def no_data_figure(message: str = "No data for this suite.") -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(7, 2.4), constrained_layout=True)
+    axis.axis("off")
+    axis.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, color="#666666", transform=axis.transAxes)
+    return figure
+
+
+def _panel_note(axis, message: str) -> None:
+    axis.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, color="#888888", transform=axis.transAxes)
+
+
+def regime_of(similarity: pd.Series, thresholds: RegimeThresholds | None = None) -> pd.Series:
+    """The dbt macro fingerprint_regime with the dbt vars' thresholds (None where similarity is)."""
+    thresholds = thresholds or regime_thresholds()
+    regime = np.where(similarity < thresholds.chaotic_below, "chaotic",
+                      np.where(similarity >= thresholds.stable_from, "stable", "transition"))
+    return pd.Series(regime, index=similarity.index).where(similarity.notna())
+
+
+def thresholds_match(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> bool:
+    """True when every labelled checkpoint's regime is the one these thresholds give."""
+    labelled = data.dropna(subset=["similarity_prev", "regime"])
+    return bool((regime_of(labelled["similarity_prev"], thresholds) == labelled["regime"]).all())
+
+
+def _distance(similarity: pd.Series) -> pd.Series:
+    return (1.0 - similarity.astype(float)).clip(lower=DISTANCE_FLOOR)
+
+
+def _regime_axis(axis, distances: pd.Series, thresholds: RegimeThresholds, shade: bool = True) -> None:
+    """Log y axis of 1 - similarity with the thresholds drawn and (`shade`) the three regimes shaded."""
+    chaotic_from, stable_below = 1.0 - thresholds.chaotic_below, 1.0 - thresholds.stable_from
+    finite = distances[np.isfinite(distances)]
+    low = min(finite.min() if len(finite) else stable_below, stable_below / 10) / 2
+    high = max(finite.max() if len(finite) else chaotic_from, chaotic_from * 10) * 2
+    axis.set_yscale("log")
+    axis.set_ylim(low, high)
+    bands = (("stable", (low, stable_below)), ("transition", (stable_below, chaotic_from)),
+             ("chaotic", (chaotic_from, high)))
+    for regime, (bottom, top) in bands if shade else ():
+        axis.axhspan(bottom, top, color=REGIME_COLORS[regime], alpha=0.12, linewidth=0, zorder=0)
+        axis.text(0.99, np.sqrt(bottom * top), regime, transform=axis.get_yaxis_transform(), ha="right",
+                  va="center", fontsize=7, color=REGIME_COLORS[regime], fontweight="bold", zorder=1.5,
+                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
+    for threshold in (thresholds.chaotic_below, thresholds.stable_from):
+        axis.axhline(1.0 - threshold, color="#777777", linewidth=0.8, linestyle="--", zorder=1)
+
+
+def plot_fingerprint_regimes(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> plt.Figure:
+    """Per size, each seed's fingerprint distance to its previous checkpoint over training, on the regimes
+    (`thresholds`: the dbt vars' unless given)."""
+    thresholds = thresholds or regime_thresholds()
+    data = data.dropna(subset=["similarity_prev"])
+    if data.empty:
+        return no_data_figure("No consecutive fingerprint similarities for this suite.")
+    sizes = _sizes(data)
+    seeds = sorted(data["seed"].unique())
+    colors = dict(zip(seeds, category_colors(len(seeds))))
+    figure, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True,
+                                constrained_layout=True, squeeze=False)
+    distances = _distance(data["similarity_prev"])
+    for axis, size in zip(axes[0], sizes):
+        for seed in seeds:
+            rows = data[(data["size"] == size) & (data["seed"] == seed)].sort_values("step")
+            if len(rows):
+                axis.plot(rows["step"], _distance(rows["similarity_prev"]), color=colors[seed], marker="o",
+                          markersize=2, linewidth=1, label=f"seed {seed}")
+        _regime_axis(axis, distances, thresholds)
+        _step_axis(axis)
+        axis.set_title(f"size {size}")
+    axes[0][0].set_ylabel("1 − cosine similarity to the previous checkpoint")
+    axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if not thresholds_match(data, thresholds):
+        figure.text(0.01, 0.0, "The marts' regime labels disagree with the thresholds drawn "
+                    f"({thresholds.chaotic_below}, {thresholds.stable_from}): the warehouse was built with other "
+                    "dbt vars.",
+                    fontsize=8, color="#b03a2e", va="bottom")
+    return figure
+
+
+def plot_similarity_curves(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> plt.Figure:
+    """Per size: consecutive similarity (mean over seeds) beside the cross-seed cosine (mean and
+    minimum) and the cross-seed linear CKA (mean), with the regime thresholds (the dbt vars' unless given)."""
+    thresholds = thresholds or regime_thresholds()
+    values = ["consecutive_mean", "cross_seed_mean", "cross_seed_min", "cross_seed_cka"]
+    data = data.dropna(subset=values, how="all")
+    if data.empty:
+        return no_data_figure("No fingerprint similarities for this suite.")
+    sizes = _sizes(data)
+    consecutive, cross, cka = category_colors(3)
+    figure, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True,
+                                constrained_layout=True, squeeze=False)
+    everything = pd.concat([_distance(data[column].dropna()) for column in values])
+    for axis, size in zip(axes[0], sizes):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.fill_between(rows["step"], _distance(rows["cross_seed_mean"]), _distance(rows["cross_seed_min"]),
+                          color=cross, alpha=0.15, linewidth=0)
+        axis.plot(rows["step"], _distance(rows["consecutive_mean"]), color=consecutive, marker="o", markersize=2,
+                  label="consecutive checkpoints (mean over seeds)")
+        axis.plot(rows["step"], _distance(rows["cross_seed_mean"]), color=cross, marker="o", markersize=2,
+                  label="across seeds, same step (mean over pairs)")
+        axis.plot(rows["step"], _distance(rows["cross_seed_min"]), color=cross, linestyle="--", linewidth=1,
+                  label="across seeds (least similar pair)")
+        axis.plot(rows["step"], _distance(rows["cross_seed_cka"]), color=cka, marker="o", markersize=2,
+                  label="across seeds, 1 − linear CKA (mean over pairs)")
+        # The regimes are defined on consecutive similarity: thresholds drawn for reference, bands not.
+        _regime_axis(axis, everything, thresholds, shade=False)
+        _step_axis(axis)
+        axis.set_title(f"size {size}")
+    axes[0][0].set_ylabel("1 − similarity of fingerprints")
+    axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return figure
+
+
+def plot_model_map(data: pd.DataFrame) -> plt.Figure:
+    """Every model of the suite in one plane: a point per checkpoint coloured by step, a line per seed."""
+    data = data.dropna(subset=["x", "y"])
+    if data.empty:
+        return no_data_figure("No log-likelihood vectors for this suite.")
+    sizes = _sizes(data)
+    markers = dict(zip(sizes, SIZE_MARKERS * (len(sizes) // len(SIZE_MARKERS) + 1)))
+    norm = SymLogNorm(linthresh=1, vmin=0, vmax=max(float(data["step"].max()), 1.0))
+    figure, axis = plt.subplots(figsize=(7.5, 6), constrained_layout=True)
+    for (size, _seed), rows in data.groupby(["size", "seed"], sort=False):
+        rows = rows.sort_values("step")
+        axis.plot(rows["x"], rows["y"], color="#9a9a9a", linewidth=0.7, alpha=0.7, zorder=1)
+    for size in sizes:
+        rows = data[data["size"] == size]
+        points = axis.scatter(rows["x"], rows["y"], c=rows["step"], cmap=step_colormap(), norm=norm, s=16,
+                              marker=markers[size], edgecolors="white", linewidths=0.3, zorder=2)
+    figure.colorbar(points, ax=axis, label="training step", shrink=0.85)
+    axis.set_aspect("equal", adjustable="datalim")
+    first = data.iloc[0]
+    axis.set_xlabel(f"coordinate 1 ({first['explained_x']:.0%} of the variance)"
+                    if pd.notna(first["explained_x"]) else "coordinate 1")
+    axis.set_ylabel(f"coordinate 2 ({first['explained_y']:.0%} of the variance)"
+                    if pd.notna(first["explained_y"]) else "coordinate 2")
+    handles = [Line2D([], [], marker=markers[size], color="#555555", linestyle="", label=f"size {size}")
+               for size in sizes]
+    handles.append(Line2D([], [], color="#9a9a9a", linewidth=0.7, label="one seed over training"))
+    axis.legend(handles=handles, frameon=False, fontsize=7, loc="best")
+    axis.set_title("squared distance = KL estimate (bits per byte)", fontsize=9, fontweight="normal")
+    return figure
+
+
+def plot_diffusion_exponents(data: pd.DataFrame) -> plt.Figure:
+    """Per size (columns): each seed's KL exponent with its bootstrap interval, and the weights' exponent."""
+    if data.empty:
+        return no_data_figure("No diffusion exponents for this suite.")
+    sizes = _sizes(data)
+    seeds = sorted(data["seed"].unique())
+    colors = dict(zip(seeds, category_colors(len(seeds))))
+    figure, axes = plt.subplots(2, len(sizes), figsize=(4.4 * len(sizes), 6.4), sharey="row", sharex="col",
+                                constrained_layout=True, squeeze=False)
+    panels = (("kl_exponent", "KL exponent (log-likelihood vectors)"), ("weight_exponent", "squared weight distance"))
+    for column, size in enumerate(sizes):
+        for row, (value, label) in enumerate(panels):
+            axis = axes[row][column]
+            for seed in seeds:
+                rows = data[(data["size"] == size) & (data["seed"] == seed)].sort_values("start_step")
+                if value == "kl_exponent":
+                    axis.fill_between(rows["start_step"], rows["kl_exponent_low"].astype(float),
+                                      rows["kl_exponent_high"].astype(float), color=colors[seed], alpha=0.15,
+                                      linewidth=0)
+                axis.plot(rows["start_step"], rows[value].astype(float), color=colors[seed], marker="o",
+                          markersize=2, linewidth=1, label=f"seed {seed}")
+            axis.axhline(1.0, color="#555555", linewidth=0.9, linestyle="--")
+            if not np.isfinite(data.loc[data["size"] == size, value].astype(float)).any():
+                _panel_note(axis, "no exponent (too few later checkpoints)")
+            _step_axis(axis)
+            # Every start step on the axis, even where no slope could be fitted (all NaN).
+            axis.set_xlim(0, max(float(data.loc[data["size"] == size, "start_step"].max()), 1.0))
+            axis.set_title(f"size {size}: {label}", fontsize=9)
+            if row == 0:
+                axis.set_xlabel("")
+        axes[1][column].set_xlabel("start checkpoint t₀ (training step)")
+    axes[0][0].set_ylabel("slope of log KL(t₀, t₀+Δ) on log Δ")
+    axes[1][0].set_ylabel("slope of log |w(t₀+Δ) − w(t₀)|² on log Δ")
+    handles = [Line2D([], [], color=colors[seed], label=f"seed {seed}") for seed in seeds]
+    handles.append(Line2D([], [], color="#555555", linestyle="--", label="1 = diffusive"))
+    axes[0][-1].legend(handles=handles, frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return figure
+
+
+def plot_llv_vs_exact(data: pd.DataFrame) -> plt.Figure:
+    """Log-likelihood-vector KL against the exact per-token KL of the same seed pairs, log-log, with y = x."""
+    columns = ["kl_exact_bits_per_byte", "kl_llv_bits_per_byte"]
+    positive = data[columns].apply(pd.to_numeric, errors="coerce")
+    data = data[(positive > 0).all(axis=1) & np.isfinite(positive).all(axis=1)]
+    if data.empty:
+        return no_data_figure("No seed pairs with both KL estimates positive for this suite.")
+    sizes = _sizes(data)
+    figure, axis = plt.subplots(figsize=(6.8, 5.6), constrained_layout=True)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size]
+        fit = agreement(rows["kl_llv_bits_per_byte"], rows["kl_exact_bits_per_byte"])
+        rho = f"ρ = {fit['spearman']:.2f}" if np.isfinite(fit["spearman"]) else "ρ = –"
+        axis.scatter(rows["kl_exact_bits_per_byte"], rows["kl_llv_bits_per_byte"], color=color, s=14, alpha=0.8,
+                     edgecolors="white", linewidths=0.3, label=f"{size} ({rho}, {fit['n']} pairs)")
+    low = float(data[columns].min().min()) / 1.5
+    high = float(data[columns].max().max()) * 1.5
+    axis.plot([low, high], [low, high], color="#555555", linewidth=0.9, linestyle="--", label="y = x")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlim(low, high)
+    axis.set_ylim(low, high)
+    axis.set_xlabel("exact KL, mean over contexts, symmetrised  (bits per byte)")
+    axis.set_ylabel("log-likelihood-vector KL estimate  (bits per byte)")
+    overall = agreement(data["kl_llv_bits_per_byte"], data["kl_exact_bits_per_byte"])
+    spearman = f"{overall['spearman']:.2f}" if np.isfinite(overall["spearman"]) else "–"
+    axis.set_title(f"Spearman ρ = {spearman} over {overall['n']} seed pairs; median ratio "
+                   f"{overall['median_ratio']:.2g}", fontsize=9, fontweight="normal")
+    axis.legend(title="size", frameon=False, fontsize=7, loc="upper left")
+    return figure
