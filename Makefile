@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test faults bench ui sql venv clean
+.PHONY: demo test lint format faults bench ui sql venv clean
 
 venv: $(STAMP)
 
@@ -36,8 +36,17 @@ $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	time $(BIN)/python -m orchestration.materialize
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# ruff's lint and format, as pyproject.toml configures them; `make format` rewrites in place.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The fault-injection suite alone (also part of make test): prints the faults tried and survived.
 faults: $(STAMP)

@@ -171,8 +171,9 @@ def loglog_slope(deltas, values, min_points: int = MIN_POINTS) -> float:
 PAIR_CHUNK_ELEMENTS = 1 << 22
 
 
-def _pair_kls(L: np.ndarray, has_vectors: np.ndarray, counts: np.ndarray,
-              scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _pair_kls(
+    L: np.ndarray, has_vectors: np.ndarray, counts: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """KL of every pair of checkpoints (i < j, in np.triu_indices order): full sample and per replicate.
 
     kl[p] = Var_n(L[j] - L[i]) / scale; boot[p, b] the same variance with text n weighted by
@@ -277,8 +278,18 @@ def diffusion_exponents(
             weight_n_points = int(np.isfinite(log_w).sum())
             weight_exponent = float(_loglog_slopes(log_delta, log_w, min_points)[0])
         rows.append((steps[i], n_points, kl_exponent, low, high, weight_exponent, weight_n_points))
-    frame = pd.DataFrame(rows, columns=["start_step", "n_points", "kl_exponent", "kl_exponent_low",
-                                        "kl_exponent_high", "weight_exponent", "weight_n_points"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "start_step",
+            "n_points",
+            "kl_exponent",
+            "kl_exponent_low",
+            "kl_exponent_high",
+            "weight_exponent",
+            "weight_n_points",
+        ],
+    )
     return frame.astype({"start_step": "int64", "n_points": "int64", "weight_n_points": "int64"})
 
 
@@ -316,19 +327,36 @@ def agreement(llv, exact) -> dict[str, float | int]:
 # (column, DuckDB type): the tables are written with these casts, so an empty one has them too.
 TABLES: dict[str, list[tuple[str, str]]] = {
     "loglik_model_map": [
-        ("suite", "varchar"), ("size", "varchar"), ("step", "bigint"), ("seed", "integer"),
-        ("n_params", "bigint"), ("x", "double"), ("y", "double"), ("explained_x", "double"),
+        ("suite", "varchar"),
+        ("size", "varchar"),
+        ("step", "bigint"),
+        ("seed", "integer"),
+        ("n_params", "bigint"),
+        ("x", "double"),
+        ("y", "double"),
+        ("explained_x", "double"),
         ("explained_y", "double"),
     ],
     "diffusion_exponents": [
-        ("suite", "varchar"), ("size", "varchar"), ("seed", "integer"), ("n_params", "bigint"),
-        ("start_step", "bigint"), ("n_points", "integer"), ("kl_exponent", "double"),
-        ("kl_exponent_low", "double"), ("kl_exponent_high", "double"), ("weight_exponent", "double"),
+        ("suite", "varchar"),
+        ("size", "varchar"),
+        ("seed", "integer"),
+        ("n_params", "bigint"),
+        ("start_step", "bigint"),
+        ("n_points", "integer"),
+        ("kl_exponent", "double"),
+        ("kl_exponent_low", "double"),
+        ("kl_exponent_high", "double"),
+        ("weight_exponent", "double"),
         ("weight_n_points", "integer"),
     ],
     "loglik_exact_agreement": [
-        ("suite", "varchar"), ("size", "varchar"), ("n_pairs", "integer"), ("pearson_log", "double"),
-        ("spearman", "double"), ("median_ratio", "double"),
+        ("suite", "varchar"),
+        ("size", "varchar"),
+        ("n_pairs", "integer"),
+        ("pearson_log", "double"),
+        ("spearman", "double"),
+        ("median_ratio", "double"),
     ],
 }
 # The relations the tables are computed from (dbt models: the asset's deps).
@@ -363,13 +391,15 @@ def map_frame(vectors: pd.DataFrame, n_params: pd.DataFrame) -> pd.DataFrame:
         mean_bytes = float(n_bytes.loc[matrix.columns[keep]].mean())
         coords, shares = model_map(matrix.to_numpy()[:, keep], mean_bytes)
         part = matrix.index.to_frame(index=False).assign(
-            suite=suite, x=coords[:, 0], y=coords[:, 1], explained_x=shares[0], explained_y=shares[1])
+            suite=suite, x=coords[:, 0], y=coords[:, 1], explained_x=shares[0], explained_y=shares[1]
+        )
         parts.append(part)
     if not parts:
         return _empty("loglik_model_map")
     frame = pd.concat(parts, ignore_index=True).merge(n_params, on=["suite", "size"], how="left")
     return frame[[name for name, _ in TABLES["loglik_model_map"]]].sort_values(
-        ["suite", "n_params", "size", "seed", "step"], ignore_index=True)
+        ["suite", "n_params", "size", "seed", "step"], ignore_index=True
+    )
 
 
 def _weight_matrix(distances: pd.DataFrame, steps: np.ndarray) -> np.ndarray:
@@ -381,8 +411,13 @@ def _weight_matrix(distances: pd.DataFrame, steps: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def diffusion_frame(vectors: pd.DataFrame, distances: pd.DataFrame, n_params: pd.DataFrame,
-                    n_boot: int = N_BOOT, random_state: int = RANDOM_STATE) -> pd.DataFrame:
+def diffusion_frame(
+    vectors: pd.DataFrame,
+    distances: pd.DataFrame,
+    n_params: pd.DataFrame,
+    n_boot: int = N_BOOT,
+    random_state: int = RANDOM_STATE,
+) -> pd.DataFrame:
     """diffusion_exponents: `diffusion_exponents` per (suite, size, seed).
 
     A seed's checkpoints are those with log-likelihood vectors or weight distances (from the
@@ -409,15 +444,17 @@ def diffusion_frame(vectors: pd.DataFrame, distances: pd.DataFrame, n_params: pd
         else:
             matrix = np.full((steps.size, 0), np.nan)
         weights = _weight_matrix(seed_distances, steps) if seed_distances is not None else None
-        exponents = diffusion_exponents(steps, matrix, float(mean_bytes.get(key[0], 1.0)), weights,
-                                        n_boot=n_boot, random_state=random_state)
+        exponents = diffusion_exponents(
+            steps, matrix, float(mean_bytes.get(key[0], 1.0)), weights, n_boot=n_boot, random_state=random_state
+        )
         parts.append(exponents.assign(suite=key[0], size=key[1], seed=key[2]))
     parts = [part for part in parts if len(part)]
     if not parts:
         return _empty("diffusion_exponents")
     frame = pd.concat(parts, ignore_index=True).merge(n_params, on=["suite", "size"], how="left")
     return frame[[name for name, _ in TABLES["diffusion_exponents"]]].sort_values(
-        ["suite", "n_params", "size", "seed", "start_step"], ignore_index=True)
+        ["suite", "n_params", "size", "seed", "start_step"], ignore_index=True
+    )
 
 
 def agreement_frame(vs_exact: pd.DataFrame) -> pd.DataFrame:
@@ -427,8 +464,16 @@ def agreement_frame(vs_exact: pd.DataFrame) -> pd.DataFrame:
         groups = [(size, part) for size, part in suite_rows.groupby("size", sort=True)] + [("all", suite_rows)]
         for size, part in groups:
             result = agreement(part["kl_llv_bits_per_byte"], part["kl_exact_bits_per_byte"])
-            rows.append({"suite": suite, "size": size, "n_pairs": result["n"], "pearson_log": result["pearson_log"],
-                         "spearman": result["spearman"], "median_ratio": result["median_ratio"]})
+            rows.append(
+                {
+                    "suite": suite,
+                    "size": size,
+                    "n_pairs": result["n"],
+                    "pearson_log": result["pearson_log"],
+                    "spearman": result["spearman"],
+                    "median_ratio": result["median_ratio"],
+                }
+            )
     return pd.DataFrame(rows, columns=[name for name, _ in TABLES["loglik_exact_agreement"]])
 
 

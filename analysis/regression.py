@@ -20,8 +20,20 @@ import statsmodels.formula.api as smf
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning
 
 COLUMNS = [
-    "suite", "step", "term", "estimate", "std_error", "t_value", "p_value", "ci_low", "ci_high",
-    "n_obs", "n_clusters", "r_squared", "reference", "identifiable",
+    "suite",
+    "step",
+    "term",
+    "estimate",
+    "std_error",
+    "t_value",
+    "p_value",
+    "ci_low",
+    "ci_high",
+    "n_obs",
+    "n_clusters",
+    "r_squared",
+    "reference",
+    "identifiable",
 ]
 # Tags seen fewer times than this at a step are pooled as "other": a tag seen twice is often
 # collinear with another dummy (TO always after the same tag), which makes the design singular.

@@ -134,17 +134,23 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
     steady = SizeRun(run.size, run.manifests[1:], wall, run.flops_per_token)
     steady_rate = steady.forward_flops() / max(steady.total("forward"), 1e-9) if steady.manifests else forward_rate
     peak = limits.matmul_flops.get(forward_dtype, limits.matmul_flops["float32"])
-    print(f"\nsize {run.size}: {len(run.manifests)} partitions x {len(m0['seeds'])} seeds x {m0['n_tokens']} tokens, "
-          f"{m0['n_params']:,} parameters, forward in {forward_dtype}")
+    print(
+        f"\nsize {run.size}: {len(run.manifests)} partitions x {len(m0['seeds'])} seeds x {m0['n_tokens']} tokens, "
+        f"{m0['n_params']:,} parameters, forward in {forward_dtype}"
+    )
     print(f"  wall {wall:.2f} s, {tokens / wall:,.0f} token-seeds/s overall")
     for name, share in shares.items():
         print(f"  {share:6.1%}  {name}")
     print(f"  background: reads {run.total('read') / wall:.1%} of wall, writes {run.total('write') / wall:.1%}")
-    print(f"  checkpoint bytes/s (reader): {read_rate / 1e6:,.1f} MB/s = "
-          f"{read_rate / limits.disk_read_bytes_per_s:.1%} of cold disk read")
-    print(f"  forward: {run.flops_per_token / 1e6:.2f} MFLOP/token, {forward_rate / 1e9:,.2f} GFLOP/s = "
-          f"{forward_rate / peak:.1%} of measured {forward_dtype} matmul over every partition "
-          f"(the first compiles); {steady_rate / 1e9:,.2f} GFLOP/s = {steady_rate / peak:.1%} after it")
+    print(
+        f"  checkpoint bytes/s (reader): {read_rate / 1e6:,.1f} MB/s = "
+        f"{read_rate / limits.disk_read_bytes_per_s:.1%} of cold disk read"
+    )
+    print(
+        f"  forward: {run.flops_per_token / 1e6:.2f} MFLOP/token, {forward_rate / 1e9:,.2f} GFLOP/s = "
+        f"{forward_rate / peak:.1%} of measured {forward_dtype} matmul over every partition "
+        f"(the first compiles); {steady_rate / 1e9:,.2f} GFLOP/s = {steady_rate / peak:.1%} after it"
+    )
     return {
         "load_write_share": (run.loading_s + run.exposed_write_s) / wall,
         "forward_fraction": steady_rate / peak,
@@ -161,9 +167,11 @@ def bf16_error(settings: Settings, size: str, step: int) -> None:
         kl[dtype] = extractor.extract(size, step).tables["pair_kl"].column("kl").to_numpy().astype(np.float64)
     relative = np.abs(kl["bfloat16"] - kl["float32"]) / np.maximum(kl["float32"], 1e-12)
     conv_shift = abs(kl["bfloat16"].mean() - kl["float32"].mean())
-    print(f"\nbf16 body vs fp32 (size {size}, step {step}, {len(relative):,} pair-token KLs): relative KL error "
-          f"median {np.median(relative):.2%}, 99th percentile {np.quantile(relative, 0.99):.2%}; "
-          f"E[conv] moves by {conv_shift:.2e} nats (of {kl['float32'].mean():.3f})")
+    print(
+        f"\nbf16 body vs fp32 (size {size}, step {step}, {len(relative):,} pair-token KLs): relative KL error "
+        f"median {np.median(relative):.2%}, 99th percentile {np.quantile(relative, 0.99):.2%}; "
+        f"E[conv] moves by {conv_shift:.2e} nats (of {kl['float32'].mean():.3f})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,12 +199,16 @@ def main(argv: list[str] | None = None) -> None:
     largest = sizes[-1]
     print("\ntargets (mini suite, this machine):")
     share = max(r["load_write_share"] for r in results.values())
-    print(f"  loading + writing <= {TARGET_LOAD_WRITE_SHARE:.0%} of wall: worst size {share:.1%} "
-          f"[{'met' if share <= TARGET_LOAD_WRITE_SHARE else 'MISSED'}]")
+    print(
+        f"  loading + writing <= {TARGET_LOAD_WRITE_SHARE:.0%} of wall: worst size {share:.1%} "
+        f"[{'met' if share <= TARGET_LOAD_WRITE_SHARE else 'MISSED'}]"
+    )
     fraction = results[largest]["forward_fraction"]
-    print(f"  forward >= {TARGET_FORWARD_FRACTION:.0%} of measured matmul at the largest size ({largest}, "
-          "once compiled): "
-          f"{fraction:.1%} [{'met' if fraction >= TARGET_FORWARD_FRACTION else 'MISSED'}]")
+    print(
+        f"  forward >= {TARGET_FORWARD_FRACTION:.0%} of measured matmul at the largest size ({largest}, "
+        "once compiled): "
+        f"{fraction:.1%} [{'met' if fraction >= TARGET_FORWARD_FRACTION else 'MISSED'}]"
+    )
     if not args.no_bf16_check:
         suite = open_suite(settings.suite(settings.mini.name))
         bf16_error(settings, largest, suite.steps(largest)[-1])

@@ -93,18 +93,23 @@ def synthetic_inputs(n_tokens: int, window: int, icl: IclConfig, seed: int = 0):
     zipf /= zipf.sum()
     ids = rng.choice(VOCAB, size=n_tokens, p=zipf).astype(np.int32)
     position = np.arange(n_tokens)
-    tokens = pa.table({
-        "position": position.astype(np.int32),
-        "token_id": ids,
-        "window_id": (position // window).astype(np.int32),
-        "context_len": (position % window).astype(np.int32),
-    })
+    tokens = pa.table(
+        {
+            "position": position.astype(np.int32),
+            "token_id": ids,
+            "window_id": (position // window).astype(np.int32),
+            "context_len": (position % window).astype(np.int32),
+        }
+    )
     token_ids, counts = np.unique(rng.choice(VOCAB, size=1_000_000, p=zipf), return_counts=True)
     unigram = pa.table({"token_id": token_ids.astype(np.int32), "count": counts.astype(np.int64)})
     sequences = rng.choice(VOCAB, size=(icl.max_sequences, icl.target_position + 1), p=zipf).astype(np.int32)
     icl_sequences = pa.table(
-        {"sequence_id": np.arange(icl.max_sequences, dtype=np.int32), "doc_id": ["synthetic"] * icl.max_sequences,
-         "token_ids": list(sequences)},
+        {
+            "sequence_id": np.arange(icl.max_sequences, dtype=np.int32),
+            "doc_id": ["synthetic"] * icl.max_sequences,
+            "token_ids": list(sequences),
+        },
         schema=ICL_SEQUENCES_SCHEMA,
     )
     return eval_batches(tokens, bos_token_id=0), unigram, icl_sequences
@@ -116,9 +121,14 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
     suite = write_suite(args.root / "suite", size, steps)
     batches, unigram, icl_sequences = synthetic_inputs(n_tokens, args.window, settings.icl)
     extractor = Extractor(
-        suite, batches, unigram, [IclScores(icl_sequences, settings.icl)], tokenizer_vocab=VOCAB,
+        suite,
+        batches,
+        unigram,
+        [IclScores(icl_sequences, settings.icl)],
+        tokenizer_vocab=VOCAB,
         eval=replace(settings.eval, batch_windows=args.batch_windows),
-        extraction=replace(settings.extraction, dtype=args.dtype), device=device,
+        extraction=replace(settings.extraction, dtype=args.dtype),
+        device=device,
     )
     lake = args.root / "lake"
     started = time.perf_counter()
@@ -144,15 +154,21 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
     dtype = str(extractor.dtype).removeprefix("torch.")
     peak = limits.matmul_flops.get(dtype, limits.matmul_flops["float32"])
     token_seeds = n_tokens * len(SEEDS) * steps
-    shares = ", ".join(f"{name} {timings.get(name, 0.0) / wall:.0%}"
-                       for name in ("read_wait", "load", "forward", "statistics", "icl", "write"))
-    print(f"{size:>5} {n_tokens:>8,} tokens x {len(SEEDS)} seeds x {steps} partitions: wall {wall:8.2f} s, "
-          f"{token_seeds / wall:>10,.0f} token-seeds/s; {shares}")
-    print(f"      forward {flops / max(timings['forward'], 1e-9) / 1e9:,.1f} GFLOP/s "
-          f"({flops / max(timings['forward'], 1e-9) / peak:.0%} of measured {dtype} matmul); "
-          f"reads {timings['read']:.2f} s in the background; "
-          f"lake {written['token_stats'][0] / written['token_stats'][1]:.0f} B per token-seed, "
-          f"{written['pair_kl'][0] / written['pair_kl'][1]:.1f} B per token-pair")
+    shares = ", ".join(
+        f"{name} {timings.get(name, 0.0) / wall:.0%}"
+        for name in ("read_wait", "load", "forward", "statistics", "icl", "write")
+    )
+    print(
+        f"{size:>5} {n_tokens:>8,} tokens x {len(SEEDS)} seeds x {steps} partitions: wall {wall:8.2f} s, "
+        f"{token_seeds / wall:>10,.0f} token-seeds/s; {shares}"
+    )
+    print(
+        f"      forward {flops / max(timings['forward'], 1e-9) / 1e9:,.1f} GFLOP/s "
+        f"({flops / max(timings['forward'], 1e-9) / peak:.0%} of measured {dtype} matmul); "
+        f"reads {timings['read']:.2f} s in the background; "
+        f"lake {written['token_stats'][0] / written['token_stats'][1]:.0f} B per token-seed, "
+        f"{written['pair_kl'][0] / written['pair_kl'][1]:.1f} B per token-pair"
+    )
     return wall / steps
 
 
@@ -191,15 +207,21 @@ def main(argv: list[str] | None = None) -> None:
     if per_partition:
         grid = sum(PAPER_CHECKPOINTS * s for s in per_partition.values())
         measured = ", ".join(per_partition)
-        print(f"\npaper grid ({PAPER_CHECKPOINTS} checkpoints x 5 seeds x {PAPER_TOKENS:,} tokens) over sizes "
-              f"{measured}: projected {grid / 60:.1f} min on this device, loading included")
+        print(
+            f"\npaper grid ({PAPER_CHECKPOINTS} checkpoints x 5 seeds x {PAPER_TOKENS:,} tokens) over sizes "
+            f"{measured}: projected {grid / 60:.1f} min on this device, loading included"
+        )
         if set(per_partition) == set(PYTHIA_SIZES):
-            print(f"target: the whole grid under {TARGET_GRID_S // 60} min on one H100 "
-                  f"[{'met' if grid <= TARGET_GRID_S else 'MISSED'} on {limits.device}]")
+            print(
+                f"target: the whole grid under {TARGET_GRID_S // 60} min on one H100 "
+                f"[{'met' if grid <= TARGET_GRID_S else 'MISSED'} on {limits.device}]"
+            )
         else:
             missing = [s for s in PYTHIA_SIZES if s not in per_partition]
-            print(f"target (whole grid under {TARGET_GRID_S // 60} min on one H100) needs every size; "
-                  f"not run here: {', '.join(missing)}")
+            print(
+                f"target (whole grid under {TARGET_GRID_S // 60} min on one H100) needs every size; "
+                f"not run here: {', '.join(missing)}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ then dbt, the regression, publish, figures and the report page. Checkpoints whos
 NaN or infinite outputs are quarantined: everything else is built, and they are named at the end.
 """
 
-
 import argparse
 import time
 
@@ -40,10 +39,14 @@ def run_assets(
     of it is stored); any other failure ends the program."""
     job = defs.resolve_implicit_global_asset_job_def()
     keys = list(selection.resolve(defs.resolve_asset_graph()))
-    tags = {} if partitions is None else {
-        "dagster/asset_partition_range_start": partitions[0],
-        "dagster/asset_partition_range_end": partitions[1],
-    }
+    tags = (
+        {}
+        if partitions is None
+        else {
+            "dagster/asset_partition_range_start": partitions[0],
+            "dagster/asset_partition_range_end": partitions[1],
+        }
+    )
     result = job.execute_in_process(
         instance=instance,
         asset_selection=keys,

@@ -132,119 +132,150 @@ NOUN_AND_VERB_TAGS = ("NN", "NNS", "NNP", "NNPS", "VB", "VBD", "VBG", "VBN", "VB
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
-        "figure1_convergence", "Convergence over training",
+        "figure1_convergence",
+        "Convergence over training",
         "Expected convergence across seeds per model size, with a band of one standard deviation across seed "
         "pairs, beside each model's KL to the uniform and to the unigram distribution and its cross-entropy.",
         plot_overview,
     ),
     FigureSpec(
-        "figure3_frequency", "Convergence by token frequency",
+        "figure3_frequency",
+        "Convergence by token frequency",
         "Expected convergence restricted to contexts whose target token falls in each frequency bin "
         "(the token type's count in the evaluation data), one panel per model size.",
         plot_by_level("expected_conv", "E[conv | frequency bin]  (nats)"),
     ),
     FigureSpec(
-        "figure4_word_class", "Convergence by word class",
+        "figure4_word_class",
+        "Convergence by word class",
         "Expected convergence restricted to contexts whose target token's Penn tag falls in each word class.",
         plot_by_level("expected_conv", "E[conv | word class]  (nats)", ordered=False),
     ),
     FigureSpec(
-        "figure4_pos", "Convergence of noun and verb subclasses",
+        "figure4_pos",
+        "Convergence of noun and verb subclasses",
         "Expected convergence restricted to contexts whose target token has each noun or verb tag; the table "
         "holds every Penn tag with its count of contexts.",
         plot_by_level("expected_conv", "E[conv | tag]  (nats)", only=NOUN_AND_VERB_TAGS, ordered=False),
     ),
     FigureSpec(
-        "figure7_final_surprisal", "Convergence by final surprisal",
+        "figure7_final_surprisal",
+        "Convergence by final surprisal",
         "Expected convergence restricted to contexts by how surprising their target token still is to the "
         "fully trained models of that size (2-nat bins).",
         plot_by_level("expected_conv", "E[conv | final surprisal]  (nats)"),
     ),
     FigureSpec(
-        "figure8_variance", "Variance of convergence",
+        "figure8_variance",
+        "Variance of convergence",
         "How much convergence varies from context to context at each step, per model size.",
         plot_variance,
     ),
     FigureSpec(
-        "figure9_previous_pos", "Convergence by the previous token's part of speech",
+        "figure9_previous_pos",
+        "Convergence by the previous token's part of speech",
         "Expected convergence restricted to contexts by the word class of the token before the target.",
         plot_by_level("expected_conv", "E[conv | previous word class]  (nats)", ordered=False),
     ),
     FigureSpec(
-        "figure10_cross_entropy", "Cross-entropy by token frequency",
+        "figure10_cross_entropy",
+        "Cross-entropy by token frequency",
         "The models' mean surprisal (over seeds) on contexts in each frequency bin of the target token, "
         "one panel per model size.",
         plot_by_level("cross_entropy", "cross-entropy  (nats)"),
     ),
     FigureSpec(
-        "figure11_regression", "What predicts convergence",
+        "figure11_regression",
+        "What predicts convergence",
         "Coefficients of log frequency and model size in a per-step regression of conv on log frequency, the "
         "target's and previous token's tags and model size, with 95% intervals clustered by token type.",
         plot_coefficients,
     ),
     FigureSpec(
-        "icl_score", "In-context learning",
+        "icl_score",
+        "In-context learning",
         "Surprisal of the token at position {target_position} given {short_context} tokens of context minus given "
         "{long_context}: how much the models gain from long context, per size, with a band of one standard "
         "deviation across seeds.",
-        plot_icl, objectives=("causal",),
+        plot_icl,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "fingerprint_regimes", "Fingerprint regimes over training",
+        "fingerprint_regimes",
+        "Fingerprint regimes over training",
         "How far each seed's activation fingerprint moves between consecutive checkpoints (1 minus their cosine "
         "similarity, log scale), one panel per size, on the chaotic, transition and stable regimes set by the "
         "thresholds {regime_chaotic_below} and {regime_stable_from} on the similarity.",
-        plot_fingerprint_regimes, optional=True,
+        plot_fingerprint_regimes,
+        optional=True,
     ),
     FigureSpec(
-        "fingerprint_similarity", "Fingerprint similarity within and across seeds",
+        "fingerprint_similarity",
+        "Fingerprint similarity within and across seeds",
         "Per size: the fingerprint distance (1 minus cosine similarity) between consecutive checkpoints, averaged "
         "over seeds, beside the distance between different seeds at the same step (mean and least similar pair) "
         "and 1 minus their linear CKA. The cross-seed cosine compares raw hidden coordinates, which each seed lays "
         "out in its own basis, so near 0 means unaligned bases; CKA does not depend on the basis.",
-        plot_similarity_curves, optional=True,
+        plot_similarity_curves,
+        optional=True,
     ),
     FigureSpec(
-        "loglik_map", "Every model in one space",
+        "loglik_map",
+        "Every model in one space",
         "Each checkpoint of each seed and size placed by its log-likelihood vector (double-centred, first two "
         "principal coordinates), scaled so that squared distance is the KL estimate in bits per byte; lines follow "
         "one seed through training.",
-        plot_model_map, optional=True, objectives=("causal",),
+        plot_model_map,
+        optional=True,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "diffusion_over_training", "Diffusion exponents over training",
+        "diffusion_over_training",
+        "Diffusion exponents over training",
         "For each start checkpoint, the slope of log KL(t0, t0+Δ) against log Δ over every later checkpoint (95% "
         "bootstrap interval over texts), beside the same slope for the squared distance between weights; "
         "1 is diffusive, below 1 subdiffusive.",
-        plot_diffusion_exponents, optional=True, objectives=("causal",),
+        plot_diffusion_exponents,
+        optional=True,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "loglik_vs_exact", "Log-likelihood-vector KL against exact KL",
+        "loglik_vs_exact",
+        "Log-likelihood-vector KL against exact KL",
         "For pairs of seeds at the same step: the KL estimated from log-likelihood vectors against the exact "
         "per-token KL (symmetrised, mean over contexts), both in bits per byte, with the line of equality.",
-        plot_llv_vs_exact, optional=True, objectives=("causal",),
+        plot_llv_vs_exact,
+        optional=True,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "blimp_convergence", "Convergence on BLiMP minimal pairs",
+        "blimp_convergence",
+        "Convergence on BLiMP minimal pairs",
         "Per size: the expected two-point KL between seeds restricted to each minimal pair's two sentences (minus "
         "it, E[conv]; per pair, then per paradigm, then over the paradigms), with a band of one standard "
         "deviation across seed pairs; beside it BLiMP accuracy, the share of pairs whose grammatical sentence "
         "is the more probable (Fehlauer et al. 2025, fig. 2 left).",
-        plot_blimp_convergence, optional=True, objectives=("causal",),
+        plot_blimp_convergence,
+        optional=True,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "blimp_fields", "BLiMP convergence by linguistic field",
+        "blimp_fields",
+        "BLiMP convergence by linguistic field",
         "BLiMP E[conv] averaged over the paradigms of each linguistic field (morphology, syntax, semantics, "
         "their interfaces), one panel per size, with the field's accuracy in the table.",
         plot_by_level("expected_conv", "BLiMP E[conv | field]  (nats)", ordered=False),
-        optional=True, objectives=("causal",),
+        optional=True,
+        objectives=("causal",),
     ),
     FigureSpec(
-        "masked_convergence", "Masked-LM convergence over training",
+        "masked_convergence",
+        "Masked-LM convergence over training",
         "Expected convergence of masked language models across seeds per size, each target predicted from its "
         "window with that token masked, with a band of one standard deviation across seed pairs (Fehlauer et al. "
         "2025, fig. 2 right).",
-        plot_masked_convergence, objectives=("masked",),
+        plot_masked_convergence,
+        objectives=("masked",),
     ),
 )
 

@@ -105,15 +105,16 @@ def rankings_section(rankings: pd.DataFrame, anchor: str) -> str:
   <h2>Table 1: which tokens the seeds agree on</h2>
   <p class="caption">Token types ranked by their mean KL between seeds (over their contexts and all ordered
   seed pairs) at each size's last checkpoint: the lowest, the middle and the highest.</p>
-  {''.join(blocks)}
+  {"".join(blocks)}
   <details><summary>All rows</summary>{_csv_link(rankings, anchor)}
     <div class="table-wrap">{_table(rankings)}</div></details>
   <div class="source">From <code>mart_token_rankings</code></div>
 </section>"""
 
 
-def render_page(title: str, intro: str, stats: dict[str, str], body: list[str], nav: list[tuple[str, str]],
-                footer: str) -> str:
+def render_page(
+    title: str, intro: str, stats: dict[str, str], body: list[str], nav: list[tuple[str, str]], footer: str
+) -> str:
     stat_cards = "".join(
         f'<div class="stat"><div class="value">{html.escape(v)}</div><div class="label">{html.escape(k)}</div></div>'
         for k, v in stats.items()
@@ -126,7 +127,7 @@ def render_page(title: str, intro: str, stats: dict[str, str], body: list[str], 
 <header><h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p></header>
 <div class="stats">{stat_cards}</div>
 <nav>{links}</nav>
-{''.join(body)}
+{"".join(body)}
 <footer>{html.escape(footer)}</footer>
 </main></body></html>
 """

@@ -125,8 +125,9 @@ def plot_blimp_convergence(data: pd.DataFrame) -> plt.Figure:
     left.set_ylabel("BLiMP E[conv]  (nats)")
     _convergence_panel(right, data, "accuracy", "accuracy_min", "accuracy_max")
     right.axhline(0.5, color="#999999", linewidth=0.8, linestyle="--")
-    right.text(0.99, 0.5, "chance", transform=right.get_yaxis_transform(), ha="right", va="bottom",
-               fontsize=8, color="#888888")
+    right.text(
+        0.99, 0.5, "chance", transform=right.get_yaxis_transform(), ha="right", va="bottom", fontsize=8, color="#888888"
+    )
     right.set_title("Accuracy (mean over seeds, band: worst to best seed)")
     right.set_ylabel("BLiMP accuracy")
     return figure
@@ -147,8 +148,9 @@ def plot_variance(data: pd.DataFrame) -> plt.Figure:
 def plot_coefficients(data: pd.DataFrame) -> plt.Figure:
     """Regression coefficients with 95% intervals over training: log frequency and size."""
     terms = sorted(t for t in data["term"].unique() if t == "log_frequency" or t.startswith("size="))
-    figure, axes = plt.subplots(1, max(len(terms), 1), figsize=(4.8 * max(len(terms), 1), 3.6),
-                                constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        1, max(len(terms), 1), figsize=(4.8 * max(len(terms), 1), 3.6), constrained_layout=True, squeeze=False
+    )
     for axis, term in zip(axes[0], terms):
         rows = data[data["term"] == term].sort_values("step")
         axis.fill_between(rows["step"], rows["ci_low"], rows["ci_high"], color="#4c72b0", alpha=0.18, linewidth=0)
@@ -165,8 +167,14 @@ def plot_icl(data: pd.DataFrame) -> plt.Figure:
     figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
     for size, color in zip(sizes, size_colors(len(sizes))):
         rows = data[data["size"] == size].sort_values("step")
-        axis.fill_between(rows["step"], rows["icl_score"] - rows["icl_score_seed_std"],
-                          rows["icl_score"] + rows["icl_score_seed_std"], color=color, alpha=0.18, linewidth=0)
+        axis.fill_between(
+            rows["step"],
+            rows["icl_score"] - rows["icl_score_seed_std"],
+            rows["icl_score"] + rows["icl_score_seed_std"],
+            color=color,
+            alpha=0.18,
+            linewidth=0,
+        )
         axis.plot(rows["step"], rows["icl_score"], color=color, marker="o", markersize=2.5, label=size)
     axis.axhline(0, color="#999999", linewidth=0.8)
     _step_axis(axis)
@@ -203,8 +211,11 @@ def _panel_note(axis, message: str) -> None:
 def regime_of(similarity: pd.Series, thresholds: RegimeThresholds | None = None) -> pd.Series:
     """The dbt macro fingerprint_regime with the dbt vars' thresholds (None where similarity is)."""
     thresholds = thresholds or regime_thresholds()
-    regime = np.where(similarity < thresholds.chaotic_below, "chaotic",
-                      np.where(similarity >= thresholds.stable_from, "stable", "transition"))
+    regime = np.where(
+        similarity < thresholds.chaotic_below,
+        "chaotic",
+        np.where(similarity >= thresholds.stable_from, "stable", "transition"),
+    )
     return pd.Series(regime, index=similarity.index).where(similarity.notna())
 
 
@@ -226,13 +237,26 @@ def _regime_axis(axis, distances: pd.Series, thresholds: RegimeThresholds, shade
     high = max(finite.max() if len(finite) else chaotic_from, chaotic_from * 10) * 2
     axis.set_yscale("log")
     axis.set_ylim(low, high)
-    bands = (("stable", (low, stable_below)), ("transition", (stable_below, chaotic_from)),
-             ("chaotic", (chaotic_from, high)))
+    bands = (
+        ("stable", (low, stable_below)),
+        ("transition", (stable_below, chaotic_from)),
+        ("chaotic", (chaotic_from, high)),
+    )
     for regime, (bottom, top) in bands if shade else ():
         axis.axhspan(bottom, top, color=REGIME_COLORS[regime], alpha=0.12, linewidth=0, zorder=0)
-        axis.text(0.99, np.sqrt(bottom * top), regime, transform=axis.get_yaxis_transform(), ha="right",
-                  va="center", fontsize=7, color=REGIME_COLORS[regime], fontweight="bold", zorder=1.5,
-                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "linewidth": 0})
+        axis.text(
+            0.99,
+            np.sqrt(bottom * top),
+            regime,
+            transform=axis.get_yaxis_transform(),
+            ha="right",
+            va="center",
+            fontsize=7,
+            color=REGIME_COLORS[regime],
+            fontweight="bold",
+            zorder=1.5,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "linewidth": 0},
+        )
     for threshold in (thresholds.chaotic_below, thresholds.stable_from):
         axis.axhline(1.0 - threshold, color="#777777", linewidth=0.8, linestyle="--", zorder=1)
 
@@ -247,25 +271,39 @@ def plot_fingerprint_regimes(data: pd.DataFrame, thresholds: RegimeThresholds | 
     sizes = _sizes(data)
     seeds = sorted(data["seed"].unique())
     colors = dict(zip(seeds, category_colors(len(seeds))))
-    figure, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True,
-                                constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
+    )
     distances = _distance(data["similarity_prev"])
     for axis, size in zip(axes[0], sizes):
         for seed in seeds:
             rows = data[(data["size"] == size) & (data["seed"] == seed)].sort_values("step")
             if len(rows):
-                axis.plot(rows["step"], _distance(rows["similarity_prev"]), color=colors[seed], marker="o",
-                          markersize=2, linewidth=1, label=f"seed {seed}")
+                axis.plot(
+                    rows["step"],
+                    _distance(rows["similarity_prev"]),
+                    color=colors[seed],
+                    marker="o",
+                    markersize=2,
+                    linewidth=1,
+                    label=f"seed {seed}",
+                )
         _regime_axis(axis, distances, thresholds)
         _step_axis(axis)
         axis.set_title(f"size {size}")
     axes[0][0].set_ylabel("1 − cosine similarity to the previous checkpoint")
     axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     if not thresholds_match(data, thresholds):
-        figure.text(0.01, 0.0, "The marts' regime labels disagree with the thresholds drawn "
-                    f"({thresholds.chaotic_below}, {thresholds.stable_from}): the warehouse was built with other "
-                    "dbt vars.",
-                    fontsize=8, color="#b03a2e", va="bottom")
+        figure.text(
+            0.01,
+            0.0,
+            "The marts' regime labels disagree with the thresholds drawn "
+            f"({thresholds.chaotic_below}, {thresholds.stable_from}): the warehouse was built with other "
+            "dbt vars.",
+            fontsize=8,
+            color="#b03a2e",
+            va="bottom",
+        )
     return figure
 
 
@@ -279,21 +317,52 @@ def plot_similarity_curves(data: pd.DataFrame, thresholds: RegimeThresholds | No
         return no_data_figure("No fingerprint similarities for this suite.")
     sizes = _sizes(data)
     consecutive, cross, cka = category_colors(3)
-    figure, axes = plt.subplots(1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True,
-                                constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
+    )
     everything = pd.concat([_distance(data[column].dropna()) for column in values])
     for axis, size in zip(axes[0], sizes):
         rows = data[data["size"] == size].sort_values("step")
-        axis.fill_between(rows["step"], _distance(rows["cross_seed_mean"]), _distance(rows["cross_seed_min"]),
-                          color=cross, alpha=0.15, linewidth=0)
-        axis.plot(rows["step"], _distance(rows["consecutive_mean"]), color=consecutive, marker="o", markersize=2,
-                  label="consecutive checkpoints (mean over seeds)")
-        axis.plot(rows["step"], _distance(rows["cross_seed_mean"]), color=cross, marker="o", markersize=2,
-                  label="across seeds, same step (mean over pairs)")
-        axis.plot(rows["step"], _distance(rows["cross_seed_min"]), color=cross, linestyle="--", linewidth=1,
-                  label="across seeds (least similar pair)")
-        axis.plot(rows["step"], _distance(rows["cross_seed_cka"]), color=cka, marker="o", markersize=2,
-                  label="across seeds, 1 − linear CKA (mean over pairs)")
+        axis.fill_between(
+            rows["step"],
+            _distance(rows["cross_seed_mean"]),
+            _distance(rows["cross_seed_min"]),
+            color=cross,
+            alpha=0.15,
+            linewidth=0,
+        )
+        axis.plot(
+            rows["step"],
+            _distance(rows["consecutive_mean"]),
+            color=consecutive,
+            marker="o",
+            markersize=2,
+            label="consecutive checkpoints (mean over seeds)",
+        )
+        axis.plot(
+            rows["step"],
+            _distance(rows["cross_seed_mean"]),
+            color=cross,
+            marker="o",
+            markersize=2,
+            label="across seeds, same step (mean over pairs)",
+        )
+        axis.plot(
+            rows["step"],
+            _distance(rows["cross_seed_min"]),
+            color=cross,
+            linestyle="--",
+            linewidth=1,
+            label="across seeds (least similar pair)",
+        )
+        axis.plot(
+            rows["step"],
+            _distance(rows["cross_seed_cka"]),
+            color=cka,
+            marker="o",
+            markersize=2,
+            label="across seeds, 1 − linear CKA (mean over pairs)",
+        )
         # The regimes are defined on consecutive similarity: thresholds drawn for reference, bands not.
         _regime_axis(axis, everything, thresholds, shade=False)
         _step_axis(axis)
@@ -317,17 +386,34 @@ def plot_model_map(data: pd.DataFrame) -> plt.Figure:
         axis.plot(rows["x"], rows["y"], color="#9a9a9a", linewidth=0.7, alpha=0.7, zorder=1)
     for size in sizes:
         rows = data[data["size"] == size]
-        points = axis.scatter(rows["x"], rows["y"], c=rows["step"], cmap=step_colormap(), norm=norm, s=16,
-                              marker=markers[size], edgecolors="white", linewidths=0.3, zorder=2)
+        points = axis.scatter(
+            rows["x"],
+            rows["y"],
+            c=rows["step"],
+            cmap=step_colormap(),
+            norm=norm,
+            s=16,
+            marker=markers[size],
+            edgecolors="white",
+            linewidths=0.3,
+            zorder=2,
+        )
     figure.colorbar(points, ax=axis, label="training step", shrink=0.85)
     axis.set_aspect("equal", adjustable="datalim")
     first = data.iloc[0]
-    axis.set_xlabel(f"coordinate 1 ({first['explained_x']:.0%} of the variance)"
-                    if pd.notna(first["explained_x"]) else "coordinate 1")
-    axis.set_ylabel(f"coordinate 2 ({first['explained_y']:.0%} of the variance)"
-                    if pd.notna(first["explained_y"]) else "coordinate 2")
-    handles = [Line2D([], [], marker=markers[size], color="#555555", linestyle="", label=f"size {size}")
-               for size in sizes]
+    axis.set_xlabel(
+        f"coordinate 1 ({first['explained_x']:.0%} of the variance)"
+        if pd.notna(first["explained_x"])
+        else "coordinate 1"
+    )
+    axis.set_ylabel(
+        f"coordinate 2 ({first['explained_y']:.0%} of the variance)"
+        if pd.notna(first["explained_y"])
+        else "coordinate 2"
+    )
+    handles = [
+        Line2D([], [], marker=markers[size], color="#555555", linestyle="", label=f"size {size}") for size in sizes
+    ]
     handles.append(Line2D([], [], color="#9a9a9a", linewidth=0.7, label="one seed over training"))
     axis.legend(handles=handles, frameon=False, fontsize=7, loc="best")
     axis.set_title("squared distance = KL estimate (bits per byte)", fontsize=9, fontweight="normal")
@@ -341,8 +427,15 @@ def plot_diffusion_exponents(data: pd.DataFrame) -> plt.Figure:
     sizes = _sizes(data)
     seeds = sorted(data["seed"].unique())
     colors = dict(zip(seeds, category_colors(len(seeds))))
-    figure, axes = plt.subplots(2, len(sizes), figsize=(4.4 * len(sizes), 6.4), sharey="row", sharex="col",
-                                constrained_layout=True, squeeze=False)
+    figure, axes = plt.subplots(
+        2,
+        len(sizes),
+        figsize=(4.4 * len(sizes), 6.4),
+        sharey="row",
+        sharex="col",
+        constrained_layout=True,
+        squeeze=False,
+    )
     panels = (("kl_exponent", "KL exponent (log-likelihood vectors)"), ("weight_exponent", "squared weight distance"))
     for column, size in enumerate(sizes):
         for row, (value, label) in enumerate(panels):
@@ -350,11 +443,23 @@ def plot_diffusion_exponents(data: pd.DataFrame) -> plt.Figure:
             for seed in seeds:
                 rows = data[(data["size"] == size) & (data["seed"] == seed)].sort_values("start_step")
                 if value == "kl_exponent":
-                    axis.fill_between(rows["start_step"], rows["kl_exponent_low"].astype(float),
-                                      rows["kl_exponent_high"].astype(float), color=colors[seed], alpha=0.15,
-                                      linewidth=0)
-                axis.plot(rows["start_step"], rows[value].astype(float), color=colors[seed], marker="o",
-                          markersize=2, linewidth=1, label=f"seed {seed}")
+                    axis.fill_between(
+                        rows["start_step"],
+                        rows["kl_exponent_low"].astype(float),
+                        rows["kl_exponent_high"].astype(float),
+                        color=colors[seed],
+                        alpha=0.15,
+                        linewidth=0,
+                    )
+                axis.plot(
+                    rows["start_step"],
+                    rows[value].astype(float),
+                    color=colors[seed],
+                    marker="o",
+                    markersize=2,
+                    linewidth=1,
+                    label=f"seed {seed}",
+                )
             axis.axhline(1.0, color="#555555", linewidth=0.9, linestyle="--")
             if not np.isfinite(data.loc[data["size"] == size, value].astype(float)).any():
                 _panel_note(axis, "no exponent (too few later checkpoints)")
@@ -386,8 +491,16 @@ def plot_llv_vs_exact(data: pd.DataFrame) -> plt.Figure:
         rows = data[data["size"] == size]
         fit = agreement(rows["kl_llv_bits_per_byte"], rows["kl_exact_bits_per_byte"])
         rho = f"ρ = {fit['spearman']:.2f}" if np.isfinite(fit["spearman"]) else "ρ = –"
-        axis.scatter(rows["kl_exact_bits_per_byte"], rows["kl_llv_bits_per_byte"], color=color, s=14, alpha=0.8,
-                     edgecolors="white", linewidths=0.3, label=f"{size} ({rho}, {fit['n']} pairs)")
+        axis.scatter(
+            rows["kl_exact_bits_per_byte"],
+            rows["kl_llv_bits_per_byte"],
+            color=color,
+            s=14,
+            alpha=0.8,
+            edgecolors="white",
+            linewidths=0.3,
+            label=f"{size} ({rho}, {fit['n']} pairs)",
+        )
     low = float(data[columns].min().min()) / 1.5
     high = float(data[columns].max().max()) * 1.5
     axis.plot([low, high], [low, high], color="#555555", linewidth=0.9, linestyle="--", label="y = x")
@@ -399,7 +512,10 @@ def plot_llv_vs_exact(data: pd.DataFrame) -> plt.Figure:
     axis.set_ylabel("log-likelihood-vector KL estimate  (bits per byte)")
     overall = agreement(data["kl_llv_bits_per_byte"], data["kl_exact_bits_per_byte"])
     spearman = f"{overall['spearman']:.2f}" if np.isfinite(overall["spearman"]) else "–"
-    axis.set_title(f"Spearman ρ = {spearman} over {overall['n']} seed pairs; median ratio "
-                   f"{overall['median_ratio']:.2g}", fontsize=9, fontweight="normal")
+    axis.set_title(
+        f"Spearman ρ = {spearman} over {overall['n']} seed pairs; median ratio {overall['median_ratio']:.2g}",
+        fontsize=9,
+        fontweight="normal",
+    )
     axis.legend(title="size", frameon=False, fontsize=7, loc="upper left")
     return figure

@@ -299,7 +299,9 @@ class Extractor:
             )
         return self._skeletons[key]
 
-    def _run_seed(self, skeleton: Skeleton, weights: CheckpointWeights, checkpoint, timings: dict[str, float]) -> _SeedResult:
+    def _run_seed(
+        self, skeleton: Skeleton, weights: CheckpointWeights, checkpoint, timings: dict[str, float]
+    ) -> _SeedResult:
         tick = time.perf_counter()
         head = skeleton.load(weights)
         if not head.is_finite():

@@ -99,9 +99,7 @@ def load_documents(brown_dir: Path) -> list[Document]:
     return documents
 
 
-def split_documents(
-    docs: Sequence[Document], heldout_every: int = 25
-) -> tuple[list[Document], list[Document]]:
+def split_documents(docs: Sequence[Document], heldout_every: int = 25) -> tuple[list[Document], list[Document]]:
     """Split into (train, heldout): the i-th document by doc_id is held out when
     `i % heldout_every == heldout_every // 2`.
 

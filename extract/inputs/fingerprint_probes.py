@@ -112,8 +112,10 @@ def default_probes(config: FingerprintConfig, heldout: Sequence[Document]) -> li
                 probes.append(Probe(kind, text))
 
     add("corpus", picks)
-    for kind, make, n in (("arithmetic", arithmetic, config.arithmetic_probes), ("random", random_string,
-                                                                                  config.random_probes)):
+    for kind, make, n in (
+        ("arithmetic", arithmetic, config.arithmetic_probes),
+        ("random", random_string, config.random_probes),
+    ):
         target = len(probes) + n
         while len(probes) < target:  # drawn until n distinct ones
             add(kind, [make()])

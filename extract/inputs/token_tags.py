@@ -61,7 +61,10 @@ TOKEN_POS_SCHEMA = pa.schema(
     ]
 )
 TOKEN_POS = LakeTable(
-    "token_pos", TOKEN_POS_SCHEMA, SUITE, "Per suite: the Penn tag of each evaluation token's word and of the token before it."
+    "token_pos",
+    TOKEN_POS_SCHEMA,
+    SUITE,
+    "Per suite: the Penn tag of each evaluation token's word and of the token before it.",
 )
 
 

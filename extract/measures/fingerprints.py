@@ -1,12 +1,10 @@
 """Activation fingerprints (McEntire 2026): what a checkpoint's last layer makes of fixed probes.
 
-A probe set is a fixed list of distinct short texts: openings of held-out Brown paragraphs,
-arithmetic, statements of fact and random strings by default, or the lines of a file. Each probe
-is fed bare (no BOS, as a Hugging Face tokenizer of Pythia or GPT-2 encodes it) and cut to
-`max_tokens` tokens. A checkpoint's fingerprint is, per probe, the body's final hidden states
-(after the final layer norm) mean-pooled over the probe's real tokens: padding never enters the
-mean. Two checkpoints of one size are compared by the cosine similarity of their fingerprints
-concatenated over probes (the warehouse does that, dbt_project/models/marts).
+The probes are the suite's `fingerprint_probes` (extract/inputs/fingerprint_probes.py). A
+checkpoint's fingerprint is, per probe, the body's final hidden states (after the final layer
+norm) mean-pooled over the probe's real tokens: padding never enters the mean. Two checkpoints of
+one size are compared by the cosine similarity of their fingerprints concatenated over probes
+(the warehouse does that, dbt_project/models/fingerprints).
 """
 
 from __future__ import annotations
@@ -49,7 +47,9 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def fingerprints(
-    body: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch: ProbeBatch, batch_size: int,
+    body: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batch: ProbeBatch,
+    batch_size: int,
     device: torch.device,
 ) -> np.ndarray:
     """[P, H] fp32 fingerprints: body(input_ids, attention_mask) -> last hidden states [B, T, H]."""

@@ -1,10 +1,6 @@
 """Log-likelihood vectors (Oyama et al. 2025/26): each model's log-probability of a fixed set of texts.
 
-The texts are the paragraphs of the held-out Brown documents, in document order, each cut to its
-first `max_tokens` tokens (paragraphs shorter than `min_tokens`, such as headings, are skipped),
-until `n_texts` are collected. A text is stored as exactly the characters those tokens cover, with
-its UTF-8 byte count, so that KL can be put per byte.
-
+The texts are the suite's `loglik_texts` (extract/inputs/loglik_texts.py).
 A model's log-likelihood of a text is log p(x) = sum_t log p(x_t | x_<t) in nats, with the text
 fed behind the BOS token (GPT-NeoX's <|endoftext|>), as the evaluation windows are: every token of
 the text, the first included, is scored, and every model of a suite is treated the same.

@@ -211,4 +211,6 @@ TOKEN_STATS = LakeTable(
     PARTITION,
     "Per token and seed: surprisal, entropy, KL to uniform and unigram, top-k.",
 )
-PAIR_KL = LakeTable("pair_kl", PAIR_KL_SCHEMA, PARTITION, "Per token and ordered seed pair: exact KL(p_a || p_b), fp32.")
+PAIR_KL = LakeTable(
+    "pair_kl", PAIR_KL_SCHEMA, PARTITION, "Per token and ordered seed pair: exact KL(p_a || p_b), fp32."
+)

@@ -115,15 +115,18 @@ def weight_statistics(
             raise WeightMismatch(f"the {label.removeprefix('sq_dist_')} checkpoint's parameters differ: {extra[:3]}")
     sums: dict[str, dict[str, float]] = {}
     for name, tensor in params.items():
-        group = sums.setdefault(parameter_group(name), {"n_params": 0, "sq_norm": 0.0, "sq_dist_prev": 0.0,
-                                                         "sq_dist_init": 0.0})
+        group = sums.setdefault(
+            parameter_group(name), {"n_params": 0, "sq_norm": 0.0, "sq_dist_prev": 0.0, "sq_dist_init": 0.0}
+        )
         group["n_params"] += tensor.numel()
         group["sq_norm"] += float(torch.sum(torch.square(tensor.float()), dtype=torch.float64))
         for label, reference in references.items():
             if reference is not None:
                 group[label] += _squared_distance(tensor, reference[name], name)
-    total = {key: sum(group[key] for group in sums.values()) for key in ("n_params", "sq_norm", "sq_dist_prev",
-                                                                         "sq_dist_init")}
+    total = {
+        key: sum(group[key] for group in sums.values())
+        for key in ("n_params", "sq_norm", "sq_dist_prev", "sq_dist_init")
+    }
     out = {}
     for group, values in [*sorted(sums.items()), (ALL, total)]:
         out[group] = {

@@ -10,11 +10,13 @@ from orchestration.defs.resources import SeedconvSettings
 
 GROUP = "analysis"
 # The tables each Python analysis writes into the warehouse, by the asset that writes them.
-WRITTEN_BY = {"regression_coefficients": "regression_coefficients", **{table: "loglik_analysis" for table in loglik.TABLES}}
+WRITTEN_BY = {
+    "regression_coefficients": "regression_coefficients",
+    **{table: "loglik_analysis" for table in loglik.TABLES},
+}
 
 
-@dg.asset(group_name=GROUP, kinds={"statsmodels", "duckdb"},
-          deps=[dg.AssetKey("mart_regression_features")])
+@dg.asset(group_name=GROUP, kinds={"statsmodels", "duckdb"}, deps=[dg.AssetKey("mart_regression_features")])
 def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Per step: OLS of conv on log frequency, PoS of s_t and s_{t-1}, and size (clustered SEs).
 
@@ -39,9 +41,7 @@ def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     )
 
 
-
-@dg.asset(group_name=GROUP, kinds={"numpy", "duckdb"},
-          deps=[dg.AssetKey(name) for name in loglik.INPUTS])
+@dg.asset(group_name=GROUP, kinds={"numpy", "duckdb"}, deps=[dg.AssetKey(name) for name in loglik.INPUTS])
 def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Log-likelihood vectors (Oyama et al.): the model map, diffusion exponents, agreement with exact KL.
 
@@ -56,13 +56,25 @@ def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     model_map = tables["loglik_model_map"]
     exponents = tables["diffusion_exponents"]
     agreement = tables["loglik_exact_agreement"]
-    explained = (model_map.groupby("suite")[["explained_x", "explained_y"]].first().reset_index()
-                 if len(model_map) else model_map[["suite", "explained_x", "explained_y"]])
-    by_size = (exponents.groupby(["suite", "size"], sort=False)
-               .agg(seeds=("seed", "nunique"), start_steps=("start_step", "nunique"),
-                    median_kl_exponent=("kl_exponent", "median"),
-                    median_weight_exponent=("weight_exponent", "median"))
-               .reset_index()) if len(exponents) else exponents[["suite", "size"]]
+    explained = (
+        model_map.groupby("suite")[["explained_x", "explained_y"]].first().reset_index()
+        if len(model_map)
+        else model_map[["suite", "explained_x", "explained_y"]]
+    )
+    by_size = (
+        (
+            exponents.groupby(["suite", "size"], sort=False)
+            .agg(
+                seeds=("seed", "nunique"),
+                start_steps=("start_step", "nunique"),
+                median_kl_exponent=("kl_exponent", "median"),
+                median_weight_exponent=("weight_exponent", "median"),
+            )
+            .reset_index()
+        )
+        if len(exponents)
+        else exponents[["suite", "size"]]
+    )
     return dg.MaterializeResult(
         metadata={
             **{f"{table}_rows": len(frame) for table, frame in tables.items()},

@@ -5,7 +5,6 @@ lineage graph from checkpoint to figure, and puts each model in the group of its
 (`dbt_project/models/<topic>/`).
 """
 
-
 import os
 import shutil
 import sys
@@ -28,7 +27,6 @@ GROUP = "warehouse"
 # The dbt installed beside this interpreter, so a virtualenv works without being on PATH.
 _dbt_beside = Path(sys.executable).parent / "dbt"
 DBT_EXECUTABLE = str(_dbt_beside) if _dbt_beside.exists() else (shutil.which("dbt") or "dbt")
-
 
 
 def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:

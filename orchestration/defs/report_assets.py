@@ -30,8 +30,13 @@ def figure_paths(paths: WarehousePaths, suite: str, name: str) -> tuple[Path, Pa
 
 
 def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
-    @dg.asset(name=spec.name, group_name=GROUP, kinds={"matplotlib"}, deps=[published_warehouse, *spec_deps(spec)],
-              description=f"{spec.title}: {spec.caption_for()}")
+    @dg.asset(
+        name=spec.name,
+        group_name=GROUP,
+        kinds={"matplotlib"},
+        deps=[published_warehouse, *spec_deps(spec)],
+        description=f"{spec.title}: {spec.caption_for()}",
+    )
     def _figure(seedconv: SeedconvSettings) -> dg.MaterializeResult:
         paths = seedconv.load().paths
         metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
@@ -84,17 +89,31 @@ def build_report(settings: Settings) -> Path:
         for spec in (spec for spec in FIGURES if spec.applies_to(objective)):
             png_path, csv_path = figure_paths(paths, suite, spec.name)
             anchor = f"{suite}-{spec.name}"
-            body.append(figure_section(FigureSection(anchor, f"{spec.title} ({suite})", spec.caption_for(settings),
-                                                     spec.source, png_path.read_bytes(), pd.read_csv(csv_path))))
+            body.append(
+                figure_section(
+                    FigureSection(
+                        anchor,
+                        f"{spec.title} ({suite})",
+                        spec.caption_for(settings),
+                        spec.source,
+                        png_path.read_bytes(),
+                        pd.read_csv(csv_path),
+                    )
+                )
+            )
             nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
         _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
         body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
         nav.append((f"{suite}-table1", f"Token rankings ({suite})" if len(suites) > 1 else "Token rankings"))
     with duckdb.connect(str(database), read_only=True) as connection:
-        overview = connection.execute(
-            "select count(distinct suite || '/' || size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
-            "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence"
-        ).df().iloc[0]
+        overview = (
+            connection.execute(
+                "select count(distinct suite || '/' || size) as sizes, count(*) as checkpoints, max(n_seeds) as seeds, "
+                "max(n_contexts) as contexts, max(step) as last_step from mart_expected_convergence"
+            )
+            .df()
+            .iloc[0]
+        )
     page = render_page(
         "How far do seeds agree?",
         "Token-level convergence between language models trained from different random seeds: the expected KL "

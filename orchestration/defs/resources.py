@@ -1,6 +1,5 @@
 """Dagster resources: the project's settings, read once per run from seedconv.toml, and dbt."""
 
-
 import dagster as dg
 
 from extract.config import Settings, load_settings

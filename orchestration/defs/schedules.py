@@ -1,6 +1,5 @@
 """The schedule that rebuilds the warehouse and the report when new extractions have landed."""
 
-
 import dagster as dg
 
 from extract.lake.checks import MANIFESTS

@@ -214,8 +214,10 @@ def test_weight_exponent_and_short_tails():
     assert result.loc[0, "weight_exponent"] == pytest.approx(1.3)
     assert result.loc[0, "weight_n_points"] == 4 and result.loc[1, "weight_n_points"] == 4
     # Two later checkpoints are too few for a slope (min_points = 3): NaN, not an error.
-    assert result.loc[4, "n_points"] == 2 and np.isnan(result.loc[4, ["kl_exponent", "kl_exponent_low",
-                                                                        "weight_exponent"]].astype(float)).all()
+    assert (
+        result.loc[4, "n_points"] == 2
+        and np.isnan(result.loc[4, ["kl_exponent", "kl_exponent_low", "weight_exponent"]].astype(float)).all()
+    )
     assert 8 in result.index and 16 not in result.index
 
 
@@ -231,8 +233,9 @@ def test_missing_checkpoints_and_texts():
     result = diffusion_exponents(steps, with_gaps, 1.0, n_boot=30).set_index("start_step")
     assert result.loc[0, "n_points"] == 4
     assert np.isnan(result.loc[4, "kl_exponent"]) and result.loc[4, "n_points"] == 0
-    expected = diffusion_exponents(np.delete(steps, 3), np.delete(np.delete(L, [5, 6, 7, 8], axis=1), 3, axis=0),
-                                   1.0, n_boot=30)
+    expected = diffusion_exponents(
+        np.delete(steps, 3), np.delete(np.delete(L, [5, 6, 7, 8], axis=1), 3, axis=0), 1.0, n_boot=30
+    )
     assert result.loc[0, "kl_exponent"] == pytest.approx(expected.iloc[0]["kl_exponent"])
     assert full.iloc[0]["kl_exponent"] != pytest.approx(result.loc[0, "kl_exponent"])
     with pytest.raises(ValueError, match="increasing"):
@@ -269,8 +272,15 @@ def test_agreement_drops_unusable_pairs_and_ranks_monotone_transforms():
 # ------------------------------------------------------------------------------- warehouse tables
 
 
-def warehouse(connection, suites=("s",), sizes=(("a", 10), ("b", 100)), seeds=(1, 2), steps=(0, 1, 2, 4, 8, 16),
-              n_texts=40, alpha=0.8):
+def warehouse(
+    connection,
+    suites=("s",),
+    sizes=(("a", 10), ("b", 100)),
+    seeds=(1, 2),
+    steps=(0, 1, 2, 4, 8, 16),
+    n_texts=40,
+    alpha=0.8,
+):
     rng = np.random.default_rng(14)
     vectors, checkpoints, distances, vs_exact = [], [], [], []
     for suite in suites:
@@ -282,20 +292,23 @@ def warehouse(connection, suites=("s",), sizes=(("a", 10), ("b", 100)), seeds=(1
                 for i, step in enumerate(steps):
                     vectors += [(suite, size, step, seed, text, L[i, text]) for text in range(n_texts)]
                 for i, step_a in enumerate(steps):
-                    for step_b in steps[i + 1:]:
+                    for step_b in steps[i + 1 :]:
                         distances.append((suite, size, seed, step_a, step_b, 2.0 * (step_b - step_a) ** 1.5))
             for k in range(6):
                 exact = 10.0 ** (-k)
                 vs_exact.append((suite, size, 1.5 * exact, exact))
     frames = {
         "stg_loglik": pd.DataFrame(vectors, columns=["suite", "size", "step", "seed", "text_id", "logprob"]),
-        "stg_loglik_texts": pd.DataFrame([(s, t, 100 + t) for s in suites for t in range(n_texts)],
-                                         columns=["suite", "text_id", "n_bytes"]),
+        "stg_loglik_texts": pd.DataFrame(
+            [(s, t, 100 + t) for s in suites for t in range(n_texts)], columns=["suite", "text_id", "n_bytes"]
+        ),
         "stg_checkpoints": pd.DataFrame(checkpoints, columns=["suite", "size", "step", "n_params"]),
-        "mart_weight_distances": pd.DataFrame(distances, columns=["suite", "size", "seed", "step_a", "step_b",
-                                                                  "sq_dist_sketch"]),
-        "mart_loglik_vs_exact": pd.DataFrame(vs_exact, columns=["suite", "size", "kl_llv_bits_per_byte",
-                                                                "kl_exact_bits_per_byte"]),
+        "mart_weight_distances": pd.DataFrame(
+            distances, columns=["suite", "size", "seed", "step_a", "step_b", "sq_dist_sketch"]
+        ),
+        "mart_loglik_vs_exact": pd.DataFrame(
+            vs_exact, columns=["suite", "size", "kl_llv_bits_per_byte", "kl_exact_bits_per_byte"]
+        ),
     }
     for name, frame in frames.items():
         connection.register("frame", frame)
@@ -380,4 +393,9 @@ def test_the_dagster_asset_writes_the_tables_into_the_warehouse(tmp_path):
     with duckdb.connect(str(settings.load().paths.duckdb), read_only=True) as connection:
         assert connection.execute("select count(*) from loglik_exact_agreement").fetchone() == (3,)
     assert {key.to_user_string() for key in loglik_analysis.dependency_keys} == {
-        "stg_loglik", "stg_loglik_texts", "stg_checkpoints", "mart_weight_distances", "mart_loglik_vs_exact"}
+        "stg_loglik",
+        "stg_loglik_texts",
+        "stg_checkpoints",
+        "mart_weight_distances",
+        "mart_loglik_vs_exact",
+    }

@@ -41,9 +41,7 @@ def test_brown_lands_in_nltk_layout(cache_dir: Path, brown_dir: Path) -> None:
     assert os.listdir(brown_dir.parent) == ["brown"]
 
 
-def test_second_ensure_is_a_no_op(
-    cache_dir: Path, brown_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_second_ensure_is_a_no_op(cache_dir: Path, brown_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = brown_dir.stat()
     monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
     assert ensure_brown(cache_dir) == brown_dir

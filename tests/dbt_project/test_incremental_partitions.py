@@ -14,7 +14,6 @@ import math
 import duckdb
 import numpy as np
 import pytest
-from test_dbt import run_dbt, run_results
 
 from benchmarks.synthetic_lake import (
     Grid,
@@ -27,6 +26,7 @@ from benchmarks.synthetic_lake import (
 from extract.config import IclConfig
 from extract.lake.partition_store import MANIFEST, write_partition
 from extract.lake.tables import checkpoint_dir
+from tests.helpers.dbt import run_dbt, run_results
 
 GRID = Grid(
     suite="tiny",

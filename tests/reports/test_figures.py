@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import sqlglot
 from sqlglot import exp
-from test_reports_loglik import CONTRACT_TABLES, LOGLIK_SAMPLES
 
 from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
 from reports.figures import (
@@ -25,6 +24,7 @@ from reports.figures import (
     suite_objectives,
 )
 from reports.page import FigureSection, figure_section, rankings_section, render_page
+from tests.helpers.report_frames import CONTRACT_TABLES, LOGLIK_SAMPLES
 
 STEPS = [0, 1, 2, 4, 8]
 
@@ -38,15 +38,25 @@ def frame(**columns_by_size):
 
 
 def level_frame(value, labels=("1–9", "10–99", "100–999")):
-    parts = [frame(**{value: -0.1 * order, "level": label, "level_order": order, "n_contexts": 5})
-             for order, label in enumerate(labels)]
+    parts = [
+        frame(**{value: -0.1 * order, "level": label, "level_order": order, "n_contexts": 5})
+        for order, label in enumerate(labels)
+    ]
     return pd.concat(parts, ignore_index=True)
 
 
 SAMPLES = {
-    "figure1_convergence": frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15, kl_uniform=1.0,
-                                 kl_uniform_seed_std=0.1, kl_unigram=0.5, kl_unigram_seed_std=0.05,
-                                 cross_entropy=6.0, cross_entropy_seed_std=0.1),
+    "figure1_convergence": frame(
+        expected_conv=-0.2,
+        band_low=-0.25,
+        band_high=-0.15,
+        kl_uniform=1.0,
+        kl_uniform_seed_std=0.1,
+        kl_unigram=0.5,
+        kl_unigram_seed_std=0.05,
+        cross_entropy=6.0,
+        cross_entropy_seed_std=0.1,
+    ),
     "figure3_frequency": level_frame("expected_conv"),
     "figure4_word_class": level_frame("expected_conv", ("noun", "verb", "determiner")),
     "figure4_pos": level_frame("expected_conv", ("DT", "NN", "VBZ")),
@@ -55,12 +65,24 @@ SAMPLES = {
     "figure9_previous_pos": level_frame("expected_conv"),
     "figure10_cross_entropy": level_frame("cross_entropy"),
     "figure11_regression": pd.DataFrame(
-        [{"step": s, "term": t, "estimate": 0.1, "std_error": 0.01, "ci_low": 0.08, "ci_high": 0.12}
-         for s in STEPS for t in ("log_frequency", "size=l", "pos=VB")]
+        [
+            {"step": s, "term": t, "estimate": 0.1, "std_error": 0.01, "ci_low": 0.08, "ci_high": 0.12}
+            for s in STEPS
+            for t in ("log_frequency", "size=l", "pos=VB")
+        ]
     ),
     "icl_score": frame(icl_score=0.3, icl_score_seed_std=0.05),
-    "blimp_convergence": frame(expected_conv=-0.05, band_low=-0.07, band_high=-0.03, accuracy=0.6,
-                               accuracy_min=0.55, accuracy_max=0.65, n_paradigms=67, n_pairs=1340, n_seeds=5),
+    "blimp_convergence": frame(
+        expected_conv=-0.05,
+        band_low=-0.07,
+        band_high=-0.03,
+        accuracy=0.6,
+        accuracy_min=0.55,
+        accuracy_max=0.65,
+        n_paradigms=67,
+        n_pairs=1340,
+        n_seeds=5,
+    ),
     "blimp_fields": level_frame("expected_conv", ("morphology", "semantics", "syntax", "syntax_semantics")),
     "masked_convergence": frame(expected_conv=-0.3, band_low=-0.35, band_high=-0.25, n_seeds=5, n_contexts=100),
     **LOGLIK_SAMPLES,
@@ -82,8 +104,17 @@ def test_figures_are_drawn_for_the_suites_they_apply_to():
     causal = {spec.name for spec in FIGURES if spec.applies_to("causal")}
     masked = {spec.name for spec in FIGURES if spec.applies_to("masked")}
     # a masked LM has no left-to-right probability of a text: no ICL, log-likelihood vectors or BLiMP
-    assert not {"icl_score", "loglik_map", "diffusion_over_training", "loglik_vs_exact", "blimp_convergence",
-                "blimp_fields"} & masked
+    assert (
+        not {
+            "icl_score",
+            "loglik_map",
+            "diffusion_over_training",
+            "loglik_vs_exact",
+            "blimp_convergence",
+            "blimp_fields",
+        }
+        & masked
+    )
     assert "masked_convergence" in masked - causal
     assert {"figure1_convergence", "figure3_frequency", "fingerprint_regimes"} <= causal & masked
 
@@ -97,15 +128,27 @@ def test_empty_data_names_the_mart(tmp_path):
 def test_page_embeds_figures_numbers_and_escapes_text(tmp_path):
     png = render(figure_by_name("figure8_variance"), SAMPLES["figure8_variance"], tmp_path / "v.png").read_bytes()
     data = SAMPLES["figure8_variance"]
-    rankings = pd.DataFrame({
-        "size": "s", "step": 8, "rank_group": ["lowest", "middle", "highest"], "rank": [1, 50, 99],
-        "token_text": [" the", "<b>", "\n"], "n_occurrences": [40, 5, 3], "mean_kl": [0.01, 0.2, 1.5],
-    })
+    rankings = pd.DataFrame(
+        {
+            "size": "s",
+            "step": 8,
+            "rank_group": ["lowest", "middle", "highest"],
+            "rank": [1, 50, 99],
+            "token_text": [" the", "<b>", "\n"],
+            "n_occurrences": [40, 5, 3],
+            "mean_kl": [0.01, 0.2, 1.5],
+        }
+    )
     page = render_page(
-        "Title", "Intro", {"seeds": "5"},
-        [figure_section(FigureSection("v", "Variance", "What it shows.", "mart_x", png, data)),
-         rankings_section(rankings, "t1")],
-        [("v", "Variance"), ("t1", "Token rankings")], "footer",
+        "Title",
+        "Intro",
+        {"seeds": "5"},
+        [
+            figure_section(FigureSection("v", "Variance", "What it shows.", "mart_x", png, data)),
+            rankings_section(rankings, "t1"),
+        ],
+        [("v", "Variance"), ("t1", "Token rankings")],
+        "footer",
     )
     assert page.count("data:image/png;base64,") == 1
     csv = re.search(r'download="v.csv" href="data:text/csv;base64,([^"]+)"', page).group(1)
@@ -136,30 +179,55 @@ QUERY_FILES = (*(spec.query_file for spec in FIGURES), TOKEN_RANKINGS)
 
 
 def rankings_frame():
-    return pd.DataFrame([
-        {"size": size, "n_params": n_params, "step": 8, "rank_group": group, "rank": rank,
-         "token_text": f"{group}{rank}", "n_occurrences": 3 + rank, "mean_kl": 0.1 * rank}
-        for size, n_params in (("s", 10), ("l", 100)) for group in ("highest", "middle", "lowest") for rank in (1, 2)
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "size": size,
+                "n_params": n_params,
+                "step": 8,
+                "rank_group": group,
+                "rank": rank,
+                "token_text": f"{group}{rank}",
+                "n_occurrences": 3 + rank,
+                "mean_kl": 0.1 * rank,
+            }
+            for size, n_params in (("s", 10), ("l", 100))
+            for group in ("highest", "middle", "lowest")
+            for rank in (1, 2)
+        ]
+    )
 
 
 CONDITION_LEVELS = {
-    "frequency_bin": ("1–9", "10–99", "100–999"), "pos_group": ("noun", "verb", "determiner"),
-    "pos": ("DT", "NN", "VBZ"), "final_surprisal_bin": ("0–2", "2–4"), "prev_pos_group": ("noun", "verb"),
+    "frequency_bin": ("1–9", "10–99", "100–999"),
+    "pos_group": ("noun", "verb", "determiner"),
+    "pos": ("DT", "NN", "VBZ"),
+    "final_surprisal_bin": ("0–2", "2–4"),
+    "prev_pos_group": ("noun", "verb"),
 }
 WAREHOUSE_TABLES = {
-    "mart_expected_convergence": lambda: frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15,
-                                               conv_variance=0.01, conv_std=0.1, n_seeds=5, n_contexts=100),
+    "mart_expected_convergence": lambda: frame(
+        expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_seeds=5, n_contexts=100
+    ),
     "mart_model_stats": lambda: SAMPLES["figure1_convergence"].drop(columns=["expected_conv", "band_low", "band_high"]),
     "mart_conditional_convergence": lambda: pd.concat(
-        [level_frame("expected_conv", levels).assign(cross_entropy=6.0, condition=condition)
-         for condition, levels in CONDITION_LEVELS.items()], ignore_index=True),
-    "regression_coefficients": lambda: SAMPLES["figure11_regression"].assign(n_obs=100, r_squared=0.3,
-                                                                           reference="size=s"),
+        [
+            level_frame("expected_conv", levels).assign(cross_entropy=6.0, condition=condition)
+            for condition, levels in CONDITION_LEVELS.items()
+        ],
+        ignore_index=True,
+    ),
+    "regression_coefficients": lambda: SAMPLES["figure11_regression"].assign(
+        n_obs=100, r_squared=0.3, reference="size=s"
+    ),
     "mart_icl_summary": lambda: SAMPLES["icl_score"],
     "mart_blimp_convergence": lambda: SAMPLES["blimp_convergence"],
-    "mart_blimp_field": lambda: SAMPLES["blimp_fields"].rename(columns={"level": "field"}).drop(
-        columns=["level_order", "n_contexts"]).assign(n_paradigms=5, accuracy=0.6),
+    "mart_blimp_field": lambda: (
+        SAMPLES["blimp_fields"]
+        .rename(columns={"level": "field"})
+        .drop(columns=["level_order", "n_contexts"])
+        .assign(n_paradigms=5, accuracy=0.6)
+    ),
     "mart_token_rankings": rankings_frame,
     **CONTRACT_TABLES,
 }
@@ -177,8 +245,10 @@ def warehouse(tmp_path_factory):
             connection.register("frame", both.sample(frac=1.0, random_state=0))
             connection.execute(f"create table {table} as select * from frame")
             connection.unregister("frame")
-        connection.execute("create table mart_suites as select * from (values ('other', 'masked'), "
-                           "('mine', 'causal'), ('empty', 'causal')) t(suite, objective)")
+        connection.execute(
+            "create table mart_suites as select * from (values ('other', 'masked'), "
+            "('mine', 'causal'), ('empty', 'causal')) t(suite, objective)"
+        )
     return path
 
 
@@ -224,10 +294,14 @@ def test_suite_objectives_lists_suites_with_convergence_rows(warehouse):
 
 
 def test_rows_for_suite_keeps_order_and_each_suite_alone_its_dtypes():
-    every_suite = pd.DataFrame({
-        "suite": ["b", "a", "b", "a"], "step": [3, 2, 1, 0],
-        "prev_step": pd.array([None, 1, 0, 2], dtype="Int64"), "value": [0.5, np.nan, 0.25, 1.0],
-    })
+    every_suite = pd.DataFrame(
+        {
+            "suite": ["b", "a", "b", "a"],
+            "step": [3, 2, 1, 0],
+            "prev_step": pd.array([None, 1, 0, 2], dtype="Int64"),
+            "value": [0.5, np.nan, 0.25, 1.0],
+        }
+    )
     a, b = rows_for_suite(every_suite, "a"), rows_for_suite(every_suite, "b")
     assert list(a.columns) == ["step", "prev_step", "value"] and list(a["step"]) == [2, 0]
     assert list(a.index) == [0, 1]
@@ -241,8 +315,10 @@ def test_rows_for_suite_keeps_order_and_each_suite_alone_its_dtypes():
 
 
 def test_relations_read_come_from_the_sql_without_its_ctes():
-    sql = ("with recent as (select * from mart_a where step > 0), x as (select * from recent) "
-           "select * from x join loglik_model_map m using (suite) where suite in (select suite from mart_b)")
+    sql = (
+        "with recent as (select * from mart_a where step > 0), x as (select * from recent) "
+        "select * from x join loglik_model_map m using (suite) where suite in (select suite from mart_b)"
+    )
     assert relations_read(sql) == ("loglik_model_map", "mart_a", "mart_b")
 
 
@@ -250,8 +326,10 @@ def test_every_query_reads_relations_of_the_warehouse():
     for query_file in QUERY_FILES:
         assert query_file.reads and set(query_file.reads) <= MARTS | PYTHON_TABLES, query_file.name
     assert figure_by_name("figure1_convergence").reads == ("mart_expected_convergence", "mart_model_stats")
-    assert figure_by_name("fingerprint_similarity").reads == ("mart_fingerprint_cross_seed",
-                                                              "mart_fingerprint_similarity")
+    assert figure_by_name("fingerprint_similarity").reads == (
+        "mart_fingerprint_cross_seed",
+        "mart_fingerprint_similarity",
+    )
     assert figure_by_name("figure11_regression").reads == ("regression_coefficients",)
     assert figure_by_name("figure3_frequency").source == "mart_conditional_convergence"
     assert TOKEN_RANKINGS.reads == ("mart_token_rankings",)

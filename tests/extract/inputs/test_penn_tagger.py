@@ -51,9 +51,7 @@ def test_written_model_is_the_pickled_one(model_dir: Path) -> None:
     assert written[2] == weights
 
 
-def test_nltk_loads_it_by_name(
-    nltk_data: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_nltk_loads_it_by_name(nltk_data: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Only this directory on the path, so NLTK cannot be finding a downloaded copy instead.
     monkeypatch.setattr(nltk.data, "path", [str(nltk_data.resolve())])
     tagger = PerceptronTagger(lang="eng")

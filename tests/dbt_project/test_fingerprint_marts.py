@@ -8,7 +8,7 @@ computed here with numpy from the arrays the lake was written from.
 Also: the regime thresholds at their boundaries through the real macro (`dbt show`), with the
 default and with moved dbt vars; a lake written before these tables existed builds with the new
 marts empty; a lake whose new tables disagree with their manifests fails the build on the data
-tests. One dbt build per lake (module-scoped fixtures), as tests/test_dbt.py runs dbt.
+tests. One dbt build per lake (module-scoped fixtures), as tests/helpers/dbt.py runs dbt.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_fixtures import (
+
+from tests.helpers.dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
+from tests.helpers.lakes import (
     fingerprint_rows,
     loglik_rows,
     make_manifest,
@@ -39,7 +41,6 @@ from lake_fixtures import (
     write_synthetic_lake,
     write_unigram,
 )
-from test_dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
 
 SUITE = "mini"
 SIZES = {"small": 1_000, "large": 4_000}
@@ -752,7 +753,7 @@ def test_regime_thresholds_out_of_order_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def old_lake_build(tmp_path_factory):
-    """tests/lake_fixtures.write_synthetic_lake: no fingerprint, weight or loglik file anywhere,
+    """tests/helpers/lakes.write_synthetic_lake: no fingerprint, weight or loglik file anywhere,
     manifests without the new keys."""
     workdir = tmp_path_factory.mktemp("dbt_old_lake")
     synth = write_synthetic_lake(workdir / "lake")

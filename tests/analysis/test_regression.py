@@ -25,8 +25,15 @@ def synthetic(n_types=300, per_type=8, seed=0):
     )
     return pd.DataFrame(
         {
-            "suite": "synthetic", "step": 64, "size": size, "n_params": np.where(size == "l", 1000, 100),
-            "token_id": token_id, "conv": conv, "log_frequency": log_frequency, "pos": pos, "prev_pos": prev_pos,
+            "suite": "synthetic",
+            "step": 64,
+            "size": size,
+            "n_params": np.where(size == "l", 1000, 100),
+            "token_id": token_id,
+            "conv": conv,
+            "log_frequency": log_frequency,
+            "pos": pos,
+            "prev_pos": prev_pos,
         }
     )
 
@@ -34,8 +41,13 @@ def synthetic(n_types=300, per_type=8, seed=0):
 def test_recovers_known_coefficients_with_reference_levels():
     fit = fit_step(synthetic()).set_index("term")
     expected = {
-        "Intercept": -1.0, "log_frequency": 0.2, "pos=VB": -0.3, "pos=DT": 0.4,
-        "prev_pos=IN": 0.1, "prev_pos=JJ": -0.2, "size=l": 0.5,
+        "Intercept": -1.0,
+        "log_frequency": 0.2,
+        "pos=VB": -0.3,
+        "pos=DT": 0.4,
+        "prev_pos=IN": 0.1,
+        "prev_pos=JJ": -0.2,
+        "size=l": 0.5,
     }
     assert set(fit.index) == set(expected), "one level of each categorical is the reference"
     for term, value in expected.items():

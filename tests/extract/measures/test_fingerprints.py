@@ -111,8 +111,7 @@ def test_log_likelihood_is_the_models_own_sum_of_token_log_probabilities(micro_s
 def test_weight_statistics_match_the_checkpoint_files(micro_suite, micro_settings):
     extractor = _extractor(micro_suite, micro_settings)
     results = {r.step: r for r in extractor.extract_many([("a", 0), ("a", 1), ("a", 2), ("a", 4)])}
-    files = {step: load_file(micro_suite.root / "a-seed2" / f"step{step}" / "model.safetensors")
-             for step in (0, 2, 4)}
+    files = {step: load_file(micro_suite.root / "a-seed2" / f"step{step}" / "model.safetensors") for step in (0, 2, 4)}
 
     def flat(state):
         return np.concatenate([v.double().numpy().reshape(-1) for _, v in sorted(parameters(state).items())])
@@ -133,8 +132,9 @@ def test_weight_statistics_match_the_checkpoint_files(micro_suite, micro_setting
     assert (first.sq_dist_init == 0).all()
     # A partition run alone reads its references from the suite: the same numbers.
     alone = _extractor(micro_suite, micro_settings).extract("a", 4).tables["weight_stats"].to_pandas()
-    np.testing.assert_allclose(alone[["sq_dist_prev", "sq_dist_init"]], stats.reset_index()[["sq_dist_prev",
-                                                                                              "sq_dist_init"]])
+    np.testing.assert_allclose(
+        alone[["sq_dist_prev", "sq_dist_init"]], stats.reset_index()[["sq_dist_prev", "sq_dist_init"]]
+    )
 
 
 def test_count_sketch_estimates_squared_distances(micro_suite):

@@ -23,8 +23,14 @@ def test_pythia_configurations_have_the_published_sizes(size, parameters):
 
 
 def test_forward_flops_count_by_hand():
-    config = GPTNeoXConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=32, tie_word_embeddings=False)
+    config = GPTNeoXConfig(
+        vocab_size=100,
+        hidden_size=8,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        tie_word_embeddings=False,
+    )
     # Per layer: 2 layer norms (2 x 2 x 8), QKV 8 x 24 + 24, output 8 x 8 + 8, MLP 8 x 32 + 32 + 32 x 8 + 8;
     # plus the final layer norm (2 x 8).
     per_layer = 2 * 2 * 8 + (8 * 24 + 24) + (8 * 8 + 8) + (8 * 32 + 32) + (32 * 8 + 8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_fixtures import SUITE, partition_dir, set_pair_kl, write_synthetic_lake
 
 from extract.lake.checks import (
     CHECKS,
@@ -16,6 +15,7 @@ from extract.lake.checks import (
     check_token_stats_finite,
 )
 from extract.lake.partition_store import write_quarantine
+from tests.helpers.lakes import SUITE, partition_dir, set_pair_kl, write_synthetic_lake
 
 
 @pytest.fixture

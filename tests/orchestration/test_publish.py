@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from lake_fixtures import SUITE, SyntheticLake, partition_dir, write_synthetic_lake
-from test_dbt import run_dbt
 
 from orchestration.defs.dbt_warehouse import publish_copy
+from tests.helpers.dbt import run_dbt
+from tests.helpers.lakes import SUITE, SyntheticLake, partition_dir, write_synthetic_lake
 
 pytestmark = pytest.mark.fault
 

@@ -15,8 +15,9 @@ from collections import Counter, defaultdict
 import duckdb
 import numpy as np
 import pytest
-from lake_fixtures import ANALYSIS_TOKENS, write_analysis_lake
-from test_dbt import run_dbt, run_results, statuses_by_test_name
+
+from tests.helpers.dbt import run_dbt, run_results, statuses_by_test_name
+from tests.helpers.lakes import ANALYSIS_TOKENS, write_analysis_lake
 
 # Coarse groups of the tags the analysis lake uses, written out by hand (penn_tags.csv has all 45).
 GROUP = {
@@ -299,9 +300,7 @@ def test_frequency_features_count_the_eval_set(eval_build, lake):
 def test_frequency_bin_labels_match_their_range(train_build, lake):
     """Training counts on the decade edges, labelled as the range they lie in (not a decade off)."""
     con, _ = train_build
-    labels = dict(
-        con.execute("select distinct token_id, frequency_bin from int_token_features").fetchall()
-    )
+    labels = dict(con.execute("select distinct token_id, frequency_bin from int_token_features").fetchall())
     by_count = {lake.unigram.get(token_id, 0): label for token_id, label in labels.items()}
     assert by_count == {
         0: "0",
@@ -341,9 +340,7 @@ def test_regression_features(eval_build, train_build, lake):
         (eval_build, eval_frequencies(lake)),
         (train_build, np.array([lake.unigram.get(int(t), 0) for t in lake.token_id])),
     ):
-        rows = {
-            (r["size"], r["step"], r["position"]): r for r in _rows(con, "select * from mart_regression_features")
-        }
+        rows = {(r["size"], r["step"], r["position"]): r for r in _rows(con, "select * from mart_regression_features")}
         assert len(rows) == len(lake.partitions) * lake.n_positions
         for size, step in lake.partitions:
             conv = conv_per_context(lake.kl[size, step])

@@ -63,9 +63,7 @@ def write_eval_documents(lake: Path, rows: dict[str, list]) -> Path:
 
 def write_eval_tokens(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/eval_tokens/suite=<suite>/eval_tokens.parquet from the contract's columns."""
-    return _write(
-        rows, EVAL_TOKENS_SCHEMA, Path(lake) / "eval_tokens" / f"suite={suite}" / "eval_tokens.parquet"
-    )
+    return _write(rows, EVAL_TOKENS_SCHEMA, Path(lake) / "eval_tokens" / f"suite={suite}" / "eval_tokens.parquet")
 
 
 def write_one_document(lake: Path, suite: str, token_texts: list[str], token_ids: list[int], window: int) -> None:

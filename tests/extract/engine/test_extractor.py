@@ -186,7 +186,9 @@ def test_a_reused_skeleton_gives_what_a_fresh_one_gives(micro_suite, micro_setti
     for result in together:
         alone = _extractor(micro_suite, micro_settings).extract(result.size, result.step)
         _assert_same(result, alone)
-    assert together[0].tables["pair_kl"].column("kl").to_pylist() != together[1].tables["pair_kl"].column("kl").to_pylist()
+    assert (
+        together[0].tables["pair_kl"].column("kl").to_pylist() != together[1].tables["pair_kl"].column("kl").to_pylist()
+    )
 
 
 def test_chunks_do_not_change_the_numbers(micro_suite, micro_settings):

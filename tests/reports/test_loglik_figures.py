@@ -15,92 +15,35 @@ from reports.plots import (
     plot_llv_vs_exact,
     plot_model_map,
     plot_similarity_curves,
-    regime_of,
     thresholds_match,
 )
+from tests.helpers.report_frames import (
+    CONTRACT_TABLES,
+    SEEDS,
+    SIZES,
+    STEPS,
+    exponents_frame,
+    map_frame,
+    regimes_frame,
+    similarity_frame,
+    vs_exact_frame,
+)
 
-STEPS = [0, 1, 2, 4, 8]
-SIZES = (("s", 10), ("l", 100))
-SEEDS = (1, 2)
-SIMILARITY = {0: None, 1: 0.5, 2: 0.95, 4: 0.995, 8: 1.0}  # 1.0: identical fingerprints
-
-
-def regimes_frame(sizes=SIZES, thresholds=None):
-    rows = []
-    for size, n_params in sizes:
-        for seed in SEEDS:
-            for i, step in enumerate(STEPS):
-                similarity = SIMILARITY[step]
-                rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed,
-                             "prev_step": STEPS[i - 1] if i else None, "similarity_prev": similarity})
-    data = pd.DataFrame(rows)
-    return data.assign(regime=regime_of(data["similarity_prev"].astype(float), thresholds))
-
-
-def similarity_frame(sizes=SIZES):
-    rows = []
-    for size, n_params in sizes:
-        for step in STEPS:
-            k = STEPS.index(step)
-            rows.append({"size": size, "n_params": n_params, "step": step, "n_seeds_consecutive": 2 if k else 0,
-                         "n_seeds": 2, "n_pairs": 1, "consecutive_mean": SIMILARITY[step],
-                         "cross_seed_mean": 0.3 + 0.1 * k, "cross_seed_min": 0.2 + 0.1 * k,
-                         "cross_seed_cka": 0.5 + 0.05 * k})
-    return pd.DataFrame(rows)
-
-
-def map_frame(sizes=SIZES):
-    rows = []
-    for k, (size, n_params) in enumerate(sizes):
-        for seed in SEEDS:
-            for i, step in enumerate(STEPS):
-                rows.append({"size": size, "n_params": n_params, "step": step, "seed": seed, "x": i + k,
-                             "y": 0.1 * seed * i, "explained_x": 0.8, "explained_y": 0.15})
-    return pd.DataFrame(rows)
-
-
-def exponents_frame(sizes=SIZES, nan_sizes=()):
-    rows = []
-    for size, n_params in sizes:
-        for seed in SEEDS:
-            for i, step in enumerate(STEPS[:-1]):
-                n_points = len(STEPS) - 1 - i
-                fitted = n_points >= 3 and size not in nan_sizes
-                value = 0.6 + 0.05 * seed if fitted else np.nan
-                rows.append({"size": size, "n_params": n_params, "seed": seed, "start_step": step,
-                             "n_points": n_points, "kl_exponent": value, "kl_exponent_low": value - 0.1,
-                             "kl_exponent_high": value + 0.1, "weight_exponent": 1.2 if fitted else np.nan,
-                             "weight_n_points": n_points})
-    return pd.DataFrame(rows)
-
-
-def vs_exact_frame(sizes=SIZES):
-    rows = []
-    for size, n_params in sizes:
-        for k, step in enumerate(STEPS):
-            exact = 10.0 ** (-k) * (2 if size == "l" else 1)
-            rows.append({"size": size, "n_params": n_params, "step": step, "seed_a": 1, "seed_b": 2,
-                         "kl_llv_bits_per_byte": 1.3 * exact, "kl_exact_bits_per_byte": exact, "ratio": 1.3})
-    return pd.DataFrame(rows)
-
-
-LOGLIK_SAMPLES = {
-    "fingerprint_regimes": regimes_frame(),
-    "fingerprint_similarity": similarity_frame(),
-    "loglik_map": map_frame(),
-    "diffusion_over_training": exponents_frame(),
-    "loglik_vs_exact": vs_exact_frame(),
-}
 BUILDERS = {
-    "fingerprint_regimes": regimes_frame, "fingerprint_similarity": similarity_frame, "loglik_map": map_frame,
-    "diffusion_over_training": exponents_frame, "loglik_vs_exact": vs_exact_frame,
+    "fingerprint_regimes": regimes_frame,
+    "fingerprint_similarity": similarity_frame,
+    "loglik_map": map_frame,
+    "diffusion_over_training": exponents_frame,
+    "loglik_vs_exact": vs_exact_frame,
 }
 
 
 def texts(figure) -> str:
-    return " ".join([t.get_text() for t in figure.texts]
-                    + [t.get_text() for axis in figure.axes for t in axis.texts]
-                    + [axis.get_title() for axis in figure.axes])
+    return " ".join(
+        [t.get_text() for t in figure.texts]
+        + [t.get_text() for axis in figure.axes for t in axis.texts]
+        + [axis.get_title() for axis in figure.axes]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -204,18 +147,6 @@ def test_llv_against_exact_reports_spearman_and_drops_unusable_pairs():
     plt.close("all")
 
 
-CONTRACT_TABLES = {
-    "mart_fingerprint_similarity": regimes_frame,
-    "mart_fingerprint_cross_seed": lambda: similarity_frame().rename(
-        columns={"cross_seed_mean": "mean_similarity", "cross_seed_min": "min_similarity",
-                 "cross_seed_cka": "mean_cka"}
-    ).drop(columns=["consecutive_mean", "n_seeds_consecutive"]),
-    "loglik_model_map": map_frame,
-    "diffusion_exponents": exponents_frame,
-    "mart_loglik_vs_exact": vs_exact_frame,
-}
-
-
 @pytest.fixture
 def database(tmp_path):
     path = tmp_path / "published.duckdb"
@@ -233,8 +164,9 @@ def test_queries_read_one_suite(name, database):
     spec = figure_by_name(name)
     data = query(database, spec.sql, "mine")
     assert len(data) == len(BUILDERS[name]())
-    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | ({"regime"} if "regime" in spec.sql
-                                                                                else set())
+    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | (
+        {"regime"} if "regime" in spec.sql else set()
+    )
     plt.close(spec.plot(data))
     assert query(database, spec.sql, "absent").empty
 

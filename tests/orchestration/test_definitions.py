@@ -36,9 +36,23 @@ def materialized(micro_settings, micro_config_path, tmp_path_factory):
 def test_definitions_load_with_one_lineage_graph():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert {"brown_corpus", "pos_tagger", "mini_suite", "eval_tokens", "unigram", "token_stats", "pair_kl",
-            "token_pos", "icl_scores", "mart_expected_convergence", "mart_conditional_convergence",
-            "regression_coefficients", "published_warehouse", "figure1_convergence", "report_page"} <= keys
+    assert {
+        "brown_corpus",
+        "pos_tagger",
+        "mini_suite",
+        "eval_tokens",
+        "unigram",
+        "token_stats",
+        "pair_kl",
+        "token_pos",
+        "icl_scores",
+        "mart_expected_convergence",
+        "mart_conditional_convergence",
+        "regression_coefficients",
+        "published_warehouse",
+        "figure1_convergence",
+        "report_page",
+    } <= keys
     # From checkpoint to figure, one edge at a time.
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("figure1_convergence")).parent_keys}
     assert upstream == {"published_warehouse"}
@@ -49,8 +63,15 @@ def test_definitions_load_with_one_lineage_graph():
     staging_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_pair_kl")).parent_keys}
     assert staging_parents == {"pair_kl", "stg_checkpoints"}
     extraction_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("pair_kl")).parent_keys}
-    assert extraction_parents == {"mini_suite", "eval_tokens", "unigram", "icl_sequences", "fingerprint_probes",
-                                  "loglik_texts", "blimp_pairs"}
+    assert extraction_parents == {
+        "mini_suite",
+        "eval_tokens",
+        "unigram",
+        "icl_sequences",
+        "fingerprint_probes",
+        "loglik_texts",
+        "blimp_pairs",
+    }
     blimp_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_blimp_scores")).parent_keys}
     assert blimp_parents == {"blimp_scores", "stg_checkpoints"}
 
@@ -118,8 +139,10 @@ def test_lake_checks_pass_after_extraction(materialized):
 
 
 def test_figures_and_report_page(materialized, micro_settings):
-    drawn = {"micro": [spec for spec in FIGURES if spec.applies_to("causal")],
-             "micro-mlm": [spec for spec in FIGURES if spec.applies_to("masked")]}
+    drawn = {
+        "micro": [spec for spec in FIGURES if spec.applies_to("causal")],
+        "micro-mlm": [spec for spec in FIGURES if spec.applies_to("masked")],
+    }
     for suite, specs in drawn.items():
         for spec in FIGURES:
             png = micro_settings.paths.reports / suite / f"{spec.name}.png"
@@ -321,7 +344,7 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
 def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from conftest import MICRO_CONFIG
+    from tests.helpers.micro import MICRO_CONFIG
 
     config = tmp_path / "seedconv.toml"
     config.write_text(MICRO_CONFIG + '\n[[suites]]\nname = "pythia"\nkind = "hub"\nsizes = ["14m"]\nseeds = [1, 2]\n')

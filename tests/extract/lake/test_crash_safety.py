@@ -144,8 +144,8 @@ def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro
 def test_dbt_build_killed_midway_then_run_again(tmp_path):
     """Killed with SIGKILL while it builds models, `dbt build` run again passes every test and gives
     the marts of an uninterrupted build: no duplicates, nothing missing."""
-    from lake_fixtures import write_synthetic_lake
-    from test_dbt import DBT_PROJECT, dbt_command, dbt_environment, run_dbt
+    from tests.helpers.dbt import DBT_PROJECT, dbt_command, dbt_environment, run_dbt
+    from tests.helpers.lakes import write_synthetic_lake
 
     reference_dir, crashed_dir = tmp_path / "reference", tmp_path / "crashed"
     synth = write_synthetic_lake(tmp_path / "lake")

@@ -14,7 +14,7 @@ The lake (one `dbt build`, module-scoped) holds three suites:
 - `mlm`, masked: partitions without blimp_scores, icl_scores or loglik, whose manifests list none
   of them; they pass every data test and get no BLiMP rows.
 
-Also a lake written before BLiMP existed (tests/lake_fixtures.write_synthetic_lake) builds with
+Also a lake written before BLiMP existed (tests/helpers/lakes.write_synthetic_lake) builds with
 empty BLiMP marts, and a lake whose BLiMP scores disagree with their manifest or their pairs fails
 on the data tests. Those two build only the models they need (`--select`).
 """
@@ -32,7 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_fixtures import (
+
+from tests.helpers.dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
+from tests.helpers.lakes import (
     blimp_scores_rows,
     make_manifest,
     pair_kl_rows,
@@ -44,7 +46,6 @@ from lake_fixtures import (
     write_synthetic_lake,
     write_unigram,
 )
-from test_dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
 
 SEEDS = (1, 2, 3)
 WORDS = ["The", " jury", " said", " it"]
