@@ -60,7 +60,7 @@ import pyarrow.compute as pc
 
 # The smallest positive normal fp32: a floor for probabilities that the stored copy says are 0.
 PROBABILITY_FLOOR = float(np.finfo(np.float32).tiny)
-# The lake's pair_kl schema (extract.extraction.PAIR_KL_SCHEMA), repeated here so that analysis
+# The lake's pair_kl schema (extract.measures.token_distributions.PAIR_KL), repeated here so that analysis
 # code does not import the extraction (and torch); a test checks that the two agree.
 PAIR_KL_SCHEMA = pa.schema(
     [("seed_a", pa.int32()), ("seed_b", pa.int32()), ("position", pa.int32()), ("kl", pa.float32())]
@@ -144,7 +144,7 @@ def _shared_kl(p_a: np.ndarray, p_b: np.ndarray, shared: np.ndarray) -> np.ndarr
 def pairwise_topk_kl(ids: np.ndarray, logprobs: np.ndarray, tail: np.ndarray, vocab: int) -> np.ndarray:
     """[S, S, N] estimated KL(seed a || seed b) from ids [S, N, k], logprobs [S, N, k], tail [S, N].
 
-    Zeros on the diagonal, like extract.distributions.pairwise_kl.
+    Zeros on the diagonal, like extract.measures.token_distributions.pairwise_kl.
     """
     seeds, n = tail.shape
     kl = np.zeros((seeds, seeds, n))

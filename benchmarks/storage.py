@@ -16,8 +16,8 @@ Prints, for the lake (default: the configured warehouse's, `$SEEDCONV_WAREHOUSE/
 
 The mini suite's vocabulary (2,048) makes top-k ids cheap to store, so the same measurement is
 also made on a token_stats table at a realistic vocabulary (50,304, Pythia's), computed by
-extract.distributions.token_statistics from a small random GPT-NeoX and written by extract.lake
-in a temporary folder. docs/storage.md reports the numbers.
+extract.measures.token_distributions.token_statistics from a small random GPT-NeoX and written
+by extract.lake.partition_store in a temporary folder. docs/storage.md reports the numbers.
 """
 
 from __future__ import annotations
@@ -379,13 +379,12 @@ def realistic_vocab_token_stats(
     Zipf law. "random-init" keeps its logits: near-uniform distributions, the top-k ids spread
     over the whole vocabulary. "peaked" sharpens them and adds a Zipf log-prior over the token
     ids, which gives distributions about as peaked as a trained model's, their top-k on frequent
-    tokens. The statistics come from extract.distributions.token_statistics, as in extraction.
+    tokens. The statistics come from extract.measures.token_distributions.token_statistics, as in extraction.
     """
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    from extract.engine.extractor import TOKEN_STATS_SCHEMA
-    from extract.measures.token_distributions import log_probs, token_statistics, unigram_log_probs
+    from extract.measures.token_distributions import TOKEN_STATS_SCHEMA, log_probs, token_statistics, unigram_log_probs
     from extract.sources.mini_trainer import init_std
 
     scale, zipf_weight = FLAVOURS[flavour]
@@ -437,7 +436,7 @@ def realistic_vocab_token_stats(
 
 
 def realistic_vocab_storage(flavour: str, **options) -> tuple[TableStorage, pa.Table]:
-    """token_stats of `flavour` written by extract.lake.write_partition in a temporary lake, measured."""
+    """token_stats of `flavour` written by `write_partition` in a temporary lake, measured."""
     from extract.lake.partition_store import write_partition
     from extract.lake.tables import checkpoint_dir
 
@@ -506,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         f"Realistic vocabulary (synthetic, not the lake): token_stats at vocabulary {REALISTIC_VOCAB:,}, "
-        f"k = {TARGET_TOP_K}, 4,096 tokens x 5 seeds, written by extract.lake.write_partition"
+        f"k = {TARGET_TOP_K}, 4,096 tokens x 5 seeds, written by extract.lake.partition_store.write_partition"
     )
     for flavour in FLAVOURS:
         started = time.perf_counter()

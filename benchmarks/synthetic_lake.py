@@ -4,7 +4,7 @@ The warehouse benchmark (`benchmarks/warehouse.py`) needs a lake of the paper's 
 5 seeds x 20 steps x 4,662 evaluation tokens) and one of 100 times the tokens, which no model run
 on this machine could produce. `write_synthetic_lake` writes one for any `Grid`: every table of
 docs/architecture.md (Lake contracts) with the contract's schemas, imported from the code that
-writes the real lake, and checkpoint partitions written through `extract.lake.write_partition`,
+writes the real lake, and checkpoint partitions written through `extract.lake.partition_store.write_partition`,
 so a reader never sees half of one.
 
 The values follow a small latent model of training, so that every mart has realistic curves:
@@ -50,7 +50,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from extract.config import IclConfig
-from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
 from extract.inputs.brown_corpus import Document
 from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_documents_table, eval_set_hash
 from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
@@ -58,12 +57,13 @@ from extract.inputs.token_tags import TOKEN_POS_SCHEMA
 from extract.lake.partition_store import (
     MANIFEST,
     read_manifest,
-    suite_table_path,
     write_partition,
     write_table_atomically,
 )
 from extract.lake.tables import checkpoint_dir
 from extract.measures.icl_scores import icl_scores_table
+from extract.measures.token_distributions import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
+from extract.registry import suite_table_path
 
 GENERATOR_VERSION = 1
 EVAL_SET = "brown-heldout"

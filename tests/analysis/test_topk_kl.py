@@ -14,10 +14,9 @@ from analysis.topk_kl import (
     topk_kl,
     vocab_from_token_stats,
 )
-from extract import extraction
 from extract.inputs.eval_tokens import eval_batches
 from extract.lake.tables import checkpoint_dir
-from extract.measures.token_distributions import log_probs, pairwise_kl, token_statistics
+from extract.measures.token_distributions import PAIR_KL, log_probs, pairwise_kl, token_statistics
 from extract.pipeline import extract_checkpoint
 from extract.registry import suite_table_path
 
@@ -158,7 +157,7 @@ def test_pair_kl_from_topk_lines_up_with_pair_kl(extracted_partition, micro_logi
     assert vocab_from_token_stats(token_stats) == vocab
 
     estimated = pair_kl_from_topk(token_stats, vocab)
-    assert PAIR_KL_SCHEMA == extraction.PAIR_KL_SCHEMA == estimated.schema
+    assert PAIR_KL_SCHEMA == PAIR_KL.schema == estimated.schema
     exact = exact.sort_by([("seed_a", "ascending"), ("seed_b", "ascending"), ("position", "ascending")])
     for key in ("seed_a", "seed_b", "position"):
         assert estimated.column(key).to_pylist() == exact.column(key).to_pylist()

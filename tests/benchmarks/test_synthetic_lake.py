@@ -26,12 +26,12 @@ from benchmarks.synthetic_lake import (
     write_synthetic_lake,
 )
 from extract.config import IclConfig
-from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
 from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_set_hash
 from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
 from extract.inputs.token_tags import TOKEN_POS_SCHEMA
 from extract.lake.tables import checkpoint_dir
 from extract.measures.icl_scores import ICL_SCORES_SCHEMA
+from extract.measures.token_distributions import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
 from extract.registry import suite_table_path
 
 # fmt: off

@@ -18,30 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from extract.engine.extractor import PAIR_KL_SCHEMA, TOKEN_STATS_SCHEMA
-
-# The contract's schemas, from the code that writes the real lake.
-from extract.inputs.blimp_pairs import BLIMP_PAIRS_SCHEMA
-from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA
-from extract.inputs.fingerprint_probes import FINGERPRINT_PROBES_SCHEMA
-from extract.inputs.loglik_texts import LOGLIK_TEXTS_SCHEMA
-from extract.inputs.token_tags import TOKEN_POS_SCHEMA
 from extract.lake.tables import checkpoint_dir
-from extract.measures.blimp_scores import BLIMP_SCORES_SCHEMA
-from extract.measures.fingerprints import FINGERPRINTS_SCHEMA
-from extract.measures.icl_scores import ICL_SCORES_SCHEMA
-from extract.measures.text_loglik import LOGLIK_SCHEMA
-from extract.measures.weight_stats import WEIGHT_SKETCHES_SCHEMA, WEIGHT_STATS_SCHEMA
-
-EVAL_DOCUMENTS_SCHEMA = pa.schema(
-    [
-        ("eval_set", pa.string()),
-        ("doc_id", pa.string()),
-        ("category", pa.string()),
-        ("text", pa.string()),
-    ]
-)
-UNIGRAM_SCHEMA = pa.schema([("token_id", pa.int32()), ("count", pa.int64())])
+from extract.registry import TABLES  # the contract's schemas and paths, as the real lake is written
 
 
 def _write(table_rows: dict[str, list], schema: pa.Schema, path: Path) -> Path:
@@ -51,6 +29,12 @@ def _write(table_rows: dict[str, list], schema: pa.Schema, path: Path) -> Path:
     return path
 
 
+def _write_table(name: str, rows: dict[str, list], lake: Path, *where) -> Path:
+    """The lake table `name` from `rows`, at its path for `where` (suite, or suite, size, step)."""
+    table = TABLES[name]
+    return _write(rows, table.schema, table.path(Path(lake), *where))
+
+
 def partition_dir(lake: Path, suite: str, size: str, step: int) -> Path:
     """The directory of one checkpoint partition: checkpoints/suite=/size=/step=."""
     return checkpoint_dir(Path(lake), suite, size, int(step))
@@ -58,12 +42,12 @@ def partition_dir(lake: Path, suite: str, size: str, step: int) -> Path:
 
 def write_eval_documents(lake: Path, rows: dict[str, list]) -> Path:
     """lake/eval_documents/eval_documents.parquet from columns eval_set, doc_id, category, text."""
-    return _write(rows, EVAL_DOCUMENTS_SCHEMA, Path(lake) / "eval_documents" / "eval_documents.parquet")
+    return _write_table("eval_documents", rows, lake)
 
 
 def write_eval_tokens(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/eval_tokens/suite=<suite>/eval_tokens.parquet from the contract's columns."""
-    return _write(rows, EVAL_TOKENS_SCHEMA, Path(lake) / "eval_tokens" / f"suite={suite}" / "eval_tokens.parquet")
+    return _write_table("eval_tokens", rows, lake, suite)
 
 
 def write_one_document(lake: Path, suite: str, token_texts: list[str], token_ids: list[int], window: int) -> None:
@@ -95,32 +79,28 @@ def write_unigram(lake: Path, suite: str, counts: dict[int, int]) -> Path:
     """lake/unigram/suite=<suite>/unigram.parquet: token counts of the reference corpus."""
     token_ids = sorted(counts)
     rows = {"token_id": token_ids, "count": [counts[t] for t in token_ids]}
-    return _write(rows, UNIGRAM_SCHEMA, Path(lake) / "unigram" / f"suite={suite}" / "unigram.parquet")
+    return _write_table("unigram", rows, lake, suite)
 
 
 def write_token_pos(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/token_pos/suite=<suite>/token_pos.parquet from eval_set, position, word, pos, prev_pos."""
-    return _write(rows, TOKEN_POS_SCHEMA, Path(lake) / "token_pos" / f"suite={suite}" / "token_pos.parquet")
+    return _write_table("token_pos", rows, lake, suite)
 
 
 def write_fingerprint_probes(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/fingerprint_probes/suite=<suite>/fingerprint_probes.parquet from probe_id, kind, text, n_tokens."""
-    return _write(
-        rows,
-        FINGERPRINT_PROBES_SCHEMA,
-        Path(lake) / "fingerprint_probes" / f"suite={suite}" / "fingerprint_probes.parquet",
-    )
+    return _write_table("fingerprint_probes", rows, lake, suite)
 
 
 def write_loglik_texts(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/loglik_texts/suite=<suite>/loglik_texts.parquet from text_id, doc_id, text, n_bytes, n_tokens."""
-    return _write(rows, LOGLIK_TEXTS_SCHEMA, Path(lake) / "loglik_texts" / f"suite={suite}" / "loglik_texts.parquet")
+    return _write_table("loglik_texts", rows, lake, suite)
 
 
 def write_blimp_pairs(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/blimp_pairs/suite=<suite>/blimp_pairs.parquet from pair_index, uid, field,
     linguistics_term, pair_id, sentence_good, sentence_bad, n_tokens_good, n_tokens_bad."""
-    return _write(rows, BLIMP_PAIRS_SCHEMA, Path(lake) / "blimp_pairs" / f"suite={suite}" / "blimp_pairs.parquet")
+    return _write_table("blimp_pairs", rows, lake, suite)
 
 
 def make_manifest(
@@ -223,18 +203,18 @@ def write_checkpoint(
     manifest=None leaves the partition incomplete, as a crashed or running extract would.
     """
     directory = partition_dir(lake, suite, size, step)
-    _write(token_stats, TOKEN_STATS_SCHEMA, directory / "token_stats.parquet")
-    _write(pair_kl, PAIR_KL_SCHEMA, directory / "pair_kl.parquet")
-    for name, rows, schema in (
-        ("icl_scores", icl_scores, ICL_SCORES_SCHEMA),
-        ("fingerprints", fingerprints, FINGERPRINTS_SCHEMA),
-        ("weight_stats", weight_stats, WEIGHT_STATS_SCHEMA),
-        ("weight_sketches", weight_sketches, WEIGHT_SKETCHES_SCHEMA),
-        ("loglik", loglik, LOGLIK_SCHEMA),
-        ("blimp_scores", blimp_scores, BLIMP_SCORES_SCHEMA),
+    for name, rows in (
+        ("token_stats", token_stats),
+        ("pair_kl", pair_kl),
+        ("icl_scores", icl_scores),
+        ("fingerprints", fingerprints),
+        ("weight_stats", weight_stats),
+        ("weight_sketches", weight_sketches),
+        ("loglik", loglik),
+        ("blimp_scores", blimp_scores),
     ):
         if rows is not None:
-            _write(rows, schema, directory / f"{name}.parquet")
+            _write_table(name, rows, lake, suite, size, int(step))
     if manifest is not None:
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return directory
@@ -327,7 +307,7 @@ def pair_kl_rows(kl: np.ndarray, seeds: tuple[int, ...] = SEEDS) -> dict[str, li
 
 def token_stats_rows(stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEEDS) -> dict[str, list]:
     """token_stats.parquet columns from [n_seeds, n_positions] arrays (top-k of size 2)."""
-    rows: dict[str, list] = {name: [] for name in TOKEN_STATS_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in TABLES["token_stats"].schema.names}
     for i, seed in enumerate(seeds):
         for pos in range(stats["surprisal"].shape[1]):
             rows["seed"].append(seed)
@@ -344,7 +324,7 @@ def fingerprint_rows(
 ) -> dict[str, list]:
     """fingerprints.parquet columns from a [n_seeds, n_probes, hidden] array (probe_id = index)."""
     n_seeds, n_probes, _ = fingerprints.shape
-    rows: dict[str, list] = {name: [] for name in FINGERPRINTS_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in TABLES["fingerprints"].schema.names}
     for i, seed in zip(range(n_seeds), seeds):
         for probe in range(n_probes):
             rows["seed"].append(int(seed))
@@ -364,7 +344,7 @@ def weight_sketch_rows(sketches: np.ndarray, seeds: tuple[int, ...]) -> dict[str
 
 def loglik_rows(logprob: np.ndarray, seeds: tuple[int, ...], n_tokens: list[int] | None = None) -> dict[str, list]:
     """loglik.parquet columns from a [n_seeds, n_texts] array of log-probabilities (text_id = index)."""
-    rows: dict[str, list] = {name: [] for name in LOGLIK_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in TABLES["loglik"].schema.names}
     for i, seed in enumerate(seeds):
         for text_id in range(logprob.shape[1]):
             rows["seed"].append(int(seed))
@@ -377,7 +357,7 @@ def loglik_rows(logprob: np.ndarray, seeds: tuple[int, ...], n_tokens: list[int]
 def blimp_scores_rows(logprob_good: np.ndarray, logprob_bad: np.ndarray, seeds: tuple[int, ...]) -> dict[str, list]:
     """blimp_scores.parquet columns from two [n_seeds, n_pairs] arrays of sentence log-probabilities
     (pair_index = column index)."""
-    rows: dict[str, list] = {name: [] for name in BLIMP_SCORES_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in TABLES["blimp_scores"].schema.names}
     for i, seed in enumerate(seeds):
         for pair_index in range(logprob_good.shape[1]):
             rows["seed"].append(int(seed))
@@ -437,10 +417,10 @@ def write_synthetic_lake(lake: Path) -> SyntheticLake:
 
 def set_pair_kl(lake: Path, suite: str, size: str, step: int, row: int, kl: float) -> None:
     """Overwrite one row's kl in an existing partition's pair_kl.parquet (to break a lake)."""
-    path = partition_dir(lake, suite, size, step) / "pair_kl.parquet"
+    path = TABLES["pair_kl"].path(Path(lake), suite, size, int(step))
     rows = pq.read_table(path).to_pydict()
     rows["kl"][row] = kl
-    _write(rows, PAIR_KL_SCHEMA, path)
+    _write(rows, TABLES["pair_kl"].schema, path)
 
 
 # --- The analysis lake --------------------------------------------------------------------------
@@ -529,7 +509,7 @@ class AnalysisLake:
 
 def icl_scores_rows(short: np.ndarray, long: np.ndarray, icl: dict[str, int], seeds=ANALYSIS_SEEDS) -> dict:
     """icl_scores.parquet columns from [n_seeds, n_sequences] surprisal arrays."""
-    rows: dict[str, list] = {name: [] for name in ICL_SCORES_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in TABLES["icl_scores"].schema.names}
     for i, seed in enumerate(seeds):
         for sequence_id in range(short.shape[1]):
             rows["seed"].append(seed)

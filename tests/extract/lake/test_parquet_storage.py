@@ -10,9 +10,9 @@ import pytest
 
 from analysis.topk_kl import vocab_from_token_stats
 from benchmarks import storage
-from extract.engine.extractor import TOKEN_STATS_SCHEMA
 from extract.lake.partition_store import write_partition, write_table_atomically
 from extract.lake.tables import checkpoint_dir
+from extract.measures.token_distributions import TOKEN_STATS_SCHEMA
 from extract.pipeline import extract_checkpoint
 from extract.registry import suite_table_path
 
@@ -26,7 +26,7 @@ def extracted_tables(micro_settings):
 
 @pytest.fixture(scope="module")
 def tiny_lake(tmp_path_factory, extracted_tables, micro_settings):
-    """Two partitions written by extract.lake.write_partition, plus one without a manifest."""
+    """Two partitions written by extract.lake.partition_store.write_partition, plus one without a manifest."""
     lake = tmp_path_factory.mktemp("storage") / "lake"
     for step in (8, 9):
         target = checkpoint_dir(lake, "micro", "b", step)
