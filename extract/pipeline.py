@@ -38,6 +38,7 @@ from extract.lake.partition_store import write_partition, write_quarantine, writ
 from extract.lake.tables import checkpoint_dir
 from extract.measures import MEASURES
 from extract.measures.base import Measure, SuiteContext, read_suite_table
+from extract.registry import TABLES
 from extract.sources.mini_trainer import encode_corpus, train_suite
 from extract.sources.suites import Suite, open_suite
 
@@ -122,7 +123,7 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
     }
     for measure in suite_measures(suite.objective):
         for name, table in measure.build_inputs(settings, tokenizer, heldout).items():
-            write_table_atomically(table, next(t for t in measure.inputs if t.name == name).path(lake, suite_name))
+            write_table_atomically(table, TABLES[name].path(lake, suite_name))
             summary[name] = table.num_rows
     return summary
 

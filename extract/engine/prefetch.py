@@ -21,7 +21,7 @@ class Prefetcher:
     memory unconsumed, which bounds host memory whatever the number of checkpoints.
     """
 
-    def __init__(self, items: Iterable, read: Callable[..., CheckpointWeights], depth: int = 2):
+    def __init__(self, items: Iterable, read: Callable[..., CheckpointWeights], depth: int):
         if depth < 1:
             raise ValueError(f"prefetch depth must be at least 1, got {depth}")
         self._items = iter(items)

@@ -56,7 +56,7 @@ class SkeletonMismatch(RuntimeError):
     """A checkpoint's tensors do not fit the model built from its config; the message names it."""
 
 
-def forward_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+def forward_dtype(device: torch.device, requested: str) -> torch.dtype:
     """The dtype of the transformer body's forward pass.
 
     "auto" picks bf16 on a CUDA device that supports it (tensor-core matmuls, and bf16's fp32
@@ -90,8 +90,8 @@ class Skeleton:
         config: PretrainedConfig,
         device: torch.device,
         dtype: torch.dtype,
-        compile: bool = False,
-        objective: str = "causal",
+        compile: bool,
+        objective: str,
     ):
         self.key = architecture_key(config)
         self.device = device
