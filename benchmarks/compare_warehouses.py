@@ -34,9 +34,9 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _scalar(column: pd.Series) -> bool:
-    return not len(column) or not isinstance(
-        column.dropna().iloc[0] if column.notna().any() else None, list | np.ndarray
-    )
+    """False for a column of lists (a top-k list, a fingerprint), which is neither sorted on nor compared."""
+    present = column.dropna()
+    return present.empty or not isinstance(present.iloc[0], list | np.ndarray)
 
 
 def compare(before: pd.DataFrame, after: pd.DataFrame) -> tuple[str, float]:
