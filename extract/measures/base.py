@@ -57,10 +57,6 @@ class SuiteContext:
     def lake(self) -> Path:
         return self.settings.paths.lake
 
-    @property
-    def masked(self) -> bool:
-        return self.suite.objective == "masked"
-
     def read(self, table: LakeTable) -> pa.Table:
         return read_suite_table(self.lake, table, self.suite.name)
 
