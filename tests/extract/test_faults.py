@@ -25,11 +25,11 @@ import requests
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 from safetensors.torch import load_file, save_file
 
-from extract import lake as lake_module
 from extract import pipeline
 from extract.config import ConfigError, load_settings
 from extract.engine.extractor import NonFiniteOutputs
 from extract.inputs.eval_tokens import EvalSetError
+from extract.lake import partition_store as lake_module
 from extract.lake.checks import check_kl_non_negative, check_manifests_complete, check_not_quarantined
 from extract.lake.partition_store import LakeWriteError, read_quarantine
 from extract.lake.tables import checkpoint_dir

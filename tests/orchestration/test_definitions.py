@@ -53,9 +53,15 @@ def test_definitions_load_with_one_lineage_graph():
         "figure1_convergence",
         "report_page",
     } <= keys
-    # From checkpoint to figure, one edge at a time.
+    # From checkpoint to figure, one edge at a time: a figure's parents are the marts its query
+    # reads, and the published copy it reads them from.
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("figure1_convergence")).parent_keys}
-    assert upstream == {"published_warehouse"}
+    assert upstream == {"published_warehouse", "mart_expected_convergence", "mart_model_stats"}
+    loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("loglik_map")).parent_keys}
+    assert loglik_map == {"published_warehouse", "loglik_analysis"}  # the asset that writes its table
+    # Each dbt model sits in the group of its topic folder.
+    assert graph.get(dg.AssetKey("mart_expected_convergence")).group_name == "convergence"
+    assert graph.get(dg.AssetKey("mart_blimp_paradigm")).group_name == "blimp"
     publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
     assert {"regression_coefficients", "loglik_analysis"} <= publish_parents
     mart_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("int_context_convergence")).parent_keys}
@@ -296,9 +302,8 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
 
     from extract.lake.partition_store import read_quarantine
     from extract.lake.tables import checkpoint_dir
-    from orchestration.defs.checkpoint_extraction import checkpoint_extraction
     from orchestration.defs.partitions import checkpoint_partitions
-    from orchestration.materialize import run_assets
+    from orchestration.materialize import EXTRACTION, run_assets
 
     root = tmp_path / "warehouse"
     shutil.copytree(micro_settings.paths.root, root, ignore=shutil.ignore_patterns("reports", "published", "*.duckdb"))
@@ -316,7 +321,7 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
     bad, good = partition_key("micro", "a", 16), partition_key("micro", "a", 32)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("checkpoints", [bad, good])
-        (reasons,) = run_assets(instance, [checkpoint_extraction], partitions=(bad, good))
+        (reasons,) = run_assets(instance, EXTRACTION, partitions=(bad, good))
         assert reasons == f"- {bad} is quarantined: seed 2: {path.parent}: the model gives NaN or infinite activations"
 
         status = instance.get_status_by_partition(dg.AssetKey("pair_kl"), [bad, good], checkpoint_partitions)
@@ -334,7 +339,7 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
         # Any other failure stops the materializer, with the error that caused it.
         (suite / "a-seed3" / "step32" / "model.safetensors").write_bytes(b"not a checkpoint")
         with pytest.raises(SystemExit, match="a-seed3/step32"):
-            run_assets(instance, [checkpoint_extraction], partitions=(good, good))
+            run_assets(instance, EXTRACTION, partitions=(good, good))
 
     assert read_quarantine(root / "lake", "micro", "a", 16)["quarantined"].keys() == {"2"}
     assert not checkpoint_dir(root / "lake", "micro", "a", 16).exists()

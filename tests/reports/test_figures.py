@@ -173,7 +173,7 @@ def test_figures_are_shown_at_one_text_scale(tmp_path):
 # Query files: one per figure and Table 1, every suite's rows, read on a two-suite warehouse
 # ------------------------------------------------------------------------------------------------
 
-MARTS = {path.stem for path in (REPO_ROOT / "dbt_project" / "models" / "marts").glob("*.sql")}
+MARTS = {path.stem for path in (REPO_ROOT / "dbt_project" / "models").glob("*/mart_*.sql")}
 PYTHON_TABLES = {"regression_coefficients", "loglik_model_map", "diffusion_exponents", "loglik_exact_agreement"}
 QUERY_FILES = (*(spec.query_file for spec in FIGURES), TOKEN_RANKINGS)
 

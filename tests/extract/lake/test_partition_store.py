@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from extract import lake
+from extract.lake import partition_store as lake
 from extract.lake.partition_store import read_manifest, recover_interrupted, write_partition, write_table_atomically
 from extract.lake.tables import checkpoint_dir
 
