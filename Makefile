@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test lint format faults bench ui sql venv clean
+.PHONY: demo test lint format faults verify bench ui sql venv clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,11 @@ format: $(STAMP)
 # The fault-injection suite alone (also part of make test): prints the faults tried and survived.
 faults: $(STAMP)
 	$(BIN)/python -m pytest -m fault
+
+# Re-reads every committed partition of the lake against its manifest's sizes and checksums;
+# names the damaged ones and exits 1 if there are any. `make verify QUICK=1`: sizes and footers only.
+verify: $(STAMP)
+	$(BIN)/python -m extract.lake.scrub $(if $(QUICK),--quick)
 
 # Speed and size, printed beside their targets (docs/performance.md). Runs on the demo's
 # warehouse; scratch data goes to warehouse/bench/.

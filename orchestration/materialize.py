@@ -16,6 +16,8 @@ import dagster as dg
 
 from extract.config import Settings
 from extract.lake.checks import MANIFESTS
+from extract.lake.repair import damaged_partitions
+from extract.sources.suites import partition_key
 from orchestration.definitions import defs
 from orchestration.defs.checkpoint_extraction import QUARANTINED
 from orchestration.defs.partitions import checkpoint_partitions
@@ -93,12 +95,14 @@ def extraction_ranges(
     instance: dg.DagsterInstance, settings: Settings, every_partition: bool = False
 ) -> list[tuple[str, str]]:
     """The (first, last) partition ranges to extract: every complete checkpoint of the local suites
-    not yet materialized (a quarantined one is tried again), or all of them with
+    not yet materialized (a quarantined one is tried again, and one set aside as damaged), or all of them with
     `every_partition`. One run per unbroken stretch of the partition order, as a backfill from
     the UI would do. Adds the checkpoints to the instance's partitions."""
     keys = local_checkpoint_keys(settings)
     instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
     done = set() if every_partition else _materialized_partitions(instance)
+    # A partition set aside as damaged is extracted again, although Dagster saw it materialized.
+    done -= {partition_key(*key) for key in damaged_partitions(settings.paths.lake)}
     todo = {key for key in keys if key not in done}
     return contiguous_ranges(instance.get_dynamic_partitions(checkpoint_partitions.name), todo)
 

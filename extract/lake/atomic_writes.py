@@ -15,18 +15,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from extract.lake.durability import fsync_path, fsync_tree
+
 
 @contextmanager
 def replaced_atomically(target: Path) -> Iterator[Path]:
     """A fresh staging path beside `target` (same folder, so the same filesystem) to write a file
-    or a folder at; renamed over `target` when the block ends, removed if it raises."""
+    or a folder at; fsynced and renamed over `target` when the block ends, removed if it raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
     try:
         yield staging
+        fsync_tree(staging)  # contents on disk before the rename publishes them
         if staging.is_dir() and target.is_dir():
             shutil.rmtree(target)  # a folder cannot be renamed over a non-empty one
         os.replace(staging, target)
+        fsync_path(target.parent)  # and the rename itself
     finally:
         if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)

@@ -1,11 +1,11 @@
 """The Parquet lake: hive-partitioned folders written so that readers see all or nothing.
 
 A checkpoint partition is one folder, `checkpoints/suite=<s>/size=<z>/step=<n>/`, holding
-`token_stats.parquet`, `pair_kl.parquet` and `manifest.json`. It is written whole in a staging
-folder and renamed into place, so a reader never sees half of one, and a partition is complete
-when its manifest is there. A rerun replaces a partition whole; the old copy waits in `.trash/`
-until the new one is in place, so a crash between the two renames loses nothing
-(`recover_interrupted` puts it back).
+one Parquet file per table and `manifest.json`. It is written whole in a staging folder, fsynced,
+and renamed into place, so a reader never sees half of one, and a partition is complete when its
+manifest is there; the manifest records each file's size and checksum (extract/lake/integrity.py).
+A rerun replaces a partition whole; the old copy waits in `.trash/` until the new one is in place,
+so a crash between the two renames loses nothing (`recover_interrupted` puts it back).
 
 A checkpoint whose models give NaN or infinite outputs is not written: its partition gets a
 quarantine record, `quarantine/suite=<s>/size=<z>/step=<n>.json`, naming each seed and what is
@@ -26,9 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from extract.lake.atomic_writes import replaced_atomically
+from extract.lake.durability import fsync_path, fsync_tree
+from extract.lake.integrity import file_records
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
+DAMAGED = "damaged"
 STAGING = ".staging"
 TRASH = ".trash"
 STALE_STAGING_S = 24 * 3600
@@ -36,6 +39,11 @@ STALE_STAGING_S = 24 * 3600
 
 class LakeWriteError(OSError):
     """A write to the lake failed (a full disk, a lost mount); what was stored before is intact."""
+
+
+def damaged_dir(lake: Path, suite: str, size: str, step: int) -> Path:
+    """Where damaged copies of the partition are set aside (extract/lake/repair.py)."""
+    return lake / DAMAGED / f"suite={suite}" / f"size={size}" / f"step={step}"
 
 
 def quarantine_path(lake: Path, suite: str, size: str, step: int) -> Path:
@@ -124,7 +132,10 @@ def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manif
                 _write_parquet(table, staging / f"{name}.parquet")
             if "timings_s" in manifest:  # a manifest that carries timings records the write's too
                 manifest = {**manifest, "timings_s": {**manifest["timings_s"], "write": time.perf_counter() - started}}
+            # The manifest, written last, records every file's size and checksum (the scrub's reference).
+            manifest = {**manifest, "files": file_records(staging)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            fsync_tree(staging)  # contents on disk before the rename publishes them
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             # Nothing has touched `target` yet: its old copy, if any, is as it was.
@@ -132,10 +143,12 @@ def write_partition(lake: Path, target: Path, tables: dict[str, pa.Table], manif
                 error.errno, f"writing the partition {target} failed, its previous copy is untouched: {error}"
             ) from error
         _swap_into_place(lake, staging, target)
+        fsync_path(target.parent)  # and the rename itself
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if "suite" in manifest:  # the partition is good now: an older quarantine no longer holds
+    if "suite" in manifest:  # the partition is good now: an older quarantine or damage no longer holds
         quarantine_path(lake, manifest["suite"], manifest["size"], manifest["step"]).unlink(missing_ok=True)
+        shutil.rmtree(damaged_dir(lake, manifest["suite"], manifest["size"], manifest["step"]), ignore_errors=True)
     return manifest
 
 

@@ -6,7 +6,7 @@ import duckdb
 
 from analysis import loglik
 from analysis.regression import fit_all_steps
-from orchestration.defs.resources import SeedconvSettings
+from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 
 GROUP = "analysis"
 # The tables each Python analysis writes into the warehouse, by the asset that writes them.
@@ -16,7 +16,12 @@ WRITTEN_BY = {
 }
 
 
-@dg.asset(group_name=GROUP, kinds={"statsmodels", "duckdb"}, deps=[dg.AssetKey("mart_regression_features")])
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"statsmodels", "duckdb"},
+    deps=[dg.AssetKey("mart_regression_features")],
+)
 def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Per step: OLS of conv on log frequency, PoS of s_t and s_{t-1}, and size (clustered SEs).
 
@@ -41,7 +46,12 @@ def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"numpy", "duckdb"}, deps=[dg.AssetKey(name) for name in loglik.INPUTS])
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[dg.AssetKey(name) for name in loglik.INPUTS],
+)
 def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Log-likelihood vectors (Oyama et al.): the model map, diffusion exponents, agreement with exact KL.
 

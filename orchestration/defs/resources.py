@@ -4,6 +4,10 @@ import dagster as dg
 
 from extract.config import Settings, load_settings
 
+# Every asset that writes the DuckDB file runs in this pool, whose limit is 1 (dagster.yaml's
+# default), so a second warehouse build waits for the first instead of failing on DuckDB's lock.
+WAREHOUSE_POOL = "warehouse"
+
 
 class SeedconvSettings(dg.ConfigurableResource):
     """Where the warehouse lives and what to evaluate.

@@ -9,10 +9,12 @@ import duckdb
 import pytest
 
 from extract.lake.checks import MANIFESTS
+from extract.lake.tables import checkpoint_dir
 from extract.registry import PARTITION_TABLES
 from extract.sources.suites import partition_key
 from orchestration.definitions import defs
 from orchestration.defs.dbt_warehouse import manifest_is_stale, warehouse_models
+from orchestration.defs.lake_scrub import repair_damaged
 from orchestration.defs.report_assets import report_page
 from orchestration.defs.resources import SeedconvSettings
 from orchestration.defs.schedules import extraction_is_newer, refresh_warehouse
@@ -380,3 +382,41 @@ def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch
         # ... once its interval has passed, it is, and the new revision is requested.
         later, new_cursor = evaluate(str(float(cursor) - HUB_INTERVAL_S))
         assert later == ["pythia|14m|step2"] and float(new_cursor) >= float(cursor) and len(listed) == 4
+
+
+@pytest.mark.fault
+def test_a_damaged_partition_leaves_the_build_and_comes_back_once_extracted_again(
+    materialized, micro_settings, micro_config_path, tmp_path, monkeypatch
+):
+    """Half of a committed pair_kl file is cut off: the warehouse build sets that partition aside and
+    builds from everything else, the sensor repair_damaged requests its extraction, and the next
+    build has its rows again, equal to the rows it had."""
+    root = tmp_path / "warehouse"
+    shutil.copytree(micro_settings.paths.root, root, ignore=shutil.ignore_patterns("reports", "published"))
+    monkeypatch.setenv("SEEDCONV_CONFIG", str(micro_config_path))
+    monkeypatch.setenv("SEEDCONV_WAREHOUSE", str(root))
+    key = partition_key("micro", "b", 4)
+    sql = "select * from mart_expected_convergence where suite = 'micro' and size = 'b' order by step"
+
+    def rows() -> list:
+        with duckdb.connect(str(root / "seedconv.duckdb"), read_only=True) as connection:
+            return connection.execute(sql).fetchall()
+
+    before = rows()
+    pair_kl = checkpoint_dir(root / "lake", "micro", "b", 4) / "pair_kl.parquet"
+    pair_kl.write_bytes(pair_kl.read_bytes()[: pair_kl.stat().st_size // 2])
+    dbt_models = list(warehouse_models.keys)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("checkpoints", materialized.get_dynamic_partitions("checkpoints"))
+        job = defs.resolve_job_def("warehouse_job")
+        assert job.execute_in_process(instance=instance, asset_selection=dbt_models).success
+        assert [row[2] for row in rows()] == [0, 1, 2, 8], "built from everything else"
+
+        context = dg.build_sensor_context(instance=instance, resources={"seedconv": SeedconvSettings()})
+        (request,) = repair_damaged(context).run_requests
+        assert request.partition_key == key
+        extraction = defs.resolve_job_def("extraction_job")
+        assert extraction.execute_in_process(instance=instance, partition_key=key).success
+        assert not repair_damaged(context).run_requests
+        assert job.execute_in_process(instance=instance, asset_selection=dbt_models).success
+    assert rows() == before
