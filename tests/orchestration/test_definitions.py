@@ -6,6 +6,7 @@ import shutil
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 
 from extract.lake.checks import MANIFESTS
@@ -398,9 +399,9 @@ def test_a_damaged_partition_leaves_the_build_and_comes_back_once_extracted_agai
     key = partition_key("micro", "b", 4)
     sql = "select * from mart_expected_convergence where suite = 'micro' and size = 'b' order by step"
 
-    def rows() -> list:
+    def rows() -> pd.DataFrame:
         with duckdb.connect(str(root / "seedconv.duckdb"), read_only=True) as connection:
-            return connection.execute(sql).fetchall()
+            return connection.execute(sql).df()
 
     before = rows()
     pair_kl = checkpoint_dir(root / "lake", "micro", "b", 4) / "pair_kl.parquet"
@@ -410,7 +411,7 @@ def test_a_damaged_partition_leaves_the_build_and_comes_back_once_extracted_agai
         instance.add_dynamic_partitions("checkpoints", materialized.get_dynamic_partitions("checkpoints"))
         job = defs.resolve_job_def("warehouse_job")
         assert job.execute_in_process(instance=instance, asset_selection=dbt_models).success
-        assert [row[2] for row in rows()] == [0, 1, 2, 8], "built from everything else"
+        assert rows()["step"].tolist() == [0, 1, 2, 8], "built from everything else"
 
         context = dg.build_sensor_context(instance=instance, resources={"seedconv": SeedconvSettings()})
         (request,) = repair_damaged(context).run_requests
@@ -419,4 +420,5 @@ def test_a_damaged_partition_leaves_the_build_and_comes_back_once_extracted_agai
         assert extraction.execute_in_process(instance=instance, partition_key=key).success
         assert not repair_damaged(context).run_requests
         assert job.execute_in_process(instance=instance, asset_selection=dbt_models).success
-    assert rows() == before
+    # The same rows; DuckDB sums in parallel, so a mean may differ in its last bit between builds.
+    pd.testing.assert_frame_equal(rows(), before, rtol=1e-12)
