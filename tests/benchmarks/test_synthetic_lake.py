@@ -43,7 +43,7 @@ PENN_TAGS = {
 # extract.pipeline.extract_checkpoint's manifest keys
 MANIFEST_KEYS = {
     "suite", "size", "step", "n_params", "seeds", "checkpoints", "eval_set", "eval_set_hash", "top_k", "device",
-    "code_version", "created_at", "rows", "timings_s",
+    "code_version", "created_at", "rows", "timings_s", "files",
 }
 # fmt: on
 
@@ -113,6 +113,7 @@ def test_manifests_describe_their_partitions(lake):
         assert manifest["code_version"] == TINY.code_version
         tables = read_partition(lake, TINY.suite, size, step)
         assert manifest["rows"] == {name: table.num_rows for name, table in tables.items()}
+        assert set(manifest["files"]) == {f"{name}.parquet" for name in tables}  # each with its checksum
     assert manifest["rows"] == {
         "token_stats": 3 * TINY.n_tokens,
         "pair_kl": 6 * TINY.n_tokens,
