@@ -50,7 +50,8 @@ def scrub(lake: Path, deep: bool = True) -> ScrubReport:
             continue
         files = [path for path in directory.iterdir() if path.is_file() and path.name != MANIFEST]
         report.files += len(files)
-        report.bytes += sum(path.stat().st_size for path in files) if deep else 0
+        if deep and "files" in manifest:  # bytes read against checksums (older manifests have none)
+            report.bytes += sum(path.stat().st_size for path in files)
         problems = partition_problems(directory, manifest, deep=deep)
         if problems:
             report.damaged[key] = problems
