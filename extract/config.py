@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A source named "hub:<dataset id>" is a Hugging Face dataset (BLiMP, an evaluation corpus).
+HUB_PREFIX = "hub:"
 
 
 class ConfigError(ValueError):
@@ -61,10 +63,23 @@ class WarehousePaths:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The evaluation tokens every checkpoint is run on."""
+    """The evaluation tokens every checkpoint is run on; per suite, [[suites]]'s `eval` overrides it."""
 
+    # Where the text comes from (extract/inputs/text_corpus.py): "brown" (held-out Brown), a path
+    # (a .txt file, a folder of them, or a .jsonl/.parquet/.csv file), or "hub:<dataset id>".
+    corpus: str = "brown"
+    text_column: str = "text"  # the column holding each document's text (JSON lines, Parquet, CSV, datasets)
+    split: str = "validation"  # the split of a hub dataset
+    sample_seed: int | None = None  # documents in a random order seeded by this; unset: the corpus's order
+    # The unigram reference (KL to unigram, token frequencies): "train" (Brown's training split, the
+    # mini suites' training data), a source as for `corpus`, or a Parquet file of token_id, count.
+    unigram: str = "train"
     n_tokens: int = 5000  # about the paper's 4,662
-    window: int = 128  # tokens per window; context_len runs 0 .. window - 1
+    window: int = 128  # tokens per window, the model's context; context_len runs 0 .. window - 1
+    # Tokens between window starts; unset: the window (no overlap). With overlap, each token is
+    # scored once, in the window that gives it the most context (each window after a document's
+    # first keeps its last `stride` predictions), as the published code's 2,048/1,024 scheme does.
+    stride: int | None = None
     heldout_every: int = 25  # every 25th Brown document is held out of training
     top_k: int = 32
     batch_windows: int = 32  # windows per forward pass
@@ -74,13 +89,29 @@ class EvalConfig:
     batch_masked: int = 256  # masked LMs: masked copies of windows per forward pass (one per target)
 
     def __post_init__(self) -> None:
+        for name in ("corpus", "text_column", "split", "unigram"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"eval.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.sample_seed is not None:
+            _check_range("eval.sample_seed", self.sample_seed, 0, 2**63 - 1)
         _check_range("eval.n_tokens", self.n_tokens, 1, 10_000_000)
         _check_range("eval.window", self.window, 2, 1_000_000)
+        if self.stride is not None:
+            _check_range("eval.stride", self.stride, 1, 1_000_000)
+            if self.stride > self.window:
+                raise ConfigError(
+                    f"eval.stride ({self.stride}) is larger than eval.window ({self.window}): the tokens "
+                    "between windows would never be scored"
+                )
         _check_range("eval.heldout_every", self.heldout_every, 2, 500)
         _check_range("eval.top_k", self.top_k, 1, 1_000_000)
         _check_range("eval.batch_windows", self.batch_windows, 1, 100_000)
         _check_range("eval.batch_masked", self.batch_masked, 1, 1_000_000)
         _check_range("eval.masked_window", self.masked_window, 2, 1_000_000)
+
+    @property
+    def window_stride(self) -> int:
+        return self.window if self.stride is None else self.stride
 
 
 @dataclass(frozen=True)
@@ -189,7 +220,6 @@ class WeightsConfig:
 
 # The slim BLiMP copy shipped beside the project (../shared/data/blimp, CC BY 4.0; see its README).
 SHARED_BLIMP = REPO_ROOT.parent / "shared" / "data" / "blimp" / "blimp_slim.jsonl.gz"
-BLIMP_HUB_PREFIX = "hub:"
 
 
 @dataclass(frozen=True)
@@ -216,7 +246,7 @@ class BlimpConfig:
 
     @property
     def hub_dataset(self) -> str | None:
-        return self.source.removeprefix(BLIMP_HUB_PREFIX) if self.source.startswith(BLIMP_HUB_PREFIX) else None
+        return self.source.removeprefix(HUB_PREFIX) if self.source.startswith(HUB_PREFIX) else None
 
 
 @dataclass(frozen=True)
@@ -322,6 +352,7 @@ class SuiteConfig:
     sizes: tuple[str, ...] = ()  # hub suites: which sizes (MultiBERT has one, "base")
     seeds: tuple[int, ...] = ()  # hub suites: which seeds
     steps: tuple[int, ...] = ()  # hub suites: which steps (empty: all the suite publishes)
+    eval: EvalConfig | None = None  # [eval] with this suite's `eval` keys over it; None: [eval]
 
     def __post_init__(self) -> None:
         if self.kind not in SUITE_KINDS:
@@ -365,6 +396,10 @@ class Settings:
         )
         return (*minis, *self.suites)
 
+    def eval_for(self, suite: str) -> EvalConfig:
+        """The evaluation settings of one suite: its own `eval` keys over [eval]."""
+        return self.suite(suite).eval or self.eval
+
     def suite(self, name: str) -> SuiteConfig:
         for suite in self.all_suites:
             if suite.name == name:
@@ -383,7 +418,8 @@ def _section(raw: dict, name: str, cls):
 
 def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) -> Settings:
     """Builds Settings from a parsed TOML document (a pure function, for tests)."""
-    eval_config = EvalConfig(**_section(raw, "eval", EvalConfig))
+    eval_values = _eval_sources(_section(raw, "eval", EvalConfig), base_dir)
+    eval_config = EvalConfig(**eval_values)
     icl = IclConfig(**_section(raw, "icl", IclConfig))
     extraction = ExtractionConfig(**_section(raw, "extraction", ExtractionConfig))
     fingerprint_values = dict(_section(raw, "fingerprint", FingerprintConfig))
@@ -399,7 +435,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     if "paradigms" in blimp_values:
         blimp_values["paradigms"] = tuple(blimp_values["paradigms"])
     source = blimp_values.get("source")
-    if isinstance(source, str) and source and not source.startswith(BLIMP_HUB_PREFIX):
+    if isinstance(source, str) and source and not source.startswith(HUB_PREFIX):
         blimp_values["source"] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
     blimp = BlimpConfig(**blimp_values)
     mini = _mini_suite(raw, "mini", {})
@@ -414,6 +450,12 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         for key in ("sizes", "seeds", "steps"):
             if key in spec:
                 spec[key] = tuple(spec[key])
+        if "eval" in spec:
+            overrides = spec["eval"]
+            unknown = set(overrides) - set(EvalConfig.__dataclass_fields__)
+            if unknown:
+                raise ConfigError(f"unknown keys in suites.{spec.get('name')}.eval: {sorted(unknown)}")
+            spec["eval"] = EvalConfig(**{**eval_values, **_eval_sources(overrides, base_dir)})
         try:
             suites.append(SuiteConfig(**spec))
         except TypeError as error:
@@ -436,6 +478,16 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         blimp=blimp,
         mini_mlm=mini_mlm,
     )
+
+
+def _eval_sources(values: dict, base_dir: Path) -> dict:
+    """[eval] keys with `corpus` and `unigram` paths made absolute (relative to the config file)."""
+    values = dict(values)
+    for key, keyword in (("corpus", "brown"), ("unigram", "train")):
+        source = values.get(key)
+        if isinstance(source, str) and source and source != keyword and not source.startswith(HUB_PREFIX):
+            values[key] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
+    return values
 
 
 def _mini_suite(raw: dict, section: str, defaults: dict) -> MiniSuiteConfig:

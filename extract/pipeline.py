@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
@@ -30,9 +31,12 @@ from extract.inputs.eval_tokens import (
     eval_documents_table,
     eval_set_hash,
     masked_eval_batches,
+    read_counts,
+    table_hash,
     unigram_counts,
 )
 from extract.inputs.penn_tagger import install_perceptron_tagger
+from extract.inputs.text_corpus import BROWN, BROWN_TRAIN, CorpusSource, documents_hash, read_documents, sample_order
 from extract.inputs.token_tags import TOKEN_POS, token_pos_table
 from extract.lake.partition_store import write_partition, write_quarantine, write_table_atomically
 from extract.lake.tables import checkpoint_dir
@@ -98,34 +102,78 @@ def suite_measures(objective: str) -> list[type[Measure]]:
     return [measure for measure in MEASURES if measure.applies_to(objective)]
 
 
+def eval_corpus(settings: Settings, suite_name: str) -> tuple[str, list[Document]]:
+    """(eval set name, documents in the order they are taken) of the suite's evaluation corpus."""
+    config = settings.eval_for(suite_name)
+    if config.corpus == BROWN:
+        name, documents = EVAL_SET, corpus_split(settings)[1]
+    else:
+        documents = read_documents(CorpusSource(config.corpus, config.text_column, config.split))
+        # The name says which texts: two suites on the same corpus share its documents' rows.
+        name = f"{CorpusSource(config.corpus).label()}-{documents_hash(documents)[7:15]}"
+    return name, sample_order(documents, config.sample_seed)
+
+
+def unigram_reference(settings: Settings, suite_name: str, tokenizer) -> pa.Table:
+    """The suite's unigram counts: of Brown's training split (what the mini suites train on), of a
+    configured corpus through the suite's tokenizer, or read from a Parquet of token_id, count."""
+    config = settings.eval_for(suite_name)
+    if config.unigram == BROWN_TRAIN:
+        texts = [d.text for d in corpus_split(settings)[0]]
+    elif (counts := read_counts(config.unigram, vocab_size=len(tokenizer))) is not None:
+        return counts
+    else:
+        source = CorpusSource(config.unigram, config.text_column, config.split)
+        texts = [d.text for d in read_documents(source)]
+    return unigram_counts(encode_corpus(tokenizer, texts))
+
+
 def build_eval_set(settings: Settings, suite_name: str) -> dict:
-    """Writes the suite's eval_tokens, its unigram counts and each of its measures' inputs (and the
-    shared eval_documents); returns what the Dagster asset shows of them."""
+    """Writes the suite's eval_tokens, its unigram counts and each of its measures' inputs (and its
+    documents' rows of eval_documents); returns what the Dagster asset shows of them."""
     suite = open_suite(settings.suite(suite_name))
+    config = settings.eval_for(suite_name)
     tokenizer = suite.load_tokenizer()
-    train, heldout = corpus_split(settings)
+    eval_set, documents = eval_corpus(settings, suite_name)
     lake = settings.paths.lake
 
-    write_table_atomically(eval_documents_table(EVAL_SET, heldout), EVAL_DOCUMENTS.path(lake))
-    window = settings.eval.masked_window if suite.objective == "masked" else settings.eval.window
-    tokens = build_eval_tokens(EVAL_SET, heldout, tokenizer, settings.eval.n_tokens, window)
+    if suite.objective == "masked":  # each target has its own masked copy of its window: no overlap
+        tokens = build_eval_tokens(eval_set, documents, tokenizer, config.n_tokens, config.masked_window)
+    else:
+        tokens = build_eval_tokens(eval_set, documents, tokenizer, config.n_tokens, config.window, config.stride)
+    used = set(tokens.column("doc_id").to_pylist())
+    write_eval_documents(lake, eval_documents_table(eval_set, [d for d in documents if d.doc_id in used]))
     write_table_atomically(tokens, EVAL_TOKENS.path(lake, suite_name))
-    # The unigram reference is the training split, as seen through this suite's tokenizer.
-    counts = unigram_counts(encode_corpus(tokenizer, [d.text for d in train]))
+    counts = unigram_reference(settings, suite_name, tokenizer)
     write_table_atomically(counts, UNIGRAM.path(lake, suite_name))
     summary = {
         "objective": suite.objective,
+        "eval_corpus": config.corpus,
+        "eval_set": eval_set,
         "eval_set_hash": eval_set_hash(tokens),
         "n_tokens": tokens.num_rows,
-        "n_documents": len({d for d in tokens.column("doc_id").to_pylist()}),
+        "n_documents": len(used),
         "n_windows": len(set(tokens.column("window_id").to_pylist())),
+        "unigram": config.unigram,
         "unigram_tokens": int(sum(counts.column("count").to_pylist())),
     }
     for measure in suite_measures(suite.objective):
-        for name, table in measure.build_inputs(settings, tokenizer, heldout).items():
+        for name, table in measure.build_inputs(settings, tokenizer, documents).items():
             write_table_atomically(table, TABLES[name].path(lake, suite_name))
             summary[name] = table.num_rows
     return summary
+
+
+def write_eval_documents(lake: Path, documents: pa.Table) -> None:
+    """Replaces this eval set's rows of the lake's eval_documents, keeping every other eval set's.
+
+    Suites are prepared one after another (one Dagster asset), so there is no concurrent writer."""
+    path = EVAL_DOCUMENTS.path(lake)
+    (eval_set,) = set(documents.column("eval_set").to_pylist())
+    if path.exists():
+        kept = pq.read_table(path).filter(pc.field("eval_set") != eval_set)
+        documents = pa.concat_tables([kept.cast(documents.schema), documents])
+    write_table_atomically(documents, path)
 
 
 def build_extractor(
@@ -145,20 +193,29 @@ def build_extractor(
     else:
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         batches = eval_batches(tokens, bos)
+    unigram = read_suite_table(settings.paths.lake, UNIGRAM, suite.name)
+    config = settings.eval_for(suite.name)
     context = SuiteContext(settings, suite, tokenizer, bos)
     chosen = suite_measures(suite.objective) if measures is None else measures
     built = [measure.for_suite(context) for measure in chosen]
     extractor = Extractor(
         suite,
         batches,
-        read_suite_table(settings.paths.lake, UNIGRAM, suite.name),
+        unigram,
         built,
         tokenizer_vocab=len(tokenizer),
-        eval=settings.eval,
+        eval=config,
         extraction=settings.extraction,
         device=device or default_device(),
     )
-    identity = {"objective": suite.objective, "eval_set": EVAL_SET, "eval_set_hash": eval_set_hash(tokens)}
+    identity = {
+        "objective": suite.objective,
+        "eval_corpus": config.corpus,
+        "eval_set": tokens.column("eval_set")[0].as_py(),
+        "eval_set_hash": eval_set_hash(tokens),
+        "unigram": config.unigram,
+        "unigram_hash": table_hash(unigram),
+    }
     for measure in built:
         identity.update(measure.identity())
     return extractor, identity
@@ -245,7 +302,7 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         "seeds": suite.seeds(result.size),
         "checkpoints": result.checkpoints,
         **identity,
-        "top_k": settings.eval.top_k,
+        "top_k": settings.eval_for(suite.name).top_k,
         "n_tokens": result.n_tokens,
         "device": device,
         "forward_dtype": result.forward_dtype,

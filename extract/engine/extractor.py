@@ -294,10 +294,22 @@ class Extractor:
     def _skeleton(self, weights: CheckpointWeights) -> Skeleton:
         key = architecture_key(weights.config)
         if key not in self._skeletons:
+            self._check_context(weights)
             self._skeletons[key] = Skeleton(
                 weights.config, self.device, self.dtype, compile=self.compile, objective=self.objective
             )
         return self._skeletons[key]
+
+    def _check_context(self, weights: CheckpointWeights) -> None:
+        """An evaluation window must fit the model's positions (BOS or [CLS] and [SEP] included)."""
+        config = weights.config
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        length = (self.batches.windows if self.masked else self.batches.input_ids).shape[1]
+        if limit and length > limit:
+            raise EvalSetError(
+                f"the evaluation windows are {length} tokens long but {weights.source} reads at most {limit}: "
+                f"lower eval.{'masked_window' if self.masked else 'window'} and rebuild the eval set"
+            )
 
     def _run_seed(
         self, skeleton: Skeleton, weights: CheckpointWeights, checkpoint, timings: dict[str, float]

@@ -14,11 +14,13 @@ read at the masked position, so it is the masked token's (`MaskedEvalBatches`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -68,21 +70,40 @@ def eval_documents_table(eval_set: str, documents: Sequence[Document]) -> pa.Tab
     )
 
 
+def window_spans(n: int, window: int, stride: int) -> Iterator[tuple[int, int, int]]:
+    """(start, first scored, end) of each window over a document of `n` tokens.
+
+    Windows start every `stride` tokens and hold up to `window`; each token is scored once, in
+    the first window that reaches it, which is the one that gives it the most context: a window
+    after the first scores only the tokens past the previous window's end (its last `stride`).
+    """
+    scored_to = 0
+    for start in range(0, n, stride):
+        end = min(start + window, n)
+        if end > scored_to:
+            yield start, scored_to, end
+            scored_to = end
+        if end == n:
+            return
+
+
 def build_eval_tokens(
     eval_set: str,
     documents: Sequence[Document],
     tokenizer: PreTrainedTokenizerBase,
     n_tokens: int,
     window: int,
+    stride: int | None = None,
 ) -> pa.Table:
-    """One row per predicted token: its id, text, character span and context length."""
+    """One row per scored token: its id, text, character span and context length (the tokens
+    before it in its window), windows of `window` tokens every `stride` (default: `window`)."""
     rows: dict[str, list] = {name: [] for name in EVAL_TOKENS_SCHEMA.names}
     window_id = 0
     for document in documents:
         encoding = tokenizer(document.text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
-        for start in range(0, len(ids), window):
-            for context_len, index in enumerate(range(start, min(start + window, len(ids)))):
+        for start, first, end in window_spans(len(ids), window, stride or window):
+            for index in range(first, end):
                 if len(rows["position"]) == n_tokens:
                     return pa.table(rows, schema=EVAL_TOKENS_SCHEMA)
                 char_start, char_end = offsets[index]
@@ -94,12 +115,22 @@ def build_eval_tokens(
                 rows["token_text"].append(document.text[char_start:char_end])
                 rows["char_start"].append(char_start)
                 rows["char_end"].append(char_end)
-                rows["context_len"].append(context_len)
+                rows["context_len"].append(index - start)
             window_id += 1
+    if len(rows["position"]) == n_tokens:
+        return pa.table(rows, schema=EVAL_TOKENS_SCHEMA)
     raise EvalSetError(
-        f"eval.n_tokens is {n_tokens} but the {len(documents)} held-out documents give only "
-        f"{len(rows['position'])} tokens: lower eval.n_tokens or eval.heldout_every"
+        f"eval.n_tokens is {n_tokens} but the {len(documents)} documents of the evaluation corpus give only "
+        f"{len(rows['position'])} tokens: lower eval.n_tokens, or give a larger corpus"
     )
+
+
+def table_hash(table: pa.Table) -> str:
+    """Identifies a table's values (for the manifest): the unigram counts a partition used."""
+    digest = hashlib.sha256()
+    for column in table.columns:
+        digest.update(column.to_numpy().astype(np.int64).tobytes())
+    return "sha256:" + digest.hexdigest()
 
 
 def eval_set_hash(eval_tokens: pa.Table) -> str:
@@ -115,7 +146,8 @@ class EvalBatches:
     """The evaluation set as model inputs: windows of token ids behind a BOS token.
 
     input_ids[w, i] is the token before target i of window w (BOS for i = 0); position[w, i] is
-    that target's row in eval_tokens, or -1 where a short window is padded.
+    that target's row in eval_tokens, or -1 where the target is not scored in this window (a
+    short window's padding, or an overlapping window's first tokens, scored in the window before).
     """
 
     input_ids: torch.Tensor  # [W, L] int64
@@ -131,17 +163,27 @@ class EvalBatches:
 def eval_batches(eval_tokens: pa.Table, bos_token_id: int) -> EvalBatches:
     if eval_tokens.num_rows == 0:
         raise EvalSetError("the evaluation set is empty")
-    window_ids = eval_tokens.column("window_id").to_numpy()
-    context_len = eval_tokens.column("context_len").to_numpy()
-    token_ids = eval_tokens.column("token_id").to_numpy()
-    positions = eval_tokens.column("position").to_numpy()
-    _, window_index = np.unique(window_ids, return_inverse=True)
+    # In position order, rows are the documents' tokens in order, with no gaps.
+    tokens = eval_tokens.sort_by("position")
+    window_ids = tokens.column("window_id").to_numpy()
+    context_len = tokens.column("context_len").to_numpy()
+    token_ids = tokens.column("token_id").to_numpy()
+    positions = tokens.column("position").to_numpy()
+    doc_ids = tokens.column("doc_id").to_numpy(zero_copy_only=False)
+    _, first_row, window_index = np.unique(window_ids, return_index=True, return_inverse=True)
     n_windows, length = window_index.max() + 1, context_len.max() + 1
 
     targets = np.full((n_windows, length), bos_token_id, dtype=np.int64)
     position = np.full((n_windows, length), -1, dtype=np.int64)
     targets[window_index, context_len] = token_ids
     position[window_index, context_len] = positions
+    # An overlapping window's first tokens were scored in earlier windows: they are the rows just
+    # before its first scored row, and they are fed to the model but not scored again.
+    for window in np.flatnonzero(context_len[first_row]):
+        row, lead = first_row[window], context_len[first_row[window]]
+        if row < lead or len(set(doc_ids[row - lead : row + 1])) != 1:
+            raise EvalSetError("eval_tokens lacks the tokens before an overlapping window: rebuild the eval set")
+        targets[window, :lead] = token_ids[row - lead : row]
     input_ids = np.concatenate([np.full((n_windows, 1), bos_token_id), targets[:, :-1]], axis=1)
     return EvalBatches(torch.from_numpy(input_ids), torch.from_numpy(targets), torch.from_numpy(position))
 
@@ -206,3 +248,24 @@ def unigram_counts(token_stream: np.ndarray) -> pa.Table:
     """Token counts of a reference corpus, the basis of the unigram distribution."""
     token_ids, counts = np.unique(token_stream, return_counts=True)
     return pa.table({"token_id": token_ids.astype(np.int32), "count": counts.astype(np.int64)}, schema=UNIGRAM_SCHEMA)
+
+
+def read_counts(source: str, vocab_size: int) -> pa.Table | None:
+    """A Parquet file of (token_id, count) as the unigram counts; None when `source` is not one
+    (another file, a folder or a dataset, to be read as text)."""
+    path = Path(source)
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return None
+    names = pq.read_schema(path).names
+    if not {"token_id", "count"} <= set(names):
+        return None
+    counts = pq.read_table(path, columns=["token_id", "count"])
+    ids, values = counts.column("token_id").to_numpy(), counts.column("count").to_numpy()
+    if len(ids) == 0 or values.sum() <= 0:
+        raise EvalSetError(f"the unigram counts {path} are empty")
+    if ids.min() < 0 or ids.max() >= vocab_size or values.min() < 0 or len(np.unique(ids)) != len(ids):
+        raise EvalSetError(
+            f"the unigram counts {path} must have distinct token ids in [0, {vocab_size}) (the tokenizer's) "
+            "and counts of at least 0"
+        )
+    return pa.table({"token_id": ids.astype(np.int32), "count": values.astype(np.int64)}, schema=UNIGRAM_SCHEMA)
