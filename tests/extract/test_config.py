@@ -40,6 +40,12 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
         ('[blimp]\nsource = ""', "blimp.source"),
         ("[eval]\nbatch_masked = 0", "eval.batch_masked"),
         ("[mini_mlm]\nseeds = [3]", "mini_mlm.seeds needs at least two"),
+        ("[eval]\nwindow = 8\nstride = 9", r"eval.stride \(9\) is larger than eval.window \(8\)"),
+        ("[eval]\nstride = 0", "eval.stride"),
+        ('[eval]\ncorpus = ""', "eval.corpus must be a non-empty string"),
+        ("[eval]\nsample_seed = -1", "eval.sample_seed"),
+        ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\n[suites.eval]\nstride = 999', "eval.stride"),
+        ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\n[suites.eval]\nbogus = 1', "suites.p.eval"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):
@@ -62,3 +68,22 @@ def test_hub_suite_entry(tmp_path):
     )
     hub = settings.suite("polypythia")
     assert (hub.kind, hub.sizes, hub.seeds) == ("hub", ("14m",), (0, 1))
+
+
+def test_the_papers_polypythia_preset_in_seedconv_toml_parses_as_documented(tmp_path):
+    """The commented suite `polypythia-paper` of seedconv.toml, uncommented, is the paper's setting."""
+    lines = (REPO_ROOT / "seedconv.toml").read_text().splitlines()
+    start = lines.index('# name = "polypythia-paper"') - 1
+    block = []
+    for line in lines[start:]:
+        if line.strip() == "#":
+            break
+        block.append(line.removeprefix("# "))
+    settings = parse_settings(tomllib.loads("\n".join(block)), tmp_path)
+    suite = settings.suite("polypythia-paper")
+    assert suite.sizes == ("14m", "31m", "70m", "160m", "410m") and suite.seeds == tuple(range(10))
+    assert suite.steps == (0, *(2**i for i in range(10)), *(1000 * 2**i for i in range(8)))
+    config = settings.eval_for("polypythia-paper")
+    assert (config.n_tokens, config.window, config.stride, config.sample_seed) == (4662, 2048, 1024, 0)
+    assert config.corpus == "/data/pile/val.jsonl" and config.unigram.endswith("train_unigram.parquet")
+    assert settings.eval_for("mini") == settings.eval  # the other suites keep [eval]
