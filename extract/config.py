@@ -70,6 +70,7 @@ class EvalConfig:
     corpus: str = "brown"
     text_column: str = "text"  # the column holding each document's text (JSON lines, Parquet, CSV, datasets)
     split: str = "validation"  # the split of a hub dataset
+    subset: str | None = None  # the configuration of a hub dataset that has several (wikitext-103-raw-v1)
     sample_seed: int | None = None  # documents in a random order seeded by this; unset: the corpus's order
     # The unigram reference (KL to unigram, token frequencies): "train" (Brown's training split, the
     # mini suites' training data), a source as for `corpus`, or a Parquet file of token_id, count.

@@ -108,7 +108,7 @@ def eval_corpus(settings: Settings, suite_name: str) -> tuple[str, list[Document
     if config.corpus == BROWN:
         name, documents = EVAL_SET, corpus_split(settings)[1]
     else:
-        documents = read_documents(CorpusSource(config.corpus, config.text_column, config.split))
+        documents = read_documents(CorpusSource(config.corpus, config.text_column, config.split, config.subset))
         # The name says which texts: two suites on the same corpus share its documents' rows.
         name = f"{CorpusSource(config.corpus).label()}-{documents_hash(documents)[7:15]}"
     return name, sample_order(documents, config.sample_seed)
@@ -123,7 +123,7 @@ def unigram_reference(settings: Settings, suite_name: str, tokenizer) -> pa.Tabl
     elif (counts := read_counts(config.unigram, vocab_size=len(tokenizer))) is not None:
         return counts
     else:
-        source = CorpusSource(config.unigram, config.text_column, config.split)
+        source = CorpusSource(config.unigram, config.text_column, config.split, config.subset)
         texts = [d.text for d in read_documents(source)]
     return unigram_counts(encode_corpus(tokenizer, texts))
 

@@ -7,8 +7,9 @@
 - a path: a plain-text file (one document), a folder of them (`*.txt`, one document per file,
   in path order), or a JSON-lines (`.jsonl`, `.jsonl.gz`), Parquet or CSV file with one
   document per row in the column `eval.text_column`;
-- `hub:<dataset id>`: a Hugging Face dataset, split `eval.split`, column `eval.text_column`, read
-  by `datasets.load_dataset` (from the Hub, or from its cache with HF_HUB_OFFLINE=1).
+- `hub:<dataset id>`: a Hugging Face dataset, split `eval.split` (and configuration `eval.subset`,
+  if it has several), column `eval.text_column`, read by `datasets.load_dataset` (from the Hub,
+  or from its cache with HF_HUB_OFFLINE=1).
 
 For `unigram`, a Parquet file with the columns `token_id` and `count` is taken as the counts
 themselves (the training data's, counted elsewhere).
@@ -51,6 +52,7 @@ class CorpusSource:
     spec: str  # "brown", "train", "hub:<id>" or a path
     text_column: str = "text"
     split: str = "validation"
+    subset: str | None = None  # a hub dataset's configuration name
 
     @property
     def hub_dataset(self) -> str | None:
@@ -186,7 +188,7 @@ def _hub_documents(source: CorpusSource) -> list[Document]:
     except ImportError as error:  # an optional dependency for a user who removed it
         raise CorpusError(f"reading the dataset {dataset_id!r} needs the package `datasets`") from error
     try:
-        dataset = datasets.load_dataset(dataset_id, split=source.split)
+        dataset = datasets.load_dataset(dataset_id, source.subset, split=source.split)
     # Broad on purpose: offline, a missing split or config, and a private dataset each raise
     # their own type, from datasets, huggingface_hub or the HTTP client; the user needs the name.
     except Exception as error:

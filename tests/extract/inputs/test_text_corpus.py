@@ -53,6 +53,20 @@ def test_a_hub_dataset_is_read_through_datasets(tmp_path):
         _read(f"hub:{folder}", text_column="body")
 
 
+def test_a_hub_dataset_with_several_configurations_is_read_by_its_subset(tmp_path):
+    folder = tmp_path / "dataset"
+    for subset, texts in (("small", TEXTS[:2]), ("big", TEXTS[2:])):
+        (folder / subset).mkdir(parents=True)
+        pq.write_table(pa.table({"text": texts}), folder / subset / "validation.parquet")
+    configs = "".join(
+        f"- config_name: {name}\n  data_files:\n  - split: validation\n    path: {name}/validation.parquet\n"
+        for name in ("small", "big")
+    )
+    (folder / "README.md").write_text(f"---\nconfigs:\n{configs}---\n")
+    assert _read(f"hub:{folder}", subset="big") == TEXTS[2:]
+    assert _read(f"hub:{folder}", subset="small") == TEXTS[:2]
+
+
 def test_an_unreachable_hub_dataset_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path))
