@@ -1,10 +1,12 @@
 """The evaluation tokens every checkpoint of a suite is run on, and the unigram reference.
 
-The evaluation set is cut from held-out Brown documents, which no mini-suite run trains on:
-each document is tokenized with the suite's tokenizer and split into windows of at most
-`window` tokens; windows are taken in document order until `n_tokens` targets are collected.
-Each window is fed to a causal model behind a BOS token, so every token of it is predicted and
-its context length (the number of real tokens before it in the window) runs from 0.
+The evaluation set is cut from the suite's evaluation corpus (extract/inputs/text_corpus.py;
+by default held-out Brown documents, which no mini-suite run trains on): each document is
+tokenized with the suite's tokenizer and split into windows of at most `window` tokens, one
+every `stride` tokens; windows are taken in document order until `n_tokens` targets are
+collected, each token scored once (`window_spans`). Each window is fed to a causal model behind
+a BOS token, so every token of it is predicted and its context length (the number of real
+tokens before it in the window) runs from 0.
 
 A masked LM sees the same windows as `[CLS] window [SEP]` and predicts each token from a copy of
 its window in which that token, and only that token, is replaced by `[MASK]`: the prediction is
@@ -47,11 +49,13 @@ EVAL_DOCUMENTS_SCHEMA = pa.schema(
 )
 UNIGRAM_SCHEMA = pa.schema([("token_id", pa.int32()), ("count", pa.int64())])
 
-EVAL_DOCUMENTS = LakeTable("eval_documents", EVAL_DOCUMENTS_SCHEMA, LAKE, "The held-out Brown documents, as text.")
+EVAL_DOCUMENTS = LakeTable(
+    "eval_documents", EVAL_DOCUMENTS_SCHEMA, LAKE, "The documents of every evaluation set, as text."
+)
 EVAL_TOKENS = LakeTable(
     "eval_tokens", EVAL_TOKENS_SCHEMA, SUITE, "Per suite, the evaluation tokens with context lengths."
 )
-UNIGRAM = LakeTable("unigram", UNIGRAM_SCHEMA, SUITE, "Per suite, token counts of the training split.")
+UNIGRAM = LakeTable("unigram", UNIGRAM_SCHEMA, SUITE, "Per suite, token counts of the unigram reference corpus.")
 
 
 class EvalSetError(ValueError):
