@@ -27,7 +27,7 @@ from transformers.utils import logging as transformers_logging
 
 from benchmarks import machine
 from benchmarks.extraction import forward_flops_per_token
-from extract.config import IclConfig, load_settings
+from extract.config import FORWARD_PRECISIONS, IclConfig, load_settings
 from extract.engine.extractor import Extractor, NonFiniteOutputs, Quarantine, default_device
 from extract.inputs.eval_tokens import eval_batches
 from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
@@ -151,8 +151,9 @@ def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits
     shutil.rmtree(lake, ignore_errors=True)
 
     flops = forward_flops_per_token(pythia_config(size), args.window) * n_tokens * len(SEEDS) * steps
-    dtype = str(extractor.dtype).removeprefix("torch.")
-    peak = limits.matmul_flops.get(dtype, limits.matmul_flops["float32"])
+    # The fp32 matmul rate is measured without TF32, so a TF32 forward is compared with plain fp32.
+    dtype = extractor.precision.name if extractor.precision.name in limits.matmul_flops else "float32"
+    peak = limits.matmul_flops[dtype]
     token_seeds = n_tokens * len(SEEDS) * steps
     shares = ", ".join(
         f"{name} {timings.get(name, 0.0) / wall:.0%}"
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=2, help="partitions per size, to measure the steady state")
     parser.add_argument("--window", type=int, default=2048, help="tokens per evaluation window (Pythia's context)")
     parser.add_argument("--batch-windows", type=int, default=4)
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--dtype", default="float32", choices=FORWARD_PRECISIONS, help="the body's forward precision")
     parser.add_argument("--device", default=None)
     parser.add_argument("--root", type=Path, default=None, help="scratch folder (default warehouse/bench/pythia)")
     parser.add_argument("--keep", action="store_true", help="keep the random checkpoints for the next run")

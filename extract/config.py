@@ -15,6 +15,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A source named "hub:<dataset id>" is a Hugging Face dataset (BLiMP, an evaluation corpus).
 HUB_PREFIX = "hub:"
+# The transformer body's forward precisions (extract/engine/skeleton.py, `Precision`); the first
+# is the default.
+FORWARD_PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
 class ConfigError(ValueError):
@@ -119,7 +122,7 @@ class EvalConfig:
 class ExtractionConfig:
     """How the extraction uses the machine; none of these change a stored number beyond rounding."""
 
-    dtype: str = "auto"  # the transformer body's forward dtype: auto, float32 or bfloat16
+    dtype: str = "float32"  # the transformer body's forward precision: float32, tf32 or bfloat16
     chunk_mib: int = 1024  # device memory for one chunk's fp32 vocabulary-sized tensors
     prefetch: int = 2  # checkpoints read ahead on a background thread
     compile: bool = True  # torch.compile the transformer body, once per architecture
@@ -127,8 +130,15 @@ class ExtractionConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.compile, bool):
             raise ConfigError(f"extraction.compile must be true or false, got {self.compile!r}")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise ConfigError(f"extraction.dtype must be auto, float32 or bfloat16, got {self.dtype!r}")
+        if self.dtype == "auto":
+            # "auto" meant bf16 on GPUs; a setting that changes the numbers should be written out.
+            raise ConfigError(
+                'extraction.dtype = "auto" is no longer accepted: the transformer body runs in fp32 by default '
+                'on every device. Write dtype = "float32" (or leave it out) for that, or "bfloat16" / "tf32" '
+                "to opt into a faster, less exact forward (docs/performance.md, Forward precision)"
+            )
+        if self.dtype not in FORWARD_PRECISIONS:
+            raise ConfigError(f"extraction.dtype must be one of {', '.join(FORWARD_PRECISIONS)}, got {self.dtype!r}")
         _check_range("extraction.chunk_mib", self.chunk_mib, 1, 1_000_000)
         _check_range("extraction.prefetch", self.prefetch, 1, 64)
 

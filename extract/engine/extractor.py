@@ -39,7 +39,7 @@ import torch
 
 from extract.config import EvalConfig, ExtractionConfig
 from extract.engine.prefetch import Prefetcher
-from extract.engine.skeleton import Head, Skeleton, architecture_key, forward_dtype
+from extract.engine.skeleton import Head, Skeleton, architecture_key, forward_precision
 from extract.inputs.eval_tokens import EvalBatches, EvalSetError, MaskedEvalBatches
 from extract.measures.base import ExtractionError, Measure, NonFiniteOutputs, SeedModel
 from extract.measures.token_distributions import (
@@ -160,7 +160,7 @@ class Extractor:
         self.top_k = eval.top_k
         self.windows_per_batch = eval.batch_masked if self.masked else eval.batch_windows
         self.device = device
-        self.dtype = forward_dtype(self.device, extraction.dtype)
+        self.precision = forward_precision(extraction.dtype)
         self.chunk_bytes = extraction.chunk_bytes
         self.prefetch = extraction.prefetch
         self.compile = extraction.compile
@@ -277,7 +277,7 @@ class Extractor:
             n_params=sum(p.numel() for p in skeleton.model.parameters()) if skeleton else 0,
             checkpoints=provenance,
             timings_s=timings,
-            forward_dtype=str(self.dtype).removeprefix("torch."),
+            forward_dtype=self.precision.name,
             n_tokens=len(self.positions),
             checkpoint_bytes=n_bytes,
             objective=self.objective,
@@ -296,7 +296,7 @@ class Extractor:
         if key not in self._skeletons:
             self._check_context(weights)
             self._skeletons[key] = Skeleton(
-                weights.config, self.device, self.dtype, compile=self.compile, objective=self.objective
+                weights.config, self.device, self.precision, compile=self.compile, objective=self.objective
             )
         return self._skeletons[key]
 

@@ -4,10 +4,10 @@ Building a Hugging Face model allocates and randomly initialises every parameter
 per checkpoint costs more than the checkpoint's forward pass at small sizes. A `Skeleton` is built
 once per architecture and `load` copies a checkpoint's tensors into it.
 
-The model is split where precision matters: the transformer body runs in the forward dtype (bf16
-on GPUs that support it), and the unembedding runs in fp32 from the checkpoint's own fp32 (or
-upcast) output-embedding weights (and bias, where the head has one), so log-softmax and KL see
-fp32 logits of fp32 weights.
+The model is split where precision matters: the transformer body runs in the forward precision
+(`Precision`: fp32 unless bf16 or TF32 is asked for), and the unembedding runs in fp32 from the
+checkpoint's own fp32 (or upcast) output-embedding weights (and bias, where the head has one), so
+log-softmax and KL see fp32 logits of fp32 weights.
 
 Masked LMs (BERT) put a transform (dense, GELU, LayerNorm) between the encoder and the output
 embedding; `head_input` applies it, in the forward dtype, to the positions that are predicted
@@ -17,6 +17,8 @@ only, so the encoder's states stay available for the fingerprints.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, PretrainedC
 from transformers.conversion_mapping import get_model_conversion_mapping
 from transformers.core_model_loading import WeightRenaming, rename_source_key
 
+from extract.config import FORWARD_PRECISIONS
 from extract.sources.checkpoint_reader import CheckpointWeights
 
 # Buffers older checkpoints carry that current models rebuild from their config.
@@ -45,7 +48,8 @@ class Head:
         return self.weight.shape[0]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = hidden.float() @ self.weight.T
+        with cuda_tf32(False):  # fp32 whatever the body ran in or the process switched on
+            logits = hidden.float() @ self.weight.T
         return logits if self.bias is None else logits + self.bias
 
     def is_finite(self) -> bool:
@@ -56,22 +60,54 @@ class SkeletonMismatch(RuntimeError):
     """A checkpoint's tensors do not fit the model built from its config; the message names it."""
 
 
-def forward_dtype(device: torch.device, requested: str) -> torch.dtype:
-    """The dtype of the transformer body's forward pass.
+@contextmanager
+def cuda_tf32(allowed: bool) -> Iterator[None]:
+    """CUDA's fp32 matmuls may round their inputs to TF32 (10 mantissa bits) while inside; restored after.
 
-    "auto" picks bf16 on a CUDA device that supports it (tensor-core matmuls, and bf16's fp32
-    exponent range means no overflow) and fp32 elsewhere: CPUs without bf16 matmul units run bf16
-    slower than fp32. fp16 is never chosen: its range overflows in large models' activations.
+    A CUDA-only switch: CPU matmuls are fp32 either way.
     """
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the transformer body runs: its tensors' dtype, and whether its fp32 matmuls may use TF32.
+
+    "float32" (the default) is exact fp32 on every device. "bfloat16" and "tf32" are opt-ins,
+    faster on GPUs and less exact (docs/performance.md, Forward precision, measures by how much):
+    bf16 keeps the weights and activations in bf16 (8 mantissa bits; fp32's exponent range, so no
+    overflow); TF32 keeps fp32 tensors and lets CUDA's matmuls round their inputs to 10 mantissa
+    bits. On a CPU TF32 is exactly fp32, and bf16 runs slower than fp32 on CPUs without bf16
+    matrix units. fp16 is not offered: its range overflows in large models' activations.
+    """
+
+    name: str  # "float32", "tf32" or "bfloat16": what the manifest records as forward_dtype
+    dtype: torch.dtype
+    tf32: bool
+
+    @property
+    def exact(self) -> bool:
+        return self.dtype == torch.float32 and not self.tf32
+
+    def body(self) -> AbstractContextManager[None]:
+        """The context the body's forward runs in: TF32 on only where asked for."""
+        return cuda_tf32(self.tf32)
+
+
+def forward_precision(requested: str) -> Precision:
+    """The transformer body's forward precision, from `extraction.dtype`."""
     if requested == "float32":
-        return torch.float32
+        return Precision("float32", torch.float32, tf32=False)
+    if requested == "tf32":
+        return Precision("tf32", torch.float32, tf32=True)
     if requested == "bfloat16":
-        return torch.bfloat16
-    if requested != "auto":
-        raise ValueError(f"forward dtype must be auto, float32 or bfloat16, got {requested!r}")
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+        return Precision("bfloat16", torch.bfloat16, tf32=False)
+    raise ValueError(f"forward precision must be one of {', '.join(FORWARD_PRECISIONS)}, got {requested!r}")
 
 
 def architecture_key(config: PretrainedConfig) -> str:
@@ -83,23 +119,23 @@ def architecture_key(config: PretrainedConfig) -> str:
 
 
 class Skeleton:
-    """One model on `device` in `dtype`, reused for every checkpoint of one architecture."""
+    """One model on `device` in `precision`, reused for every checkpoint of one architecture."""
 
     def __init__(
         self,
         config: PretrainedConfig,
         device: torch.device,
-        dtype: torch.dtype,
+        precision: Precision,
         compile: bool,
         objective: str,
     ):
         self.key = architecture_key(config)
         self.device = device
-        self.dtype = dtype
+        self.precision = precision
         self.objective = objective
         auto = AutoModelForMaskedLM if objective == "masked" else AutoModelForCausalLM
         with torch.device(device):
-            model: PreTrainedModel = auto.from_config(config, dtype=dtype)
+            model: PreTrainedModel = auto.from_config(config, dtype=precision.dtype)
         self.model = model.eval()
         self.body = model.base_model
         self._transform = self._head_transform(model) if objective == "masked" else None
@@ -200,19 +236,23 @@ class Skeleton:
         inputs = {"input_ids": input_ids, "use_cache": False}
         if attention_mask is not None:
             inputs["attention_mask"] = attention_mask
-        if self.compiled:
-            try:
-                return self._forward(**inputs).last_hidden_state
-            # Broad on purpose: a machine without a working compiler toolchain fails inside
-            # inductor in many ways; the eager body gives the same numbers, only slower.
-            except Exception as error:
-                warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
-                self._forward, self.compiled = self.body, False
-        return self.body(**inputs).last_hidden_state
+        with self.precision.body():
+            if self.compiled:
+                try:
+                    return self._forward(**inputs).last_hidden_state
+                # Broad on purpose: a machine without a working compiler toolchain fails inside
+                # inductor in many ways; the eager body gives the same numbers, only slower.
+                except Exception as error:
+                    warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
+                    self._forward, self.compiled = self.body, False
+            return self.body(**inputs).last_hidden_state
 
     def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
         """What the output embedding is applied to: the hidden states, through BERT's transform if any."""
-        return hidden if self._transform is None else self._transform(hidden)
+        if self._transform is None:
+            return hidden
+        with self.precision.body():
+            return self._transform(hidden)
 
     def _verify(self, head: Head, source: str) -> None:
         """Checks once per skeleton that head(body(x)) is the model's own logits.
@@ -224,9 +264,11 @@ class Skeleton:
         ids = torch.arange(min(8, head.vocab), device=self.device)[None]
         with torch.inference_mode():
             # The eager body: compiling for this one-off shape would cost more than the check.
-            split = head.logits(self.head_input(self.body(input_ids=ids).last_hidden_state))
-            whole = self.model(input_ids=ids).logits.float()
-        tolerance = 1e-4 if self.dtype == torch.float32 else 5e-2
+            with self.precision.body():
+                hidden = self.body(input_ids=ids).last_hidden_state
+                whole = self.model(input_ids=ids).logits.float()
+            split = head.logits(self.head_input(hidden))
+        tolerance = 1e-4 if self.precision.exact else 5e-2
         scale = whole.abs().max().clamp(min=1.0)
         if not torch.isfinite(split).all():
             return  # non-finite weights are reported by the extraction, naming the checkpoint

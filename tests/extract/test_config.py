@@ -15,6 +15,7 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
     assert settings.blimp.pairs_per_paradigm == 20 and settings.blimp.source.endswith("blimp_slim.jsonl.gz")
     assert settings.suite("mini").path == tmp_path / "suites" / "mini"
     assert settings.paths.lake == tmp_path / "lake"
+    assert settings.extraction.dtype == "float32"  # fp32 on every device unless asked otherwise
 
 
 @pytest.mark.parametrize(
@@ -46,11 +47,19 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
         ("[eval]\nsample_seed = -1", "eval.sample_seed"),
         ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\n[suites.eval]\nstride = 999', "eval.stride"),
         ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\n[suites.eval]\nbogus = 1', "suites.p.eval"),
+        ('[extraction]\ndtype = "auto"', 'no longer accepted.*dtype = "float32"'),
+        ('[extraction]\ndtype = "float16"', "extraction.dtype must be one of float32, tf32, bfloat16"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):
     with pytest.raises(ConfigError, match=message):
         parse_settings(tomllib.loads(document), tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "tf32", "bfloat16"])
+def test_forward_precisions_are_accepted(tmp_path, dtype):
+    assert parse_settings(tomllib.loads(f'[extraction]\ndtype = "{dtype}"'), tmp_path).extraction.dtype == dtype
+    assert parse_settings({}, tmp_path).extraction.dtype == "float32"
 
 
 def test_missing_and_malformed_files(tmp_path):

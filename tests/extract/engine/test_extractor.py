@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from extract.engine.extractor import ExtractionError, Extractor, chunk_rows
+from extract.engine.skeleton import Head, cuda_tf32, forward_precision
 from extract.inputs.eval_tokens import eval_batches
 from extract.lake.partition_store import read_manifest
 from extract.lake.tables import checkpoint_dir
@@ -227,6 +228,40 @@ def test_bf16_forward_stays_close_to_fp32(micro_suite, micro_settings):
     exact, approximate = fp32.tables["pair_kl"].column("kl").to_numpy(), bf16.tables["pair_kl"].column("kl").to_numpy()
     assert not np.array_equal(exact, approximate)  # the body really ran in bf16
     assert np.median(np.abs(approximate - exact) / exact) < 0.05
+
+
+def test_tf32_is_fp32_on_a_cpu(micro_suite, micro_settings):
+    fp32 = _extractor(micro_suite, micro_settings, dtype="float32").extract("b", 8)
+    tf32 = _extractor(micro_suite, micro_settings, dtype="tf32").extract("b", 8)
+    assert tf32.forward_dtype == "tf32"  # the manifest says what was asked for
+    _assert_same(fp32, tf32)  # TF32 is a mode of CUDA's matmuls: a CPU's stay fp32
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # switched on only during the body's forward
+
+
+def test_the_tf32_switch_is_set_for_the_body_alone_and_restored():
+    tf32, fp32, bf16 = forward_precision("tf32"), forward_precision("float32"), forward_precision("bfloat16")
+    assert (tf32.dtype, bf16.dtype) == (torch.float32, torch.bfloat16)
+    assert (fp32.exact, tf32.exact, bf16.exact) == (True, False, False)
+    seen = []
+    head = Head(torch.eye(3))
+    original = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True  # as a process might have set it
+        with fp32.body():
+            seen.append(torch.backends.cuda.matmul.allow_tf32)
+            with cuda_tf32(True):
+                seen.append(torch.backends.cuda.matmul.allow_tf32)
+            seen.append(torch.backends.cuda.matmul.allow_tf32)
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+        with tf32.body():
+            seen.append(torch.backends.cuda.matmul.allow_tf32)
+        head.logits(torch.ones(2, 3))
+        seen.append(torch.backends.cuda.matmul.allow_tf32)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = original
+    assert seen == [False, True, False, True, True, True]
+    with pytest.raises(ValueError, match="float32, tf32, bfloat16"):
+        forward_precision("auto")
 
 
 def test_manifest_records_how_the_partition_was_computed(extracted):
