@@ -62,6 +62,7 @@ verify: $(STAMP)
 bench: demo
 	$(BIN)/python -m benchmarks.extraction
 	$(BIN)/python -m benchmarks.pythia_scale
+	$(BIN)/python -m benchmarks.precision
 	$(BIN)/python -m benchmarks.storage
 	$(BIN)/python -m benchmarks.warehouse
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,16 +70,21 @@ def pythia_config(size: str) -> GPTNeoXConfig:
     )
 
 
-def write_suite(root: Path, size: str, steps: int) -> LocalSuite:
-    """Random-weight checkpoints of `size` for every seed and steps 0..steps-1 (reused if present)."""
+def write_suite(
+    root: Path, size: str, steps: int, seeds: Sequence[int] = SEEDS, config: GPTNeoXConfig | None = None
+) -> LocalSuite:
+    """Random-weight checkpoints of `size` for `seeds` and steps 0..steps-1 (reused if present).
+
+    The architecture is PolyPythia's for `size` unless `config` gives another (tests use tiny ones).
+    """
     transformers_logging.disable_progress_bar()
-    for seed in SEEDS:
+    for seed in seeds:
         for step in range(steps):
             folder = root / f"{size}-seed{seed}" / f"step{step}"
             if (folder / "model.safetensors").exists():
                 continue
             torch.manual_seed(seed * 1000 + step)
-            model = GPTNeoXForCausalLM(pythia_config(size)).to(torch.float16)
+            model = GPTNeoXForCausalLM(config or pythia_config(size)).to(torch.float16)
             staging = folder.with_name(folder.name + ".partial")
             model.save_pretrained(staging)
             staging.rename(folder)

@@ -1,4 +1,6 @@
-"""The benchmarks' own arithmetic: architectures, FLOP counts and measured limits."""
+"""The benchmarks' own arithmetic: architectures, FLOP counts, measured limits and precision errors."""
+
+import math
 
 import pytest
 import torch
@@ -6,7 +8,8 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from benchmarks.extraction import forward_flops_per_token
 from benchmarks.machine import disk_read_bandwidth, matmul_flops
-from benchmarks.pythia_scale import PYTHIA_SIZES, pythia_config, synthetic_inputs
+from benchmarks.precision import precision_errors
+from benchmarks.pythia_scale import PYTHIA_SIZES, VOCAB, pythia_config, synthetic_inputs, write_suite
 from extract.config import IclConfig
 
 
@@ -55,3 +58,30 @@ def test_synthetic_inputs_have_the_requested_shape():
     assert int(batches.targets.max()) < 50_304
     assert sequences.num_rows == 3 and len(sequences.column("token_ids")[0]) == 11
     assert unigram.column("count").to_numpy().sum() == 1_000_000
+
+
+def test_precision_errors_on_a_tiny_model(tmp_path):
+    # Pythia's vocabulary (the synthetic tokens use all of it), a body far smaller than 14m's.
+    config = GPTNeoXConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        rotary_pct=0.25,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    suite = write_suite(tmp_path, "tiny", steps=1, seeds=(1, 2), config=config)
+    result = precision_errors(
+        suite, "tiny", ["float32", "bfloat16"], n_tokens=64, window=32, device=torch.device("cpu")
+    )
+    fp32, bf16 = result.errors
+    assert result.n_params > 0 and 0 < result.entropy <= math.log(VOCAB) + 1e-3
+    assert fp32.n_kls == bf16.n_kls == 2 * 64  # every token, both ordered pairs
+    assert (fp32.median, fp32.p99, fp32.conv_shift) == (0.0, 0.0, 0.0)  # the fp32 reference, run again
+    assert 0 < bf16.median <= bf16.p99 and bf16.conv_shift != 0
+    numbers = [bf16.kl_median, bf16.median, bf16.p99, bf16.conv_fp32, bf16.conv_shift, bf16.conv_shift_relative]
+    assert all(math.isfinite(x) for x in numbers) and bf16.conv_fp32 < 0
+    assert len(result.table_rows()) == 2
