@@ -75,8 +75,8 @@ class SizeErrors:
     def table_rows(self) -> list[str]:
         return [
             f"| {self.size} | {self.n_params / 1e6:,.0f}M | {e.precision} | {e.n_kls:,} | {self.entropy:.2f} | "
-            f"{e.kl_median:.3f} | {e.median:.2%} | {e.p99:.2%} | {e.conv_fp32:.4f} | {e.conv_shift:+.2e} | "
-            f"{e.conv_shift_relative:+.3%} | {self.reference_s:.1f} / {e.forward_s:.1f} |"
+            f"{e.kl_median:.3f} | {e.median:.3%} | {e.p99:.3%} | {e.conv_fp32:.4f} | {e.conv_shift:+.2e} | "
+            f"{e.conv_shift_relative:+.4%} | {self.reference_s:.1f} / {e.forward_s:.1f} |"
             for e in self.errors
         ]
 
