@@ -102,6 +102,7 @@ def synthetic_inputs(n_tokens: int, window: int, icl: IclConfig, seed: int = 0):
     tokens = pa.table(
         {
             "position": position.astype(np.int32),
+            "doc_id": pa.array(["synthetic"] * n_tokens, pa.string()),  # one document: no window crosses two
             "token_id": ids,
             "window_id": (position // window).astype(np.int32),
             "context_len": (position % window).astype(np.int32),
