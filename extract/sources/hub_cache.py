@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from huggingface_hub import scan_cache_dir
+from huggingface_hub import constants, scan_cache_dir
 from huggingface_hub.errors import CacheNotFound
 
 
@@ -23,11 +23,19 @@ def source(repo_id: str, revision: str) -> str:
     return f"{repo_id}@{revision}"
 
 
+def _scan(cache_dir: Path | str | None):
+    """The cache the downloads go to, scanned; None without one. `scan_cache_dir` alone would
+    take the folder named when huggingface_hub was imported, `hf_hub_download` the current one."""
+    try:
+        return scan_cache_dir(cache_dir or constants.HF_HUB_CACHE)
+    except CacheNotFound:
+        return None
+
+
 def repos_size(repo_ids: Collection[str], cache_dir: Path | str | None = None) -> int:
     """Bytes the cached repositories `repo_ids` hold (each blob once per repository); 0 without a cache."""
-    try:
-        info = scan_cache_dir(cache_dir)
-    except CacheNotFound:
+    info = _scan(cache_dir)
+    if info is None:
         return 0
     return sum(repo.size_on_disk for repo in info.repos if repo.repo_type == "model" and repo.repo_id in repo_ids)
 
@@ -42,9 +50,8 @@ def evict_stored_revisions(
     oldest downloaded first, until those repositories hold at most `budget_bytes`; returns the
     sources deleted. A revision not named in `evictable` is never touched, so the budget may stay
     exceeded when what is left is still needed."""
-    try:
-        info = scan_cache_dir(cache_dir)
-    except CacheNotFound:
+    info = _scan(cache_dir)
+    if info is None:
         return []
     repos = [repo for repo in info.repos if repo.repo_type == "model" and repo.repo_id in repo_ids]
     held = sum(repo.size_on_disk for repo in repos)
