@@ -176,6 +176,12 @@ def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
         ("top_k = 8", "top_k = 0", "eval.top_k"),
         ("compile = false", "compile = false\nchunk_mib = 0", "extraction.chunk_mib"),
         ("seeds = [1, 2, 3]", "seeds = [1]", "mini.seeds needs at least two seeds"),
+        (
+            "[mini_mlm.sizes.a]",
+            '[[suites]]\nname = "pythia"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
+            'repo_pattern = "pythia-data-seed"\n\n[mini_mlm.sizes.a]',
+            r"suites\.pythia\.repo_pattern: 'pythia-data-seed' is neither a built-in pattern \(polypythia, data-seed",
+        ),
     ],
 )
 def test_settings_out_of_range_stop_the_run_before_it_starts(stored, micro_config_path, tmp_path, line, bad, message):
