@@ -264,7 +264,9 @@ def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
 
     def marts() -> tuple[set, dict]:
         with duckdb.connect(str(root / "seedconv.duckdb"), read_only=True) as connection:
-            rows = set(connection.execute("select * exclude (conv_se) from mart_expected_convergence").fetchall())
+            found = connection.execute("select * exclude (conv_se) from mart_expected_convergence").fetchall()
+            # seeds and seeds_missing are lists, which a set cannot hold
+            rows = {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in found}
             built = connection.execute(
                 "select model || ' ' || suite || '|' || size || '|step' || step, built_at from incremental_partitions"
             ).fetchall()
