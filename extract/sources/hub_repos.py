@@ -11,10 +11,10 @@ the name of a built-in one:
   weight initialisation varied (the data order held fixed).
 
 Seed 0 of every built-in pattern is the original `EleutherAI/pythia-{size}` (PolyPythia's model
-cards call it the seed-1234 run): a PolyPythia seed like the others, and for the two variants
-the run whose seeds they hold fixed, as their model cards describe them; that it shares the
-held seed with them is the cards' word, not checked here. Leave 0 out of `seeds` to compare the
-variants among themselves. A written-out pattern equal to a built-in one maps seed 0 the same
+cards call it the seed-1234 run): a PolyPythia seed like the others. The cards say the two
+variants hold the other seed fixed, not at which value, so for them seed 0 is a reference run
+that may differ from them in both seeds; leave 0 out of `seeds` to compare a variant's runs
+among themselves. A written-out pattern equal to a built-in one maps seed 0 the same
 way; any other pattern maps seed 0 like every seed, by putting 0 for `{seed}`.
 
 Nothing here imports torch or the Hub client, so the settings can check a pattern when they are
