@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extract.sources.hub_repos import repo_pattern_problem
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A source named "hub:<dataset id>" is a Hugging Face dataset (BLiMP, an evaluation corpus).
 HUB_PREFIX = "hub:"
@@ -364,10 +366,30 @@ class SuiteConfig:
     seeds: tuple[int, ...] = ()  # hub suites: which seeds
     steps: tuple[int, ...] = ()  # hub suites: which steps (empty: all the suite publishes)
     eval: EvalConfig | None = None  # [eval] with this suite's `eval` keys over it; None: [eval]
+    # hub suites: the repositories, a built-in pattern's name (polypythia, data-seed, weight-seed)
+    # or a pattern over {size} and {seed}; None: polypythia (extract/sources/hub_repos.py)
+    repo_pattern: str | None = None
+    # hub and MultiBERT suites: gigabytes (10^9 bytes) of the Hugging Face cache their repositories
+    # may hold; over it, revisions already stored in the lake are deleted. None: no bound.
+    cache_budget_gb: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SUITE_KINDS:
             raise ConfigError(f"suites.{self.name}.kind must be one of {SUITE_KINDS}, got {self.kind!r}")
+        if self.repo_pattern is not None:
+            if self.kind != "hub":
+                raise ConfigError(f"suites.{self.name}.repo_pattern is for hub suites, not {self.kind} ones")
+            problem = repo_pattern_problem(self.repo_pattern)
+            if problem is not None:
+                raise ConfigError(f"suites.{self.name}.repo_pattern: {problem}")
+        if self.cache_budget_gb is not None:
+            if self.kind == "local":
+                raise ConfigError(f"suites.{self.name}.cache_budget_gb is for hub and multibert suites, not local ones")
+            budget = self.cache_budget_gb
+            if isinstance(budget, bool) or not isinstance(budget, int | float) or not 0 < budget < 1e6:
+                raise ConfigError(
+                    f"suites.{self.name}.cache_budget_gb must be a number of gigabytes above 0, got {budget!r}"
+                )
         if self.kind == "local" and self.path is None:
             raise ConfigError(f"suites.{self.name}: a local suite needs a path")
         if self.kind == "hub" and not self.sizes:
@@ -378,6 +400,10 @@ class SuiteConfig:
             raise ConfigError(f"suites.{self.name}: a {self.kind} suite needs at least two seeds")
         if any(c in self.name for c in "|/= "):
             raise ConfigError(f"suite name {self.name!r} may not contain '|', '/', '=' or spaces")
+
+    @property
+    def cache_budget_bytes(self) -> int | None:
+        return None if self.cache_budget_gb is None else int(self.cache_budget_gb * 1e9)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from extract.inputs.eval_tokens import (
 from extract.inputs.penn_tagger import install_perceptron_tagger
 from extract.inputs.text_corpus import BROWN, BROWN_TRAIN, CorpusSource, documents_hash, read_documents, sample_order
 from extract.inputs.token_tags import TOKEN_POS, token_pos_table
-from extract.lake.partition_store import write_partition, write_quarantine, write_table_atomically
+from extract.lake.partition_store import stored_sources, write_partition, write_quarantine, write_table_atomically
 from extract.lake.tables import checkpoint_dir
 from extract.measures import MEASURES
 from extract.measures.base import Measure, SuiteContext, read_suite_table
@@ -238,16 +238,32 @@ def extract_checkpoints(
     A partition where some seed's model gives NaN or infinite outputs is not written: its
     quarantine record is, and is yielded in place of the manifest (it has `quarantined`, the
     reason by seed). The partitions after it go on.
+
+    A partition is extracted with the seeds that have its step; the manifest names the others
+    (`seeds_missing`, `missing_checkpoints`). Once a partition is committed, a hub suite with a
+    cache budget deletes cached revisions of partitions the lake holds, never one of the
+    partitions still to come in this run (`Suite.trim_cache`).
     """
     suite: Suite = open_suite(settings.suite(suite_name))
     extractor, identity = build_extractor(settings, suite, device)
     identity["code_version"] = code_version()
     out = output_lake or settings.paths.lake
+    partitions = list(partitions)
+
+    def commit(index: int, target: Path, tables: dict, manifest: dict) -> dict:
+        written = write_partition(out, target, tables, manifest)
+        to_come = {
+            suite.checkpoint(size, seed, step).source
+            for size, step in partitions[index + 1 :]
+            for seed in suite.seeds(size)
+        }
+        suite.trim_cache(stored_sources(out, suite_name), to_come)
+        return written
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="partition-writer") as writer:
         pending = None
         started = time.perf_counter()
-        for result in extractor.extract_many(partitions):
+        for index, result in enumerate(extractor.extract_many(partitions)):
             if isinstance(result, Quarantine):
                 if pending is not None:  # in partition order
                     yield pending.result()
@@ -262,7 +278,7 @@ def extract_checkpoints(
             if pending is not None:
                 yield pending.result()
             target = checkpoint_dir(out, suite_name, result.size, result.step)
-            pending = writer.submit(write_partition, out, target, result.tables, manifest)
+            pending = writer.submit(commit, index, target, result.tables, manifest)
             started = time.perf_counter()
         if pending is not None:
             yield pending.result()
@@ -299,7 +315,14 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         "size": result.size,
         "step": result.step,
         "n_params": result.n_params,
-        "seeds": suite.seeds(result.size),
+        # the seeds compared; those of the suite without a checkpoint at this step, and why
+        "seeds": result.seeds,
+        "n_pairs": result.n_pairs,
+        "seeds_missing": sorted(result.missing),
+        "missing_checkpoints": [
+            {"seed": seed, "source": suite.checkpoint(result.size, seed, result.step).source, "reason": reason}
+            for seed, reason in sorted(result.missing.items())
+        ],
         "checkpoints": result.checkpoints,
         **identity,
         "top_k": settings.eval_for(suite.name).top_k,

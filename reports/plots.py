@@ -40,6 +40,31 @@ def _sizes(data: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(data.sort_values("n_params")["size"]))
 
 
+# A ring around a point: the step is compared without some seed, which has no checkpoint there.
+MISSING_SEED_MARKER = {"marker": "o", "markersize": 7, "markerfacecolor": "none", "markeredgewidth": 1.0}
+
+
+def _mark_missing_seeds(axis, rows: pd.DataFrame, value: str, color) -> bool:
+    """Rings the steps compared without some seed of the suite (it has no checkpoint there, so
+    fewer seed pairs); whether there are any. Rows without `n_seeds_missing` have none."""
+    if "n_seeds_missing" not in rows:
+        return False
+    short = rows[rows["n_seeds_missing"] > 0]
+    if short.empty:
+        return False
+    axis.plot(short["step"], short[value], linestyle="none", **MISSING_SEED_MARKER, markeredgecolor=color)
+    return True
+
+
+def _size_legend(axis, marked: bool) -> None:
+    """The sizes' legend, with the ring's meaning when a step is ringed."""
+    handles, labels = axis.get_legend_handles_labels()
+    if marked:
+        handles.append(Line2D([], [], linestyle="none", **MISSING_SEED_MARKER, markeredgecolor="0.35"))
+        labels.append("a seed missing")
+    axis.legend(handles, labels, title="size", frameon=False)
+
+
 def plot_overview(data: pd.DataFrame) -> plt.Figure:
     """Figure 1: E[conv] with its band across seed pairs, beside the reference KLs and CE."""
     panels = (
@@ -50,6 +75,7 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
     )
     sizes = _sizes(data)
     figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6), constrained_layout=True)
+    marked = False
     for axis, (column, spread, title, label) in zip(axes, panels):
         for size, color in zip(sizes, size_colors(len(sizes))):
             rows = data[data["size"] == size].sort_values("step")
@@ -60,10 +86,11 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
             )
             axis.fill_between(rows["step"], low, high, color=color, alpha=0.18, linewidth=0)
             axis.plot(rows["step"], rows[column], color=color, marker="o", markersize=2.5, label=size)
+            marked |= _mark_missing_seeds(axis, rows, column, color)
         _step_axis(axis)
         axis.set_title(title)
         axis.set_ylabel(label)
-    axes[0].legend(title="size", frameon=False)
+    _size_legend(axes[0], marked)
     return figure
 
 
@@ -101,12 +128,14 @@ def plot_by_level(
 def _convergence_panel(axis, data: pd.DataFrame, value: str, low: str, high: str) -> None:
     """One line per size over training, with its band [low, high]."""
     sizes = _sizes(data)
+    marked = False
     for size, color in zip(sizes, size_colors(len(sizes))):
         rows = data[data["size"] == size].sort_values("step")
         axis.fill_between(rows["step"], rows[low], rows[high], color=color, alpha=0.18, linewidth=0)
         axis.plot(rows["step"], rows[value], color=color, marker="o", markersize=2.5, label=size)
+        marked |= _mark_missing_seeds(axis, rows, value, color)
     _step_axis(axis)
-    axis.legend(title="size", frameon=False)
+    _size_legend(axis, marked)
 
 
 def plot_masked_convergence(data: pd.DataFrame) -> plt.Figure:

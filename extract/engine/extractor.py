@@ -21,6 +21,13 @@ Only scalars and the top-k leave the device. `Extractor.extract_many` runs a seq
 partitions with one reader and one set of skeletons, so loading overlaps computing across
 partition boundaries too.
 
+A partition compares the seeds that have a checkpoint at its step (`Suite.seeds_at`); a seed
+missing there (a revision never published) is left out and named in the `Extraction`, as is one
+the Hub turns out not to have when it is read (`CheckpointMissing`). Fewer than two seeds left is
+an `ExtractionError` naming the partition and the missing seeds; a seed that has neither the
+checkpoint nor a later one (a run still training) is a `SuiteUnavailable` naming its checkpoint,
+since the partition must wait for it.
+
 A seed whose model gives NaN or infinite numbers (output-embedding weights, activations, logits,
 or the probes' scores) makes its partition a `Quarantine` instead of an `Extraction`: the reasons,
 seed by seed, and nothing to write. A diverged training run is a fact about the checkpoint, not a
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -54,7 +61,7 @@ from extract.measures.token_distributions import (
     unigram_log_probs,
 )
 from extract.sources.checkpoint_reader import CheckpointWeights
-from extract.sources.suites import Suite, objective_of
+from extract.sources.suites import MIN_SEEDS, Checkpoint, CheckpointMissing, Suite, SuiteUnavailable, objective_of
 
 __all__ = [
     "Extraction",
@@ -104,6 +111,13 @@ class Extraction:
     n_tokens: int
     checkpoint_bytes: int
     objective: str
+    seeds: list[int] = field(default_factory=list)  # the seeds compared, in order
+    missing: dict[int, str] = field(default_factory=dict)  # seed -> why it has no checkpoint here
+
+    @property
+    def n_pairs(self) -> int:
+        """Ordered pairs of distinct seeds, the rows of pair_kl per token."""
+        return len(self.seeds) * (len(self.seeds) - 1)
 
 
 def default_device() -> torch.device:
@@ -193,34 +207,75 @@ class Extractor:
 
         A partition where some seed's model gives NaN or infinite outputs comes out as a
         Quarantine, and the next partition follows as usual."""
-        partitions = list(partitions)
-        for size, _ in partitions:
-            n_seeds = len(self.suite.seeds(size))
-            if n_seeds < 2:
-                raise ExtractionError(f"{self.suite.name} size {size} has {n_seeds} seed(s); comparing seeds needs two")
-        checkpoints = [
-            self.suite.checkpoint(size, seed, step) for size, step in partitions for seed in self.suite.seeds(size)
-        ]
-        reads = iter(Prefetcher(checkpoints, self.suite.read_weights, depth=self.prefetch))
+        plans = {}
         for size, step in partitions:
-            yield self._extract_partition(size, step, reads)
+            seeds, missing = self.suite.seeds_at(size, step), self.suite.missing_at(size, step)
+            self._check_complete(size, step, seeds, missing)
+            self._check_enough_seeds(size, step, seeds, missing)
+            plans[size, step] = seeds, missing
+        checkpoints = [
+            self.suite.checkpoint(size, seed, step) for (size, step), (seeds, _) in plans.items() for seed in seeds
+        ]
+        reads = iter(Prefetcher(checkpoints, self._read, depth=self.prefetch))
+        for (size, step), (seeds, missing) in plans.items():
+            yield self._extract_partition(size, step, seeds, dict(missing), reads)
+
+    def _read(self, checkpoint: Checkpoint) -> CheckpointWeights | CheckpointMissing:
+        """The checkpoint's weights, or the reason it does not exist: a missing seed leaves the
+        partition to the others, so it is a value here, not an error that would end the reader."""
+        try:
+            return self.suite.read_weights(checkpoint)
+        except CheckpointMissing as missing:
+            return missing
+
+    def _check_complete(self, size: str, step: int, seeds: list[int], missing: dict[int, str]) -> None:
+        """A seed with neither this checkpoint nor a later one may still be writing it: the
+        partition waits for it rather than being stored without it."""
+        waiting = [seed for seed in self.suite.seeds(size) if seed not in seeds and seed not in missing]
+        if waiting:
+            sources = ", ".join(self.suite.checkpoint(size, seed, step).source for seed in waiting)
+            raise SuiteUnavailable(
+                f"{sources} is missing, and the run has no later checkpoint (still training?): "
+                f"{self.suite.name}|{size}|step{step} is extracted once every seed has the step or has gone past it"
+            )
+
+    def _check_enough_seeds(self, size: str, step: int, seeds: list[int], missing: dict[int, str]) -> None:
+        if len(seeds) >= MIN_SEEDS:
+            return
+        have = f"only seed {seeds[0]} has" if seeds else "no seed has"
+        reasons = "; ".join(f"seed {seed}: {reason}" for seed, reason in sorted(missing.items()))
+        raise ExtractionError(
+            f"{self.suite.name}|{size}|step{step}: {have} a checkpoint, and comparing seeds needs {MIN_SEEDS}"
+            + (f" (missing: {reasons})" if reasons else "")
+        )
 
     # -- phase 1: one seed at a time ------------------------------------------------------------
 
-    def _extract_partition(self, size: str, step: int, reads: Iterator[CheckpointWeights]) -> Extraction | Quarantine:
+    def _extract_partition(
+        self,
+        size: str,
+        step: int,
+        planned: list[int],
+        missing: dict[int, str],
+        reads: Iterator[CheckpointWeights | CheckpointMissing],
+    ) -> Extraction | Quarantine:
         timings = dict.fromkeys(_ENGINE_PHASES, 0.0)
         timings.update(dict.fromkeys((measure.phase for measure in self.measures), 0.0))
-        seeds = self.suite.seeds(size)
+        seeds = []  # those that have their checkpoint, as they are read
         results: dict[int, _SeedResult] = {}
         from_weights: dict[int, dict[type[Measure], object]] = {}  # seed -> what the weights measures kept
         problems: dict[int, str] = {}  # seed -> what its model gives that is not finite
         by_digest: dict[str, int] = {}
         provenance, n_bytes, skeleton = [], 0, None
-        for seed in seeds:
+        for seed in planned:
             checkpoint = self.suite.checkpoint(size, seed, step)
             tick = time.perf_counter()
             weights = next(reads)
             timings["read_wait"] += time.perf_counter() - tick
+            if isinstance(weights, CheckpointMissing):
+                missing[seed] = str(weights)
+                continue
+            seeds.append(seed)
             timings["read"] += weights.read_s
             assert weights.source == checkpoint.source, "the reader's order must follow the partitions'"
             provenance.append(
@@ -254,6 +309,7 @@ class Extractor:
             del weights
         if problems:
             return Quarantine(self.suite.name, size, step, problems, provenance)
+        self._check_enough_seeds(size, step, seeds, missing)
         vocab = self._check_vocabularies(results, size, step)
 
         token_stats, pair_kl, not_finite = self._statistics(seeds, results, vocab, timings)
@@ -281,6 +337,8 @@ class Extractor:
             n_tokens=len(self.positions),
             checkpoint_bytes=n_bytes,
             objective=self.objective,
+            seeds=seeds,
+            missing=dict(sorted(missing.items())),
         )
 
     def _timed(self, measure: Measure, model: SeedModel, timings: dict[str, float]) -> object:

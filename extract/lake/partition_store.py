@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from extract.lake.atomic_writes import replaced_atomically
 from extract.lake.durability import fsync_path, fsync_tree
 from extract.lake.integrity import file_records
+from extract.lake.tables import CHECKPOINTS
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
@@ -200,3 +201,12 @@ def read_manifest(partition: Path) -> dict | None:
     """The partition's manifest, or None when the partition is absent or incomplete."""
     path = partition / MANIFEST
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def stored_sources(lake: Path, suite: str) -> set[str]:
+    """The checkpoints (their sources, as manifests name them) of every partition of `suite`
+    that the lake holds: what need not be read again unless a partition is extracted again."""
+    sources = set()
+    for path in (lake / CHECKPOINTS / f"suite={suite}").glob(f"size=*/step=*/{MANIFEST}"):
+        sources |= {checkpoint["source"] for checkpoint in json.loads(path.read_text()).get("checkpoints", [])}
+    return sources

@@ -27,7 +27,7 @@ import torch
 from extract.engine.skeleton import IGNORED_KEYS
 from extract.lake.tables import PARTITION, LakeTable
 from extract.measures.base import ExtractionError, Measure, SeedModel, SuiteContext
-from extract.sources.suites import Suite
+from extract.sources.suites import CheckpointMissing, Suite
 
 WEIGHT_STATS_SCHEMA = pa.schema(
     [
@@ -247,11 +247,11 @@ class WeightStatistics(Measure):
     def measure_seed(self, model: SeedModel) -> tuple[tuple[int | None, dict], np.ndarray]:
         """(prev_step, per-group statistics) and the count sketch of one seed's checkpoint."""
         size, seed, step = model.checkpoint.size, model.checkpoint.seed, model.checkpoint.step
-        steps = self.suite.steps(size)
-        prev_step = max((s for s in steps if s < step), default=None)
+        # The seed's own checkpoints: a step it is missing at is not its previous one.
+        steps = [s for s in self.suite.seed_steps(size, seed) if s <= step]
         state = model.weights.state_dict
         try:
-            previous = self._history.reference(size, seed, prev_step) if prev_step is not None else None
+            prev_step, previous = self._previous(size, seed, [s for s in steps if s < step])
             initial = None
             if step == 0:
                 initial = state
@@ -262,6 +262,16 @@ class WeightStatistics(Measure):
             raise ExtractionError(f"{model.weights.source}: {error}") from error
         self._history.remember(size, seed, step, state)
         return (prev_step, statistics), count_sketch(state, self.sketch_dim)
+
+    def _previous(self, size: str, seed: int, earlier: list[int]) -> tuple[int | None, dict | None]:
+        """The seed's latest checkpoint before this one, (step, weights); a checkpoint found
+        missing only now (the Hub has no such revision) is passed over for the one before it."""
+        for prev_step in reversed(earlier):
+            try:
+                return prev_step, self._history.reference(size, seed, prev_step)
+            except CheckpointMissing:
+                continue
+        return None, None
 
     def partition_tables(self, per_seed: dict) -> dict[str, pa.Table]:
         return {

@@ -104,6 +104,9 @@ def partition_metadata(manifest: dict) -> dict[str, dict]:
     """Each asset's materialization metadata for one partition: rows written, and for the
     manifests, speed and inputs."""
     common = {"n_params": manifest["n_params"], "seeds": ", ".join(str(s) for s in manifest["seeds"])}
+    if manifest.get("seeds_missing"):
+        # A seed without a checkpoint at this step (extract/sources/suites.py): compared without it.
+        common["seeds_missing"] = ", ".join(str(s) for s in manifest["seeds_missing"])
     compute = manifest["timings_s"]["compute"]
     return {
         # A masked LM's partition has no ICL, log-likelihood or BLiMP table: 0 rows, not missing.

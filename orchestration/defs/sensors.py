@@ -1,4 +1,13 @@
-"""The sensor that notices new checkpoints (local step folders, hub revisions) and requests their extraction."""
+"""The sensor that notices new checkpoints (local step folders, hub revisions) and requests their extraction.
+
+A step is requested once it is complete (`extract.sources.suites.complete_steps`): every seed
+of the suite has its checkpoint, or lacks it for good: known missing (a hub suite's built-in
+list), or its run (a local folder, a hub repository's branches) already has a later step. A seed
+with neither may still be training or uploading, so the step waits for it rather than being
+extracted without it and never again. At least two seeds must have the step. Each key is
+requested once; the partition then compares the seeds that have the step, and its manifest
+names the missing ones.
+"""
 
 import time
 
@@ -13,7 +22,8 @@ extraction_job = dg.define_asset_job("extraction_job", selection=dg.AssetSelecti
 
 
 def local_checkpoint_keys(settings: Settings) -> list[str]:
-    """Partition keys of every complete (all seeds present) checkpoint in the local suites."""
+    """Partition keys of every complete checkpoint in the local suites (each seed has the step
+    or has later steps already)."""
     keys = []
     for config in settings.all_suites:
         suite = open_suite(config)
@@ -23,9 +33,10 @@ def local_checkpoint_keys(settings: Settings) -> list[str]:
 
 
 def hub_checkpoint_keys(settings: Settings, log=lambda message: None) -> list[str]:
-    """Partition keys of the revisions every seed of a hub suite has published, for the hub
-    suites configured with no `steps` (which follow what the Hub publishes). A suite whose
-    revisions cannot be listed (offline) is skipped with a log line."""
+    """Partition keys of the complete revisions of a hub suite (each seed has published the step,
+    is known to lack it, or has published later steps), for the hub suites configured with no
+    `steps` (which follow what the Hub publishes). A suite whose revisions cannot be listed
+    (offline) is skipped with a log line."""
     keys = []
     for config in settings.all_suites:
         if config.kind != "hub" or config.steps:

@@ -13,7 +13,17 @@ import numpy as np
 import pytest
 
 from tests.helpers.dbt import built_warehouse, run_dbt, run_results, statuses_by_test_name
-from tests.helpers.lakes import INCOMPLETE, INCOMPLETE_KL, partition_dir, set_pair_kl, write_synthetic_lake
+from tests.helpers.lakes import (
+    INCOMPLETE,
+    INCOMPLETE_KL,
+    make_manifest,
+    pair_kl_rows,
+    partition_dir,
+    set_pair_kl,
+    token_stats_rows,
+    write_checkpoint,
+    write_synthetic_lake,
+)
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +173,41 @@ def test_lake_without_token_pos_or_icl_scores_builds(built):
     assert con.execute("select distinct frequency_bin from int_token_features").fetchall() == [("1–9",)]
     assert con.execute("select count(*) from mart_token_rankings").fetchone()[0] == 0
     assert con.execute("select count(*) from mart_regression_features").fetchone()[0] == len(synth.partitions) * 6
+
+
+def test_a_step_without_one_seed_is_compared_over_the_others(tmp_path):
+    """A checkpoint one seed never published (PolyPythia's 410m-seed9 at step 40000): its
+    partition holds the other seeds and its manifest names the missing one. The build passes
+    every test, and the marts say which seeds were compared, how many pairs, and which seed is
+    missing; the partitions with every seed say none is."""
+    synth = write_synthetic_lake(tmp_path / "lake")
+    size, step, kept = "base", 512, (1, 3)
+    index = [synth.seeds.index(seed) for seed in kept]
+    kl = synth.kl[size, step][np.ix_(index, index)]
+    stats = {name: values[index] for name, values in synth.token_stats[size, step].items()}
+    ts_rows, pk_rows = token_stats_rows(stats, kept), pair_kl_rows(kl, kept)
+    manifest = make_manifest(
+        synth.suite,
+        size,
+        step,
+        n_params=synth.sizes[size],
+        seeds=list(kept),
+        seeds_missing=[2],
+        n_token_stats=len(ts_rows["seed"]),
+        n_pair_kl=len(pk_rows["kl"]),
+    )
+    write_checkpoint(synth.root, synth.suite, size, step, token_stats=ts_rows, pair_kl=pk_rows, manifest=manifest)
+    with built_warehouse(tmp_path, synth.root) as con:
+        rows = {(r["size"], r["step"]): r for r in _rows(con, "select * from mart_expected_convergence")}
+        short = rows.pop((size, step))
+        assert (short["seeds"], short["seeds_missing"], short["n_seeds_missing"]) == ([1, 3], [2], 1)
+        assert (short["n_seeds"], short["n_pairs"]) == (2, 2)
+        assert short["expected_conv"] == pytest.approx(-np.nanmean(kl, axis=(0, 1)).mean())
+        assert {(r["n_seeds"], r["n_pairs"], r["n_seeds_missing"]) for r in rows.values()} == {(3, 6, 0)}
+        assert all(r["seeds_missing"] == [] for r in rows.values())
+        sql = "select n_seeds, n_pairs, n_seeds_missing from stg_checkpoints where size = ? and step = ?"
+        assert con.execute(sql, [size, step]).fetchone() == (2, 2, 1)
+        assert con.execute("select n_checkpoints_missing_seeds from mart_suites").fetchone() == (1,)
 
 
 def test_negative_kl_fails_the_build_on_the_singular_test(tmp_path):

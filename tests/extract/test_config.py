@@ -18,6 +18,9 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
     assert settings.extraction.dtype == "float32"  # fp32 on every device unless asked otherwise
 
 
+HUB = '[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
+
+
 @pytest.mark.parametrize(
     "document, message",
     [
@@ -35,6 +38,15 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
         ('[[suites]]\nname = "mini"\nkind = "local"\npath = "x"', "unique"),
         ('[[suites]]\nname = "mini-mlm"\nkind = "local"\npath = "x"', "unique"),
         ('[[suites]]\nname = "mb"\nkind = "multibert"\nseeds = [0, 1]\nsizes = ["large"]', "one size"),
+        (HUB + 'repo_pattern = "poly-pythia"', r"suites\.p\.repo_pattern: 'poly-pythia' is neither a built-in"),
+        (HUB + 'repo_pattern = "EleutherAI/pythia-{size}"', r"'EleutherAI/pythia-\{size\}' is neither a built-in"),
+        (HUB + 'repo_pattern = "me/{size}-{seed}-{step}"', r"names \['step'\]"),
+        (HUB + 'repo_pattern = "me/{seed"', "not a valid pattern"),
+        (HUB + "repo_pattern = 3", "repo_pattern: must be a built-in pattern"),
+        ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\nrepo_pattern = "data-seed"', "is for hub suites"),
+        (HUB + "cache_budget_gb = 0", r"suites\.p\.cache_budget_gb must be a number of gigabytes above 0"),
+        (HUB + 'cache_budget_gb = "10G"', "cache_budget_gb must be a number"),
+        ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\ncache_budget_gb = 5', "not local ones"),
         ("[blimp]\npairs_per_paradigm = 0", "blimp.pairs_per_paradigm"),
         ("[blimp]\nappend_eos = 1", "blimp.append_eos"),
         ('[blimp]\nparadigms = ["a", "a"]', "blimp.paradigms has duplicates"),
@@ -77,6 +89,7 @@ def test_hub_suite_entry(tmp_path):
     )
     hub = settings.suite("polypythia")
     assert (hub.kind, hub.sizes, hub.seeds) == ("hub", ("14m",), (0, 1))
+    assert hub.repo_pattern is None and hub.cache_budget_bytes is None
 
 
 def test_the_papers_polypythia_preset_in_seedconv_toml_parses_as_documented(tmp_path):
@@ -96,3 +109,14 @@ def test_the_papers_polypythia_preset_in_seedconv_toml_parses_as_documented(tmp_
     assert (config.n_tokens, config.window, config.stride, config.sample_seed) == (4662, 2048, 1024, 0)
     assert config.corpus == "/data/pile/val.jsonl" and config.unigram.endswith("train_unigram.parquet")
     assert settings.eval_for("mini") == settings.eval  # the other suites keep [eval]
+
+
+def test_hub_suite_repo_pattern_and_cache_budget(tmp_path):
+    from extract.sources.suites import open_suite
+
+    document = HUB + 'repo_pattern = "weight-seed"\ncache_budget_gb = 2.5\n'
+    hub = parse_settings(tomllib.loads(document), tmp_path).suite("p")
+    assert (hub.repo_pattern, hub.cache_budget_bytes) == ("weight-seed", 2_500_000_000)
+    suite = open_suite(hub)
+    assert suite.repo_id("160m", 2) == "EleutherAI/pythia-160m-weight-seed2"
+    assert suite.cache_budget_bytes == 2_500_000_000

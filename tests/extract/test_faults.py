@@ -92,9 +92,13 @@ def test_a_truncated_safetensors_file_is_named(stored):
 
 
 def test_a_missing_seed_is_named(stored):
+    """Seed 3's run stops before step 2 (no step 2, nor any later one): the step waits for it, as
+    for a run still training. (A seed that skipped the step but has later ones is left out of
+    the partition instead: tests/extract/engine/test_extractor.py.)"""
     settings, folder, digests = stored
-    shutil.rmtree(settings.paths.suites / "micro" / "a-seed3" / "step2")
-    with pytest.raises(SuiteUnavailable, match="a-seed3/step2 is missing"):
+    for step in (2, 4, 8):
+        shutil.rmtree(settings.paths.suites / "micro" / "a-seed3" / f"step{step}")
+    with pytest.raises(SuiteUnavailable, match="a-seed3/step2 is missing, and the run has no later checkpoint"):
         _run(settings)
     _nothing_lost(settings, folder, digests)
 
@@ -172,6 +176,12 @@ def test_a_failed_rename_puts_the_old_copy_back(stored, monkeypatch):
         ("top_k = 8", "top_k = 0", "eval.top_k"),
         ("compile = false", "compile = false\nchunk_mib = 0", "extraction.chunk_mib"),
         ("seeds = [1, 2, 3]", "seeds = [1]", "mini.seeds needs at least two seeds"),
+        (
+            "[mini_mlm.sizes.a]",
+            '[[suites]]\nname = "pythia"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
+            'repo_pattern = "pythia-data-seed"\n\n[mini_mlm.sizes.a]',
+            r"suites\.pythia\.repo_pattern: 'pythia-data-seed' is neither a built-in pattern \(polypythia, data-seed",
+        ),
     ],
 )
 def test_settings_out_of_range_stop_the_run_before_it_starts(stored, micro_config_path, tmp_path, line, bad, message):

@@ -123,6 +123,7 @@ def make_manifest(
     weight_sketch_dim: int | None = None,
     blimp_set_hash: str | None = None,
     objective: str | None = None,
+    seeds_missing: list[int] | None = None,
     eval_set: str = "brown-heldout",
     eval_set_hash: str = "sha256:synthetic",
     top_k: int = 2,
@@ -135,7 +136,8 @@ def make_manifest(
     rows.fingerprints / weight_stats / weight_sketches / loglik and the top-level
     probe_set_hash, loglik_set_hash, weight_sketch_dim (before fingerprints, weight statistics
     and log-likelihood vectors); rows.blimp_scores, blimp_set_hash and objective (before BLiMP
-    and masked suites; a masked suite's manifest has objective but no BLiMP keys)."""
+    and masked suites; a masked suite's manifest has objective but no BLiMP keys); n_pairs,
+    seeds_missing and missing_checkpoints (before a partition could go without a seed)."""
     rows = {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)}
     for key, value in (
         ("icl_scores", n_icl_scores),
@@ -158,6 +160,13 @@ def make_manifest(
         extra["loglik_set_hash"] = loglik_set_hash
     if weight_sketch_dim is not None:
         extra["weight_sketch_dim"] = int(weight_sketch_dim)
+    if seeds_missing is not None:
+        extra["n_pairs"] = len(seeds) * (len(seeds) - 1)
+        extra["seeds_missing"] = [int(s) for s in seeds_missing]
+        extra["missing_checkpoints"] = [
+            {"seed": int(s), "source": f"synthetic/{size}-seed{s}/step{step}", "reason": "never published"}
+            for s in seeds_missing
+        ]
     return {
         "suite": suite,
         "size": size,

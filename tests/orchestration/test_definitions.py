@@ -213,6 +213,17 @@ def test_sensor_requests_new_checkpoints_once(sensor_settings):
             shutil.copytree(suite / f"a-seed{seed}" / "step8", suite / f"a-seed{seed}" / "step16")
         later = new_checkpoints(context)
         assert [request.partition_key for request in later.run_requests] == ["micro|a|step16"]
+        instance.add_dynamic_partitions("checkpoints", ["micro|a|step16"])
+
+        # Seeds 1 and 3 write step 32; seed 2 may still be writing it, so the step waits ...
+        for seed in (1, 3):
+            shutil.copytree(suite / f"a-seed{seed}" / "step8", suite / f"a-seed{seed}" / "step32")
+        assert new_checkpoints(context).skip_reason is not None
+        # ... until seed 2 writes step 64 without step 32: it went past it, so step 32 is complete
+        # with seeds 1 and 3, and step 64 waits for them.
+        shutil.copytree(suite / "a-seed2" / "step8", suite / "a-seed2" / "step64")
+        gap = new_checkpoints(context)
+        assert [request.partition_key for request in gap.run_requests] == ["micro|a|step32"]
 
 
 def test_schedule_waits_for_new_extractions():
@@ -253,7 +264,9 @@ def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
 
     def marts() -> tuple[set, dict]:
         with duckdb.connect(str(root / "seedconv.duckdb"), read_only=True) as connection:
-            rows = set(connection.execute("select * exclude (conv_se) from mart_expected_convergence").fetchall())
+            found = connection.execute("select * exclude (conv_se) from mart_expected_convergence").fetchall()
+            # seeds and seeds_missing are lists, which a set cannot hold
+            rows = {tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in found}
             built = connection.execute(
                 "select model || ' ' || suite || '|' || size || '|step' || step, built_at from incremental_partitions"
             ).fetchall()

@@ -37,6 +37,14 @@ def frame(**columns_by_size):
     return pd.DataFrame(rows)
 
 
+def with_a_missing_seed(rows, size="l", step=4):
+    """The rows with one step compared without one of its three seeds (no checkpoint there)."""
+    rows = rows.assign(n_seeds=3, n_seeds_missing=0)
+    at = (rows["size"] == size) & (rows["step"] == step)
+    rows.loc[at, "n_seeds"], rows.loc[at, "n_seeds_missing"] = 2, 1
+    return rows
+
+
 def level_frame(value, labels=("1–9", "10–99", "100–999")):
     parts = [
         frame(**{value: -0.1 * order, "level": label, "level_order": order, "n_contexts": 5})
@@ -46,16 +54,18 @@ def level_frame(value, labels=("1–9", "10–99", "100–999")):
 
 
 SAMPLES = {
-    "figure1_convergence": frame(
-        expected_conv=-0.2,
-        band_low=-0.25,
-        band_high=-0.15,
-        kl_uniform=1.0,
-        kl_uniform_seed_std=0.1,
-        kl_unigram=0.5,
-        kl_unigram_seed_std=0.05,
-        cross_entropy=6.0,
-        cross_entropy_seed_std=0.1,
+    "figure1_convergence": with_a_missing_seed(
+        frame(
+            expected_conv=-0.2,
+            band_low=-0.25,
+            band_high=-0.15,
+            kl_uniform=1.0,
+            kl_uniform_seed_std=0.1,
+            kl_unigram=0.5,
+            kl_unigram_seed_std=0.05,
+            cross_entropy=6.0,
+            cross_entropy_seed_std=0.1,
+        )
     ),
     "figure3_frequency": level_frame("expected_conv"),
     "figure4_word_class": level_frame("expected_conv", ("noun", "verb", "determiner")),
@@ -84,7 +94,9 @@ SAMPLES = {
         n_seeds=5,
     ),
     "blimp_fields": level_frame("expected_conv", ("morphology", "semantics", "syntax", "syntax_semantics")),
-    "masked_convergence": frame(expected_conv=-0.3, band_low=-0.35, band_high=-0.25, n_seeds=5, n_contexts=100),
+    "masked_convergence": with_a_missing_seed(
+        frame(expected_conv=-0.3, band_low=-0.35, band_high=-0.25, n_contexts=100)
+    ),
     **LOGLIK_SAMPLES,
 }
 
@@ -117,6 +129,32 @@ def test_figures_are_drawn_for_the_suites_they_apply_to():
     )
     assert "masked_convergence" in masked - causal
     assert {"figure1_convergence", "figure3_frequency", "fingerprint_regimes"} <= causal & masked
+
+
+@pytest.mark.parametrize("name", ["figure1_convergence", "masked_convergence"])
+def test_a_step_compared_without_a_seed_is_ringed(name):
+    """A step where a seed of the suite has no checkpoint is drawn with a ring, which the legend
+    names; with every seed at every step there is neither."""
+    spec = figure_by_name(name)
+
+    def rings_and_legend(data):
+        figure = spec.plot(data)
+        rings = [
+            line
+            for axis in figure.axes
+            for line in axis.get_lines()
+            if line.get_markerfacecolor() == "none" and line.get_linestyle() == "None"
+        ]
+        labels = [
+            text.get_text() for axis in figure.axes if axis.get_legend() for text in axis.get_legend().get_texts()
+        ]
+        return rings, labels
+
+    rings, labels = rings_and_legend(SAMPLES[name])
+    assert rings and all(list(ring.get_xdata()) == [4] for ring in rings), "size l's step 4 only"
+    assert "a seed missing" in labels
+    rings, labels = rings_and_legend(SAMPLES[name].assign(n_seeds_missing=0))
+    assert not rings and "a seed missing" not in labels
 
 
 def test_empty_data_names_the_mart(tmp_path):
@@ -206,10 +244,12 @@ CONDITION_LEVELS = {
     "prev_pos_group": ("noun", "verb"),
 }
 WAREHOUSE_TABLES = {
-    "mart_expected_convergence": lambda: frame(
-        expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_seeds=5, n_contexts=100
+    "mart_expected_convergence": lambda: with_a_missing_seed(
+        frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_contexts=100)
     ),
-    "mart_model_stats": lambda: SAMPLES["figure1_convergence"].drop(columns=["expected_conv", "band_low", "band_high"]),
+    "mart_model_stats": lambda: SAMPLES["figure1_convergence"].drop(
+        columns=["expected_conv", "band_low", "band_high", "n_seeds_missing"]
+    ),
     "mart_conditional_convergence": lambda: pd.concat(
         [
             level_frame("expected_conv", levels).assign(cross_entropy=6.0, condition=condition)

@@ -1,6 +1,8 @@
 -- Expected convergence E[conv] per checkpoint (Fehlauer et al. 2025, fig. 1): the mean over
 -- contexts of conv(s_<t), its spread across contexts (standard deviation and variance, the
--- paper's variance of convergence per step), and the 1-sigma band across seed pairs.
+-- paper's variance of convergence per step), and the 1-sigma band across seed pairs. Which seeds
+-- were compared and which of the suite's had no checkpoint at the step (seeds_missing, from the
+-- manifest): a step compared over fewer seeds has fewer pairs, and the report marks it.
 -- Incremental by partition (macros/partitions.sql): a partition's row is computed from that
 -- partition's contexts only. Users order by n_params, step (rows of an incremental table have
 -- no fixed order).
@@ -23,6 +25,9 @@ select
     checkpoints.n_params,
     checkpoints.n_seeds,
     over_pairs.n_pairs,
+    checkpoints.seeds,
+    checkpoints.seeds_missing,
+    checkpoints.n_seeds_missing,
     over_contexts.n_contexts,
     over_contexts.expected_conv,
     over_contexts.conv_std,
@@ -52,7 +57,7 @@ from (
     having count(*) > 0
 ) as over_pairs,
 (
-    select suite, size, step, n_params, n_seeds
+    select suite, size, step, n_params, n_seeds, seeds, seeds_missing, n_seeds_missing
     from {{ ref('stg_checkpoints') }}
     where {{ partition_filter(p) }}
 ) as checkpoints

@@ -10,6 +10,8 @@ select
     count(distinct size) as n_sizes,
     count(*) as n_checkpoints,
     max(n_seeds) as max_seeds,
+    -- checkpoints compared without some seed that has no checkpoint there
+    count(*) filter (where n_seeds_missing > 0) as n_checkpoints_missing_seeds,
     min(step) as first_step,
     max(step) as last_step
 

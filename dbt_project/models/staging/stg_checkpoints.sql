@@ -38,6 +38,12 @@ renamed as (
         n_params,
         len(seeds) as n_seeds,
         list_sort(seeds) as seeds,
+        -- ordered pairs of distinct seeds: pair_kl's rows per token
+        len(seeds) * (len(seeds) - 1) as n_pairs,
+        -- seeds of the suite without a checkpoint at this step; none in manifests written before
+        -- a partition could go without a seed
+        list_sort(coalesce(seeds_missing, [])) as seeds_missing,
+        len(coalesce(seeds_missing, [])) as n_seeds_missing,
         eval_set,
         eval_set_hash,
         top_k,

@@ -14,7 +14,7 @@ from extract.lake.partition_store import read_manifest
 from extract.lake.tables import checkpoint_dir
 from extract.measures.icl_scores import IclScores
 from extract.measures.token_distributions import log_probs
-from extract.pipeline import build_extractor, extract_checkpoint
+from extract.pipeline import build_extractor, extract_checkpoint, extract_checkpoints
 from extract.registry import suite_table_path
 from extract.sources.suites import LocalSuite, SuiteUnavailable
 
@@ -115,6 +115,31 @@ def test_rerun_gives_the_same_rows(extracted, micro_settings):
     before = pq.read_table(partition / "pair_kl.parquet")
     extract_checkpoint(micro_settings, "micro", "b", 8)
     assert pq.read_table(partition / "pair_kl.parquet").equals(before)
+
+
+def test_a_seed_that_skipped_the_step_is_left_out_and_named(warehouse_copy, tmp_path):
+    """A seed folder without a step its run has gone past (the local twin of a revision the Hub
+    never published): the partition compares the other seeds and its manifest names the missing
+    one and why; their rows are exactly those of the full partition; and the skipped seed's
+    weight statistics at its next step measure from the step before the gap."""
+    settings = warehouse_copy()
+    full = tmp_path / "full"
+    list(extract_checkpoints(settings, "micro", [("a", 4)], output_lake=full))
+    shutil.rmtree(settings.paths.suites / "micro" / "a-seed2" / "step4")
+    short, after = extract_checkpoints(settings, "micro", [("a", 4), ("a", 8)])
+    assert (short["seeds"], short["seeds_missing"], short["n_pairs"]) == ([1, 3], [2], 2)
+    (gap,) = short["missing_checkpoints"]
+    assert gap["seed"] == 2 and gap["source"].endswith("a-seed2/step4") and "later checkpoints" in gap["reason"]
+    assert [c["seed"] for c in short["checkpoints"]] == [1, 3]
+    assert (after["seeds"], after["seeds_missing"], after["missing_checkpoints"]) == ([1, 2, 3], [], [])
+    partition = checkpoint_dir(settings.paths.lake, "micro", "a", 4)
+    for name, seed_columns in (("token_stats", ["seed"]), ("pair_kl", ["seed_a", "seed_b"])):
+        everyone = pq.read_table(checkpoint_dir(full, "micro", "a", 4) / f"{name}.parquet").to_pandas()
+        kept = everyone[everyone[seed_columns].isin([1, 3]).all(axis=1)].reset_index(drop=True)
+        assert pq.read_table(partition / f"{name}.parquet").to_pandas().equals(kept), name
+    weight_stats = pq.read_table(checkpoint_dir(settings.paths.lake, "micro", "a", 8) / "weight_stats.parquet")
+    previous = weight_stats.to_pandas().groupby("seed")["prev_step"].first().to_dict()
+    assert previous == {1: 4, 2: 2, 3: 4}
 
 
 @pytest.fixture
