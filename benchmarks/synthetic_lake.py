@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 
 from extract.config import IclConfig
 from extract.inputs.brown_corpus import Document
-from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_documents_table, eval_set_hash
+from extract.inputs.eval_tokens import EVAL_TOKENS_SCHEMA, eval_documents_table, eval_set_hash, unigram_counts
 from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
 from extract.inputs.token_tags import TOKEN_POS_SCHEMA
 from extract.lake.partition_store import (
@@ -421,6 +421,7 @@ def build_model(grid: Grid) -> LakeModel:
         "eval_documents": eval_documents_table(EVAL_SET, documents),
         "eval_tokens": eval_tokens,
         "unigram": unigram,
+        "token_frequency": unigram_counts(token_id),  # eval.frequency's default: the evaluation tokens
         "token_pos": token_pos,
         "icl_sequences": icl_sequences,
     }
@@ -688,18 +689,22 @@ class LakeReport:
     bytes: int
 
 
+SUITE_TABLES = ("eval_tokens", "unigram", "token_frequency", "token_pos", "icl_sequences")
+
+
 def _suite_tables_current(lake: Path, grid: Grid) -> bool:
+    """Written from this grid, every one of them (a lake written before a table existed gets it)."""
     marker = lake / MARKER
-    if not marker.exists():
+    if not marker.exists() or not all(suite_table_path(lake, name, grid.suite).exists() for name in SUITE_TABLES):
         return False
     return json.loads(marker.read_text()).get(grid.suite) == grid.code_version
 
 
 def write_suite_tables(model: LakeModel, lake: Path) -> None:
-    """eval_documents, and the suite's eval_tokens, unigram, token_pos and icl_sequences."""
+    """eval_documents, and the suite's eval_tokens, unigram, token_frequency, token_pos and icl_sequences."""
     lake, grid = Path(lake), model.grid
     write_table_atomically(model.tables["eval_documents"], lake / "eval_documents" / "eval_documents.parquet")
-    for name in ("eval_tokens", "unigram", "token_pos", "icl_sequences"):
+    for name in SUITE_TABLES:
         write_table_atomically(model.tables[name], suite_table_path(lake, name, grid.suite))
     marker = lake / MARKER
     versions = json.loads(marker.read_text()) if marker.exists() else {}

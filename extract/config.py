@@ -80,6 +80,9 @@ class EvalConfig:
     # The unigram reference (KL to unigram, token frequencies): "train" (Brown's training split, the
     # mini suites' training data), a source as for `corpus`, or a Parquet file of token_id, count.
     unigram: str = "train"
+    # What the frequency bins count: "eval" (the evaluation tokens), "unigram" (the unigram
+    # reference's counts), or a source as for `unigram` (the paper counts the Pile's validation split).
+    frequency: str = "eval"
     n_tokens: int = 5000  # about the paper's 4,662
     window: int = 128  # tokens per window, the model's context; context_len runs 0 .. window - 1
     # Tokens between window starts; unset: the window (no overlap). With overlap, each token is
@@ -95,7 +98,7 @@ class EvalConfig:
     batch_masked: int = 256  # masked LMs: masked copies of windows per forward pass (one per target)
 
     def __post_init__(self) -> None:
-        for name in ("corpus", "text_column", "split", "unigram"):
+        for name in ("corpus", "text_column", "split", "unigram", "frequency"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"eval.{name} must be a non-empty string, got {getattr(self, name)!r}")
         if self.sample_seed is not None:
@@ -518,11 +521,12 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
 
 
 def _eval_sources(values: dict, base_dir: Path) -> dict:
-    """[eval] keys with `corpus` and `unigram` paths made absolute (relative to the config file)."""
+    """[eval] keys with the `corpus`, `unigram` and `frequency` paths made absolute (relative to the config file)."""
     values = dict(values)
-    for key, keyword in (("corpus", "brown"), ("unigram", "train")):
+    keywords = {"corpus": ("brown",), "unigram": ("train",), "frequency": ("eval", "unigram", "train")}
+    for key, names in keywords.items():
         source = values.get(key)
-        if isinstance(source, str) and source and source != keyword and not source.startswith(HUB_PREFIX):
+        if isinstance(source, str) and source and source not in names and not source.startswith(HUB_PREFIX):
             values[key] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
     return values
 

@@ -25,6 +25,7 @@ from extract.inputs.brown_corpus import Document, ensure_brown, load_documents, 
 from extract.inputs.eval_tokens import (
     EVAL_DOCUMENTS,
     EVAL_TOKENS,
+    TOKEN_FREQUENCY,
     UNIGRAM,
     build_eval_tokens,
     eval_batches,
@@ -114,23 +115,35 @@ def eval_corpus(settings: Settings, suite_name: str) -> tuple[str, list[Document
     return name, sample_order(documents, config.sample_seed)
 
 
-def unigram_reference(settings: Settings, suite_name: str, tokenizer) -> pa.Table:
-    """The suite's unigram counts: of Brown's training split (what the mini suites train on), of a
-    configured corpus through the suite's tokenizer, or read from a Parquet of token_id, count."""
+def counted(settings: Settings, suite_name: str, source: str, tokenizer) -> pa.Table:
+    """Token counts of a reference corpus through the suite's tokenizer: Brown's training split
+    ("train", what the mini suites train on), a configured corpus, or a Parquet of token_id, count."""
     config = settings.eval_for(suite_name)
-    if config.unigram == BROWN_TRAIN:
+    if source == BROWN_TRAIN:
         texts = [d.text for d in corpus_split(settings)[0]]
-    elif (counts := read_counts(config.unigram, vocab_size=len(tokenizer))) is not None:
+    elif (counts := read_counts(source, vocab_size=len(tokenizer))) is not None:
         return counts
     else:
-        source = CorpusSource(config.unigram, config.text_column, config.split, config.subset)
-        texts = [d.text for d in read_documents(source)]
+        texts = [d.text for d in read_documents(CorpusSource(source, config.text_column, config.split, config.subset))]
     return unigram_counts(encode_corpus(tokenizer, texts))
 
 
+def token_frequency(settings: Settings, suite_name: str, tokenizer, tokens: pa.Table, unigram: pa.Table) -> pa.Table:
+    """What the frequency bins count (eval.frequency): the evaluation tokens, the unigram
+    reference's counts, or another corpus."""
+    source = settings.eval_for(suite_name).frequency
+    if source == "eval":
+        return unigram_counts(tokens.column("token_id").to_numpy())
+    if source == "unigram":
+        return unigram
+    return counted(settings, suite_name, source, tokenizer)
+
+
 def build_eval_set(settings: Settings, suite_name: str) -> dict:
-    """Writes the suite's eval_tokens, its unigram counts and each of its measures' inputs (and its
-    documents' rows of eval_documents); returns what the Dagster asset shows of them."""
+    """Writes the suite's eval_tokens, its unigram and frequency counts and each of its measures'
+    inputs (and its documents' rows of eval_documents); returns what the Dagster asset shows of
+    them. Everything is built before anything is written, so a bad corpus or counts file leaves
+    the suite's stored tables as they were."""
     suite = open_suite(settings.suite(suite_name))
     config = settings.eval_for(suite_name)
     tokenizer = suite.load_tokenizer()
@@ -141,12 +154,20 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
         tokens = build_eval_tokens(eval_set, documents, tokenizer, config.n_tokens, config.masked_window)
     else:
         tokens = build_eval_tokens(eval_set, documents, tokenizer, config.n_tokens, config.window, config.stride)
+    counts = counted(settings, suite_name, config.unigram, tokenizer)
+    tables = {
+        EVAL_TOKENS.name: tokens,
+        UNIGRAM.name: counts,
+        TOKEN_FREQUENCY.name: token_frequency(settings, suite_name, tokenizer, tokens, counts),
+    }
+    for measure in suite_measures(suite.objective):
+        tables.update(measure.build_inputs(settings, tokenizer, documents))
+
     used = set(tokens.column("doc_id").to_pylist())
     write_eval_documents(lake, eval_documents_table(eval_set, [d for d in documents if d.doc_id in used]))
-    write_table_atomically(tokens, EVAL_TOKENS.path(lake, suite_name))
-    counts = unigram_reference(settings, suite_name, tokenizer)
-    write_table_atomically(counts, UNIGRAM.path(lake, suite_name))
-    summary = {
+    for name, table in tables.items():
+        write_table_atomically(table, TABLES[name].path(lake, suite_name))
+    return {
         "objective": suite.objective,
         "eval_corpus": config.corpus,
         "eval_set": eval_set,
@@ -156,12 +177,9 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
         "n_windows": len(set(tokens.column("window_id").to_pylist())),
         "unigram": config.unigram,
         "unigram_tokens": int(sum(counts.column("count").to_pylist())),
+        "frequency": config.frequency,
+        **{name: table.num_rows for name, table in tables.items() if name not in (EVAL_TOKENS.name, UNIGRAM.name)},
     }
-    for measure in suite_measures(suite.objective):
-        for name, table in measure.build_inputs(settings, tokenizer, documents).items():
-            write_table_atomically(table, TABLES[name].path(lake, suite_name))
-            summary[name] = table.num_rows
-    return summary
 
 
 def write_eval_documents(lake: Path, documents: pa.Table) -> None:
@@ -215,6 +233,8 @@ def build_extractor(
         "eval_set_hash": eval_set_hash(tokens),
         "unigram": config.unigram,
         "unigram_hash": table_hash(unigram),
+        "frequency": config.frequency,
+        "frequency_hash": table_hash(read_suite_table(settings.paths.lake, TOKEN_FREQUENCY, suite.name)),
     }
     for measure in built:
         identity.update(measure.identity())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.inputs.eval_tokens import EVAL_DOCUMENTS, EVAL_TOKENS, UNIGRAM
+from extract.inputs.eval_tokens import EVAL_DOCUMENTS, EVAL_TOKENS, TOKEN_FREQUENCY, UNIGRAM
 from extract.inputs.token_tags import TOKEN_POS
 from extract.lake.tables import LAKE, PARTITION, SUITE, LakeTable
 from extract.measures import MEASURES
@@ -19,6 +19,7 @@ EVAL_SET_TABLES: tuple[LakeTable, ...] = (
     EVAL_DOCUMENTS,
     EVAL_TOKENS,
     UNIGRAM,
+    TOKEN_FREQUENCY,
     *(table for measure in MEASURES for table in measure.inputs),
 )
 # What the extraction writes per checkpoint partition: the engine's two tables, then each measure's.

@@ -56,6 +56,9 @@ EVAL_TOKENS = LakeTable(
     "eval_tokens", EVAL_TOKENS_SCHEMA, SUITE, "Per suite, the evaluation tokens with context lengths."
 )
 UNIGRAM = LakeTable("unigram", UNIGRAM_SCHEMA, SUITE, "Per suite, token counts of the unigram reference corpus.")
+TOKEN_FREQUENCY = LakeTable(
+    "token_frequency", UNIGRAM_SCHEMA, SUITE, "Per suite, token counts of the frequency corpus (frequency bins)."
+)
 
 
 class EvalSetError(ValueError):

@@ -452,4 +452,4 @@ def test_partition_without_manifest_is_invisible(eval_build, lake):
 def test_unknown_frequency_corpus_is_refused(tmp_path):
     proc = run_dbt(["parse", "--vars", "{frequency_corpus: wiki}"], tmp_path, tmp_path / "no-lake-here")
     assert proc.returncode != 0
-    assert "frequency_corpus must be 'eval' or 'train'" in proc.stdout + proc.stderr
+    assert "frequency_corpus must be 'configured', 'eval' or 'train'" in proc.stdout + proc.stderr

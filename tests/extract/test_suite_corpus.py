@@ -13,7 +13,14 @@ import pytest
 
 from extract import pipeline
 from extract.config import load_settings
-from extract.inputs.eval_tokens import EVAL_DOCUMENTS, EVAL_TOKENS, UNIGRAM, EvalSetError, table_hash
+from extract.inputs.eval_tokens import (
+    EVAL_DOCUMENTS,
+    EVAL_TOKENS,
+    TOKEN_FREQUENCY,
+    UNIGRAM,
+    EvalSetError,
+    table_hash,
+)
 from extract.lake.tables import checkpoint_dir
 from extract.measures.token_distributions import PAIR_KL
 from tests.helpers.micro import MICRO_CONFIG
@@ -68,12 +75,27 @@ def test_a_suite_on_its_own_corpus_is_extracted_beside_the_brown_one(docs_settin
     assert pq.read_table(EVAL_TOKENS.path(lake, "micro")).equals(brown_tokens)
     assert {row["eval_set"] for row in documents} == {"brown-heldout", summary["eval_set"]}
     assert pq.read_table(UNIGRAM.path(lake, SUITE)).column("count").to_pylist() == list(range(1, 301))
+    # The frequency bins count the evaluation tokens by default (eval.frequency = "eval").
+    ids, counts = np.unique(tokens.column("token_id").to_numpy(), return_counts=True)
+    frequency = pq.read_table(TOKEN_FREQUENCY.path(lake, SUITE))
+    assert frequency.column("token_id").to_pylist() == ids.tolist()
+    assert frequency.column("count").to_pylist() == counts.tolist()
 
     (manifest,) = pipeline.extract_checkpoints(settings, SUITE, [("a", 8)])
     assert manifest["eval_corpus"].endswith("python-docs.jsonl") and manifest["eval_set"] == summary["eval_set"]
     assert manifest["unigram_hash"] == table_hash(pq.read_table(UNIGRAM.path(lake, SUITE)))
+    assert (manifest["frequency"], manifest["frequency_hash"]) == ("eval", table_hash(frequency))
     pair_kl = pq.read_table(PAIR_KL.path(lake, SUITE, "a", 8))
     assert pair_kl.num_rows == 200 * 6 and np.isfinite(pair_kl.column("kl").to_numpy()).all()
+
+
+def test_the_frequency_corpus_is_a_setting_of_its_own(docs_settings, tmp_path):
+    counts = tmp_path / "validation_counts.parquet"
+    pq.write_table(pa.table({"token_id": [5, 9], "count": [70, 2]}), counts)
+    for frequency, expected in (("unigram", list(range(1, 301))), (str(counts), [70, 2])):
+        settings = docs_settings(frequency=frequency)
+        pipeline.build_eval_set(settings, SUITE)
+        assert pq.read_table(TOKEN_FREQUENCY.path(settings.paths.lake, SUITE)).column("count").to_pylist() == expected
 
 
 def test_a_seeded_sample_picks_other_documents_with_another_seed(docs_settings):

@@ -46,7 +46,10 @@ def write_eval_documents(lake: Path, rows: dict[str, list]) -> Path:
 
 
 def write_eval_tokens(lake: Path, suite: str, rows: dict[str, list]) -> Path:
-    """lake/eval_tokens/suite=<suite>/eval_tokens.parquet from the contract's columns."""
+    """lake/eval_tokens/suite=<suite>/eval_tokens.parquet from the contract's columns, and the
+    suite's token_frequency: the counts of those tokens, as eval.frequency's default writes it."""
+    ids, counts = np.unique(np.asarray(rows["token_id"], dtype=np.int64), return_counts=True)
+    _write_table("token_frequency", {"token_id": ids.tolist(), "count": counts.tolist()}, lake, suite)
     return _write_table("eval_tokens", rows, lake, suite)
 
 

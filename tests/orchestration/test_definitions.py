@@ -76,6 +76,7 @@ def test_definitions_load_with_one_lineage_graph():
         "mini_suite",
         "eval_tokens",
         "unigram",
+        "token_frequency",
         "icl_sequences",
         "fingerprint_probes",
         "loglik_texts",

@@ -3,11 +3,16 @@
 -- and of the previous token's word, with their coarse groups. Tags outside the penn_tags seed
 -- are unknown and become NULL, so those tokens drop out of every PoS condition.
 
-{% set frequency_corpus = var('frequency_corpus', 'eval') %}
-{% if frequency_corpus not in ('eval', 'train') %}
+{#- What the frequency bins count is each suite's eval.frequency setting, stored as its
+    token_frequency table; the var overrides it for one build: 'eval' counts the evaluation tokens,
+    'train' the unigram reference. -#}
+{% set frequency_corpus = var('frequency_corpus', 'configured') %}
+{% if frequency_corpus not in ('configured', 'eval', 'train') %}
     {{ exceptions.raise_compiler_error(
-        "dbt var frequency_corpus must be 'eval' or 'train', not '" ~ frequency_corpus ~ "'") }}
+        "dbt var frequency_corpus must be 'configured', 'eval' or 'train', not '" ~ frequency_corpus ~ "'") }}
 {% endif %}
+-- depends_on: {{ ref('stg_token_frequency') }}
+-- depends_on: {{ ref('stg_unigram') }}
 
 with eval_tokens as (
 
@@ -39,13 +44,14 @@ type_counts as (
     from eval_tokens
     group by suite, token_id
     {% else %}
-    -- occurrences of each type in the training split (types never seen have no row)
+    -- occurrences of each type in the frequency corpus, or the unigram reference's training
+    -- split (types never seen have no row)
     select
         suite,
         token_id,
         token_count as frequency
 
-    from {{ ref('stg_unigram') }}
+    from {{ ref('stg_unigram' if frequency_corpus == 'train' else 'stg_token_frequency') }}
     {% endif %}
 
 ),
