@@ -129,6 +129,10 @@ def test_two_warehouse_builds_started_together_run_one_after_the_other(tmp_path)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    # The instance's storage exists before the builds start, as it does once make demo has run:
+    # two processes creating a new SQLite storage at once race on its tables.
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
     database = tmp_path / "seedconv.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     builds = [
