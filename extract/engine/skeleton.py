@@ -47,10 +47,27 @@ class Head:
     def vocab(self) -> int:
         return self.weight.shape[0]
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """fp32 logits [..., V]; written into `out` when given (a reused buffer: a fresh
+        vocabulary-sized allocation per chunk costs more in page faults than the product itself)."""
+        flat = hidden.float().reshape(-1, hidden.shape[-1])
         with cuda_tf32(False):  # fp32 whatever the body ran in or the process switched on
-            logits = hidden.float() @ self.weight.T
-        return logits if self.bias is None else logits + self.bias
+            if self.bias is None:
+                logits = torch.matmul(flat, self.weight.T, out=out)
+            else:
+                logits = torch.addmm(self.bias, flat, self.weight.T, out=out)
+        return logits.view(*hidden.shape[:-1], self.vocab)
+
+    def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        """log p(target) [M] from hidden states [M, H], the unembedding and log-softmax `rows` at a
+        time, so only [rows, V] logits exist at once and no full distribution is kept."""
+        out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
+        for start in range(0, len(targets), rows):
+            logits = self.logits(hidden[start : start + rows])
+            out[start : start + rows] = -torch.nn.functional.cross_entropy(
+                logits, targets[start : start + rows], reduction="none"
+            )
+        return out
 
     def is_finite(self) -> bool:
         return bool(torch.isfinite(self.weight).all()) and (self.bias is None or bool(torch.isfinite(self.bias).all()))

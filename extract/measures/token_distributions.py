@@ -3,34 +3,43 @@
 The engine's second phase (extract/engine/extractor.py) takes these from every seed's fp32 logits at
 once, chunk by chunk, and writes them as the partition's `token_stats` and `pair_kl`.
 
-Everything here takes fp32 logits or log-probabilities on the model's device and returns small tensors:
-the full distributions never leave the device, and no KL is ever computed from a compressed
-(top-k or fp16) copy, which is what made the published numbers wrong at small KL.
+Everything here takes fp32 logits [S, N, V] (seed, token, vocabulary) on the model's device and
+returns small tensors: the full distributions never leave the device, and no KL is ever computed
+from a compressed (top-k or fp16) copy, which is what made the published numbers wrong at small KL.
+
+Cost grows linearly in seeds: each seed's logits are read a fixed number of times, whatever the
+number of seeds, and the S x S pair KLs of a token come from one small matrix product
+(`pair_divergences`). The two functions that walk the vocabulary, `token_statistics` and
+`reference_terms`, are written as chains of elementwise work and reductions that torch.compile
+fuses into one or two passes each (`StatisticsKernels`); run eagerly they give the same numbers.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import torch
 
+from extract.engine.skeleton import cuda_tf32
 from extract.lake.tables import PARTITION, LakeTable
 
 
 @dataclass
 class TokenStatistics:
-    """One row per predicted token (all tensors share the leading dimension N)."""
+    """One row per predicted token: tensors share the leading dimensions [..., N] of the logits."""
 
     surprisal: torch.Tensor  # -log p(s_t | s_<t), nats
     entropy: torch.Tensor  # H(p), nats
     kl_uniform: torch.Tensor  # KL(p || uniform over the vocabulary), nats
     kl_unigram: torch.Tensor  # KL(p || unigram distribution of the reference corpus), nats
-    topk_ids: torch.Tensor  # [N, k], most probable first
-    topk_logprobs: torch.Tensor  # [N, k]
+    topk_ids: torch.Tensor  # [..., N, k], most probable first
+    topk_logprobs: torch.Tensor  # [..., N, k]
     tail_mass: torch.Tensor  # probability outside the top k
+    log_normaliser: torch.Tensor  # logsumexp of the logits, which the pair KL starts from
 
 
 def log_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -39,62 +48,204 @@ def log_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def token_statistics(
-    logp: torch.Tensor, targets: torch.Tensor, unigram_logp: torch.Tensor, top_k: int
+    logits: torch.Tensor, targets: torch.Tensor, unigram_logp: torch.Tensor, top_k: int
 ) -> TokenStatistics:
-    """Statistics of N distributions `logp` [N, V] against their target tokens [N]."""
-    vocab = logp.shape[-1]
+    """Statistics of the distributions softmax(logits) [..., N, V] against their target tokens [N].
+
+    Log-probabilities serve as logits too (the softmax of either is the same distribution). One
+    read of the logits for the top k, then one fused pass with a single exp per logit: the largest
+    logit (the top-1) shifts every exponent, so no separate max pass is needed and nothing
+    overflows, and every statistic is a ratio of sums of w = exp(z - max):
+    log Z = max + log sum w, E_p[f] = sum w f / sum w.
+    """
+    vocab = logits.shape[-1]
     if not 1 <= top_k <= vocab:
         raise ValueError(f"top_k must be in [1, {vocab}] (the vocabulary size), got {top_k}")
-    p = logp.exp()
-    negative_entropy = (p * logp).sum(-1)
-    top = logp.topk(top_k, dim=-1)
-    # The tail is summed directly rather than taken as 1 - sum(top k), which in fp32 loses
-    # every digit below 1e-7 and can go negative.
-    tail_mass = p.scatter(-1, top.indices, 0.0).sum(-1)
+    top = logits.topk(top_k, dim=-1)
+    peak, kth = top.values[..., :1], top.values[..., -1:]
+    centred = logits - peak  # <= 0
+    weights = torch.exp(centred)
+    mass = weights.sum(-1)
+    log_mass = torch.log(mass)  # log Z - max
+    mean_centred = (weights * centred).sum(-1) / mass  # E_p[z] - max
+    mean_unigram = (weights * unigram_logp).sum(-1) / mass
+    # The tail is summed directly rather than taken as 1 - sum(top k), which in fp32 loses every
+    # digit below 1e-7 and can go negative. Logits tied with the k-th but left out of the top k
+    # belong to the tail too.
+    left_out_ties = (logits == kth).sum(-1) - (top.values == kth).sum(-1)
+    tail = torch.where(logits < kth, weights, 0.0).sum(-1) + left_out_ties * torch.exp(kth - peak)[..., 0]
+    entropy = log_mass - mean_centred
+    target_logits = logits.gather(-1, targets.expand(logits.shape[:-1])[..., None])[..., 0]
     return TokenStatistics(
-        surprisal=-logp.gather(-1, targets[:, None]).squeeze(-1),
-        entropy=-negative_entropy,
-        kl_uniform=negative_entropy + math.log(vocab),
-        kl_unigram=(p * (logp - unigram_logp)).sum(-1),
+        surprisal=log_mass - (target_logits - peak[..., 0]),
+        entropy=entropy,
+        kl_uniform=math.log(vocab) - entropy,
+        kl_unigram=-entropy - mean_unigram,
         topk_ids=top.indices,
-        topk_logprobs=top.values,
-        tail_mass=tail_mass,
+        topk_logprobs=top.values - peak - log_mass[..., None],
+        tail_mass=tail / mass,
+        log_normaliser=peak[..., 0] + log_mass,
     )
+
+
+# -- the pair KL ---------------------------------------------------------------------------------
+#
+# All ordered pairs from O(S) passes. Take a reference distribution r (softmax of the seeds' mean
+# logits) and, per seed, the log-ratio l_s = log p_s - log p_r and e_s = p_s - p_r = p_r expm1(l_s).
+# Then, exactly,
+#     KL(p_a || p_b) = sum_v p_a (l_a - l_b) = k_b - k_a + sum_v e_a (l_a - l_b),   k_s = KL(r || p_s),
+# so with G[a, b] = sum_v e_a(v) l_b(v), one [S, V] x [V, S] product per token,
+#     KL(a || b) = G[a, a] - G[a, b] + k_b - k_a.
+# Every term is second order in the seeds' differences: nothing of size |log p| is subtracted, so
+# small KLs keep their digits where l and k are accurate (`reference_terms`). What is left is
+# cancellation when a pair is far closer to each other than to the reference (two nearly equal
+# seeds among distant ones): the terms are then much larger than their difference, and the
+# matrix product's rounding (~1e-6 of the terms) would show. Such (pair, token) entries, and any
+# whose terms overflowed, are recomputed by the exact per-pair path (`_kl_from_logits`), so every
+# stored KL holds to the same relative precision, about 1e-4 at KL = 5e-7 nats.
+
+# A (pair, token) whose terms exceed its KL by more than this goes to the exact path: the product's
+# relative error is about 1e-6 of the terms, so at most 1e-4 of the KL is lost here.
+CANCELLATION_LIMIT = 100.0
+
+
+@dataclass
+class ReferenceTerms:
+    """Per seed and token, everything the pair KL needs of the vocabulary (see above)."""
+
+    log_ratio: torch.Tensor  # [S, N, V] l_s + L_s: the log-ratio up to a per-token constant L_s
+    excess: torch.Tensor  # [S, N, V] p_r expm1(l_s + L_s)
+    centred_mean: torch.Tensor  # [S, N] float64: sum_v p_r (l_s + L_s) = L_s - k_s
+    excess_sum: torch.Tensor  # [S, N] float64: sum_v excess = expm1(L_s)
+
+
+def _expm1(x: torch.Tensor) -> torch.Tensor:
+    """expm1, written out: torch.compile's CPU code generator turns torch.expm1 into exp(x) - 1,
+    which loses the digits of small arguments that the pair KL needs. Below 1/2 the Taylor series
+    to x^8 (relative error under 1e-8), above it exp(x) - 1, which has no digits to lose there."""
+    small = x.clamp(-0.5, 0.5)
+    series = small * (
+        1
+        + small
+        * (
+            1 / 2
+            + small
+            * (
+                1 / 6
+                + small * (1 / 24 + small * (1 / 120 + small * (1 / 720 + small * (1 / 5040 + small * (1 / 40320)))))
+            )
+        )
+    )
+    return torch.where(x.abs() < 0.5, series, torch.exp(x) - 1)
+
+
+def reference_terms(logits: torch.Tensor, log_normaliser: torch.Tensor) -> ReferenceTerms:
+    """The reference distribution's terms from logits [S, N, V] and their logsumexp [S, N].
+
+    The log-ratio is taken as z_s - r - (lse_s - lse_r): each difference is exact or nearly so in
+    floating point, and the fp32 rounding of lse_s - lse_r (~1e-6) is a per-token constant L_s that
+    the sums carry exactly (`_combine` takes it out). The two sums accumulate in float64: in fp32 a
+    sum of 50,000 terms of size 1e-3 that cancel to 1e-7 keeps only three digits.
+    """
+    reference = logits.mean(0)
+    reference_lse = torch.logsumexp(reference, -1)
+    p_reference = torch.exp(reference - reference_lse[:, None])
+    log_ratio = logits - reference - (log_normaliser - reference_lse)[..., None]
+    excess = p_reference * _expm1(log_ratio)
+    return ReferenceTerms(
+        log_ratio=log_ratio,
+        excess=excess,
+        centred_mean=(p_reference * log_ratio).sum(-1, dtype=torch.float64),
+        excess_sum=excess.sum(-1, dtype=torch.float64),
+    )
+
+
+@dataclass
+class PairDivergences:
+    kl: torch.Tensor  # [S, S, N] KL(p_a || p_b), zeros on the diagonal
+    exact: int  # (ordered pair, token) entries recomputed by the exact per-pair path
+
+
+def pair_divergences(
+    logits: torch.Tensor,
+    log_normaliser: torch.Tensor,
+    terms: Callable[[torch.Tensor, torch.Tensor], ReferenceTerms] = reference_terms,
+    valid: int | None = None,
+) -> PairDivergences:
+    """Exact KL(p_a || p_b) for every ordered pair of seeds, in fp32, from fp32 logits [S, N, V].
+
+    `log_normaliser` is the logits' logsumexp [S, N]; `terms` is `reference_terms` or its compiled
+    form (StatisticsKernels). Only the first `valid` tokens are wanted (the rest pad a fixed
+    shape): the others are left to the fast path whatever their precision.
+    """
+    seeds, n = logits.shape[:2]
+    parts = terms(logits, log_normaliser)
+    with cuda_tf32(False):  # fp32 products: TF32's 10-bit inputs would cost the small KLs their digits
+        product = torch.bmm(parts.excess.transpose(0, 1), parts.log_ratio.permute(1, 2, 0)).double()  # [N, S, S]
+    kl, size = _combine(parts.centred_mean, parts.excess_sum, product)
+    off_diagonal = ~torch.eye(seeds, dtype=torch.bool, device=logits.device)[..., None]
+    # A token whose logits are not finite has no KL to recover (the engine quarantines it).
+    wanted = torch.isfinite(log_normaliser).all(0) & (torch.arange(n, device=logits.device) < (valid or n))
+    redo = (~torch.isfinite(kl) | (size > CANCELLATION_LIMIT * kl)) & off_diagonal & wanted
+    exact = int(redo.sum())
+    if exact:
+        _exact_pairs(logits.float(), log_normaliser, redo, kl)
+    kl = torch.where(off_diagonal, kl, 0.0)
+    return PairDivergences(kl=kl.float(), exact=exact)
+
+
+def pairwise_kl(logits: torch.Tensor) -> torch.Tensor:
+    """Exact KL(p_a || p_b) for every ordered pair, [S, S, N], from fp32 logits [S, N, V]."""
+    logits = logits.float()
+    return pair_divergences(logits, torch.logsumexp(logits, -1)).kl
+
+
+def _combine(
+    centred_mean: torch.Tensor, excess_sum: torch.Tensor, product: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL [S, S, N] and the size of the terms it was taken from, in float64, from the per-token sums.
+
+    With c_s = l_s + L_s: L_s = log(1 + sum excess_s), k_s = L_s - sum p_r c_s, and the product
+    sum_v p_r expm1(c_a) c_b = e^{L_a} G[a, b] + expm1(L_a) (L_b - k_b), solved for G.
+    """
+    shift = torch.log1p(excess_sum).T  # [N, S]
+    to_reference = shift - centred_mean.T  # k_s = KL(r || p_s)
+    gram = torch.exp(-shift)[..., None] * (product - torch.expm1(shift)[..., None] * (shift - to_reference)[:, None, :])
+    own = torch.diagonal(gram, dim1=1, dim2=2)[..., None]  # G[a, a] = KL(a || r) + KL(r || a)
+    kl = own - gram + to_reference[:, None, :] - to_reference[..., None]
+    size = own.abs() + gram.abs() + to_reference[:, None, :].abs() + to_reference[..., None].abs()
+    return kl.permute(1, 2, 0), size.permute(1, 2, 0)
+
+
+def _exact_pairs(logits: torch.Tensor, log_normaliser: torch.Tensor, redo: torch.Tensor, kl: torch.Tensor) -> None:
+    """Recomputes kl[a, b, n] where redo[a, b, n], pair by pair, by the exact path; in place."""
+    for a, b in redo.any(-1).nonzero().tolist():
+        rows = redo[a, b].nonzero()[:, 0]
+        z_a, z_b = logits[a, rows], logits[b, rows]
+        p_a = torch.exp(z_a - log_normaliser[a, rows, None])
+        buffers = (torch.empty_like(z_a), torch.empty_like(z_a))
+        lse_diff = log_normaliser[a, rows] - log_normaliser[b, rows]
+        kl[a, b, rows] = _kl_from_logits(p_a, z_a, z_b, lse_diff, buffers).to(kl.dtype)
+
+
+class StatisticsKernels:
+    """`token_statistics` and `reference_terms`, compiled by torch.compile or as they are.
+
+    Compiled, each becomes one or two fused loops over the vocabulary (on a CPU, vectorised C++;
+    on a GPU, Triton); they are compiled once per chunk shape, which the engine keeps fixed.
+    """
+
+    def __init__(self, compile: bool):
+        self.compiled = compile
+        if compile:
+            self.token_statistics = torch.compile(token_statistics, dynamic=False)
+            self.reference_terms = torch.compile(reference_terms, dynamic=False)
+        else:
+            self.token_statistics, self.reference_terms = token_statistics, reference_terms
 
 
 # Above this, exp() of a log-ratio nears fp32's limit (exp(88) overflows).
 _MAX_EXPONENT = 80.0
-
-
-def pairwise_kl(logits: torch.Tensor) -> torch.Tensor:
-    """Exact KL(p_a || p_b) for every ordered pair of seeds, in fp32, from fp32 logits.
-
-    `logits` is [S, N, V] (seed, token, vocabulary); the result is [S, S, N] with zeros on the
-    diagonal.
-
-    Why not sum p_a (log p_a - log p_b): each log p carries a rounding error near 1e-7 |log p|,
-    and the normaliser difference lse_a - lse_b one near 1e-6, which swamps a KL of 1e-5 between
-    seeds that nearly agree. Instead, with d = z_a - z_b (exact in floating point when the
-    logits are close) and its mean m under p_a, the identity
-        KL = E[d - m] + log E[exp(-(d - m))]      (expectations under p_a)
-    holds exactly for any m, needs no normaliser of p_b, and with expm1/log1p keeps every digit
-    of a small KL. Where a log-ratio is too large for exp, the direct sum is used instead; a KL that large has
-    no small digits to lose.
-
-    Speed: every pair works in place in two preallocated [N, V] buffers, so a pair costs a
-    handful of passes over its logits and no allocation.
-    """
-    logits = logits.float()
-    seeds = logits.shape[0]
-    lse = torch.logsumexp(logits, dim=-1)  # [S, N]
-    p = torch.exp(logits - lse[..., None])
-    kl = torch.zeros(seeds, seeds, logits.shape[1], dtype=logits.dtype, device=logits.device)
-    buffers = (torch.empty_like(logits[0]), torch.empty_like(logits[0]))
-    for a in range(seeds):
-        for b in range(seeds):
-            if a != b:
-                kl[a, b] = _kl_from_logits(p[a], logits[a], logits[b], lse[a] - lse[b], buffers)
-    return kl
 
 
 def _dot(p: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -118,7 +269,17 @@ def _kl_from_logits(
     lse_diff: torch.Tensor,
     buffers: tuple[torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
-    """KL(p_a || p_b) per row from p_a, both logits [N, V] and lse_a - lse_b [N]; `buffers` are scratch [N, V]."""
+    """KL(p_a || p_b) per row, the exact per-pair path, from p_a, both logits [N, V] and lse_a - lse_b [N].
+
+    Why not sum p_a (log p_a - log p_b): each log p carries a rounding error near 1e-7 |log p|,
+    and the normaliser difference lse_a - lse_b one near 1e-6, which swamps a KL of 1e-5 between
+    seeds that nearly agree. Instead, with d = z_a - z_b (exact in floating point when the
+    logits are close) and its mean m under p_a, the identity
+        KL = E[d - m] + log E[exp(-(d - m))]      (expectations under p_a)
+    holds exactly for any m, needs no normaliser of p_b, and with expm1/log1p keeps every digit
+    of a small KL. Where a log-ratio is too large for exp, the direct sum is used instead; a KL
+    that large has no small digits to lose. `buffers` are scratch [N, V].
+    """
     buffer, scratch = buffers
     # buffer := m - d = -(d - m), in place: first -d, then its mean under p_a added back. m only
     # centres the exponent (the identity holds for any m), so the fast dot product serves.
