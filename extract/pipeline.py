@@ -338,6 +338,9 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         # the seeds compared; those of the suite without a checkpoint at this step, and why
         "seeds": result.seeds,
         "n_pairs": result.n_pairs,
+        # KLs of (ordered pair, token) that the fast path would have lost digits on, recomputed
+        # pair by pair (extract/measures/token_distributions.py, pair_divergences)
+        "pair_kl_exact": result.exact_pair_kl,
         "seeds_missing": sorted(result.missing),
         "missing_checkpoints": [
             {"seed": seed, "source": suite.checkpoint(result.size, seed, result.step).source, "reason": reason}

@@ -114,6 +114,8 @@ class Extraction:
     objective: str
     seeds: list[int] = field(default_factory=list)  # the seeds compared, in order
     missing: dict[int, str] = field(default_factory=dict)  # seed -> why it has no checkpoint here
+    # (ordered pair, token) KLs recomputed by the exact per-pair path (pair_divergences)
+    exact_pair_kl: int = 0
 
     @property
     def n_pairs(self) -> int:
@@ -342,7 +344,7 @@ class Extractor:
         self._check_enough_seeds(size, step, seeds, missing)
         vocab = self._check_vocabularies(results, size, step)
 
-        token_stats, pair_kl, not_finite = self._statistics(seeds, results, vocab, timings)
+        token_stats, pair_kl, not_finite, exact_pair_kl = self._statistics(seeds, results, vocab, timings)
         if not_finite:
             n = len(self.positions)
             reasons = {
@@ -369,6 +371,7 @@ class Extractor:
             objective=self.objective,
             seeds=seeds,
             missing=dict(sorted(missing.items())),
+            exact_pair_kl=exact_pair_kl,
         )
 
     def _timed(self, measure: Measure, model: SeedModel, timings: dict[str, float]) -> object:
@@ -459,8 +462,9 @@ class Extractor:
 
     def _statistics(
         self, seeds: list[int], results: dict[int, _SeedResult], vocab: int, timings: dict[str, float]
-    ) -> tuple[pa.Table, pa.Table, dict[int, int]]:
-        """(token_stats, pair_kl, {seed: tokens whose logits hold a NaN or an infinity}).
+    ) -> tuple[pa.Table, pa.Table, dict[int, int], int]:
+        """(token_stats, pair_kl, {seed: tokens whose logits hold a NaN or an infinity}, the
+        (pair, token) KLs the exact path recomputed).
 
         Blocks of `block` tokens: every seed's fp32 logits, written by the unembedding into one
         reused buffer; then the statistics kernels over `kernel` rows of it at a time, a shape
@@ -480,7 +484,7 @@ class Extractor:
         targets[:n] = self._targets.to(self.device)
         # Zeros, not empty: the spare rows of the last block must hold finite numbers.
         logits = torch.zeros(n_seeds, block, vocab, device=self.device)
-        self.exact_pair_tokens = 0
+        exact_pair_kl = 0
         with torch.inference_mode():
             for start in range(0, n, block):
                 stop = min(start + block, n)
@@ -503,7 +507,7 @@ class Extractor:
                     chunk = logits[:, offset : offset + kernel]
                     stats = self.kernels.token_statistics(chunk, targets[start + offset :][:kernel], unigram_logp, k)
                     pairs = pair_divergences(chunk, stats.log_normaliser, self.kernels.reference_terms, valid)
-                    self.exact_pair_tokens += pairs.exact
+                    exact_pair_kl += pairs.exact
                     for name in SCALAR_STATISTICS:
                         scalars[name][:, rows] = getattr(stats, name)[:, :valid].cpu().numpy()
                     topk_ids[:, rows] = stats.topk_ids[:, :valid].cpu().numpy()
@@ -515,6 +519,7 @@ class Extractor:
             token_stats_table(np.array(seeds), self.positions, scalars, topk_ids, topk_logprobs),
             pair_kl_table(np.array(seeds), self.positions, kl),
             {seed: int(count) for seed, count in zip(seeds, not_finite.tolist(), strict=True) if count},
+            exact_pair_kl,
         )
 
     def _unigram_log_probs(self, vocab: int) -> torch.Tensor:

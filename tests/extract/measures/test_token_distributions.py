@@ -5,7 +5,14 @@ from scipy.special import log_softmax as np_log_softmax
 from scipy.special import rel_entr
 from scipy.stats import entropy as scipy_entropy
 
-from extract.measures.token_distributions import log_probs, pairwise_kl, token_statistics, unigram_log_probs
+from extract.measures.token_distributions import (
+    StatisticsKernels,
+    log_probs,
+    pair_divergences,
+    pairwise_kl,
+    token_statistics,
+    unigram_log_probs,
+)
 
 
 def random_logits(seeds=3, tokens=40, vocab=200, scale=3.0, generator_seed=0):
@@ -88,3 +95,55 @@ def test_top_k_out_of_range_is_refused():
     logp = log_probs(torch.zeros(2, 10))
     with pytest.raises(ValueError, match="top_k"):
         token_statistics(logp, torch.tensor([0, 1]), unigram_log_probs(torch.ones(10)), top_k=11)
+
+
+def ten_seeds(tokens=20, vocab=50_000):
+    """Ten seeds' logits whose pairs range from identical to unrelated: a base model, an exact
+    copy, copies perturbed by 1e-3 to 3 (KLs from ~5e-7 nats up), and three independent models."""
+    generator = torch.Generator().manual_seed(7)
+    base = torch.randn(tokens, vocab, generator=generator) * 3
+    noise = [0.0, 1e-3, 3e-3, 1e-2, 0.1, 1.0, 3.0]
+    seeds = [base + scale * torch.randn(tokens, vocab, generator=generator) for scale in noise]
+    seeds.insert(1, base.clone())
+    seeds += [torch.randn(tokens, vocab, generator=generator) * 3 for _ in range(2)]
+    return torch.stack(seeds)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_ten_seeds_from_identical_to_far_apart_keep_their_digits(compiled):
+    logits = ten_seeds()
+    kernels = StatisticsKernels(compile=compiled)
+    stats = kernels.token_statistics(logits, torch.zeros(logits.shape[1], dtype=torch.int64), torch.zeros(50_000), 8)
+    result = pair_divergences(logits, stats.log_normaliser, kernels.reference_terms)
+    reference = reference_kl(logits.numpy())
+    kl = result.kl.numpy()
+    assert (kl[0, 1] == 0).all() and (kl[1, 0] == 0).all()  # seed 1 is a copy of seed 0
+    distinct = ~np.eye(10, dtype=bool)
+    distinct[0, 1] = distinct[1, 0] = False
+    assert reference[distinct].min() < 1e-6 and reference[distinct].max() > 10  # the whole range
+    relative = np.abs(kl - reference)[distinct] / reference[distinct]
+    assert relative.max() < 1e-3
+    # The pairs close to each other but far from the seeds' mean lose digits on the fast path and
+    # are recomputed exactly; most pairs are not.
+    total = 90 * logits.shape[1]
+    assert 0 < result.exact < total / 2
+    np.testing.assert_allclose(stats.log_normaliser, torch.logsumexp(logits.double(), -1), rtol=1e-6)
+
+
+def test_compiled_statistics_give_the_eager_numbers():
+    logits = random_logits(seeds=3, tokens=16, vocab=500)
+    targets = torch.randint(0, 500, (16,), generator=torch.Generator().manual_seed(4))
+    unigram_logp = unigram_log_probs(torch.arange(500, dtype=torch.float64))
+    eager = StatisticsKernels(compile=False).token_statistics(logits, targets, unigram_logp, 5)
+    compiled = StatisticsKernels(compile=True).token_statistics(logits, targets, unigram_logp, 5)
+    for name in ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass", "topk_logprobs"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(eager, name), rtol=1e-5, atol=1e-6, err_msg=name)
+    assert torch.equal(compiled.topk_ids, eager.topk_ids)
+
+
+def test_tail_mass_counts_ties_left_out_of_the_top_k():
+    # Four tokens tie for second place; the top 2 keeps one of them, the tail holds the other three.
+    logits = torch.tensor([[2.0, 1.0, 1.0, 1.0, 1.0, -1.0]])
+    stats = token_statistics(logits, torch.tensor([0]), unigram_log_probs(torch.ones(6)), top_k=2)
+    p = torch.softmax(logits.double(), -1)[0]
+    assert stats.tail_mass.item() == pytest.approx(float(3 * p[1] + p[5]), rel=1e-6)
