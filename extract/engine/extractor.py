@@ -314,7 +314,7 @@ class Extractor:
                 {"seed": seed, "source": checkpoint.source, "weights": weights.digest, "bytes": weights.n_bytes}
             )
             n_bytes += weights.n_bytes
-            unloaded = SeedModel(checkpoint, weights, None, None, self.device, self.masked)
+            unloaded = SeedModel(checkpoint, weights, None, None, self.device, self.masked, self.chunk_bytes)
             from_weights[seed] = {
                 type(measure): self._timed(measure, unloaded, timings)
                 for measure in self.measures
@@ -420,7 +420,7 @@ class Extractor:
         timings["forward"] += time.perf_counter() - tick
         if not finite:
             raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite activations")
-        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked)
+        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked, self.chunk_bytes)
         measured = {
             type(measure): self._timed(measure, model, timings) for measure in self.measures if measure.needs_model
         }

@@ -79,13 +79,21 @@ class SeedModel:
     head: Head | None  # the fp32 output embedding
     device: torch.device
     masked: bool
+    chunk_bytes: int  # at most this much of fp32 logits at once (extraction.chunk_mib)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.skeleton.hidden_states(input_ids, attention_mask)
 
-    def logits(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """fp32 logits [B, T, V] of a causal LM, from its body and fp32 output embedding."""
-        return self.head.logits(self.skeleton.hidden_states(input_ids))
+    def token_logprobs(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(targets) [B, T] of a causal LM given each prefix of input_ids [B, T]: its body, then
+        the fp32 unembedding and log-softmax a chunk of rows at a time, keeping nothing else."""
+        return self.target_logprobs(self.skeleton.hidden_states(input_ids), targets)
+
+    def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(targets) [...] from the body's hidden states [..., H], in chunks of rows."""
+        rows = max(1, self.chunk_bytes // (self.head.vocab * 4))
+        flat = self.head.target_logprobs(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1), rows)
+        return flat.view(targets.shape)
 
 
 class Measure(ABC):

@@ -37,20 +37,23 @@ ICL_SCORES_SCHEMA = pa.schema(
 )
 
 
-def last_token_surprisal(
-    last_logits: Callable[[torch.Tensor], torch.Tensor], contexts: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    """-log p(target | context) in nats, from the fp32 log-softmax of the last position's logits."""
-    return -log_probs(last_logits(contexts)).gather(-1, targets[:, None]).squeeze(-1)
+# (contexts [B, T], targets [B]) -> log p(target | context) [B]: the next token after each context
+NextTokenLogprobs = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def model_last_logits(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The logits at the last position of each context, from a whole Hugging Face model."""
-    return lambda contexts: model(input_ids=contexts).logits[:, -1]
+def model_next_token_logprobs(model: torch.nn.Module) -> NextTokenLogprobs:
+    """From a whole Hugging Face model (an independent reference for tests): the fp32 log-softmax
+    of its last position's logits at the targets."""
+
+    def next_token_logprobs(contexts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        logits = model(input_ids=contexts).logits[:, -1]
+        return log_probs(logits).gather(-1, targets[:, None])[:, 0]
+
+    return next_token_logprobs
 
 
 def seed_surprisals(
-    last_logits: Callable[[torch.Tensor], torch.Tensor], sequences: pa.Table, config: IclConfig, device: torch.device
+    next_token_logprobs: NextTokenLogprobs, sequences: pa.Table, config: IclConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     """One model's surprisals of every sequence's target: (given the short, given the long context)."""
     target = config.target_position
@@ -60,8 +63,8 @@ def seed_surprisals(
         for start in range(0, len(ids), config.batch_sequences):
             batch = ids[start : start + config.batch_sequences].to(device)
             targets = batch[:, target]
-            short.append(last_token_surprisal(last_logits, batch[:, target - config.short_context : target], targets))
-            long.append(last_token_surprisal(last_logits, batch[:, target - config.long_context : target], targets))
+            short.append(-next_token_logprobs(batch[:, target - config.short_context : target], targets))
+            long.append(-next_token_logprobs(batch[:, target - config.long_context : target], targets))
     return torch.cat(short).cpu().numpy(), torch.cat(long).cpu().numpy()
 
 
@@ -89,7 +92,8 @@ def icl_surprisals(
 ) -> pa.Table:
     """Per seed and sequence: the target's surprisal given the short and the long context."""
     per_seed = {
-        seed: seed_surprisals(model_last_logits(model), sequences, config, device) for seed, model in models.items()
+        seed: seed_surprisals(model_next_token_logprobs(model), sequences, config, device)
+        for seed, model in models.items()
     }
     return icl_scores_table(sequences, config, per_seed)
 
@@ -125,7 +129,8 @@ class IclScores(Measure):
 
     def measure_seed(self, model: SeedModel) -> tuple[np.ndarray, np.ndarray]:
         surprisals = seed_surprisals(
-            lambda contexts: model.head.logits(model.hidden_states(contexts)[:, -1]),
+            # The unembedding of the last position only: the one prediction the score reads.
+            lambda contexts, targets: model.target_logprobs(model.hidden_states(contexts)[:, -1], targets),
             self.sequences,
             self.config,
             model.device,

@@ -24,21 +24,37 @@ LOGLIK_SCHEMA = pa.schema(
 )
 
 
-def text_logprobs(
-    logits: Callable[[torch.Tensor], torch.Tensor], batch: TextBatch, batch_size: int, device: torch.device
-) -> np.ndarray:
-    """log p(text) per text, nats, float64: logits(input_ids [B, T]) gives fp32 logits [B, T, V]."""
+# (input_ids [B, T], targets [B, T]) -> log p(target) [B, T], fp32 log-softmax, nats
+TokenLogprobs = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def text_logprobs(token_logprobs: TokenLogprobs, batch: TextBatch, batch_size: int, device: torch.device) -> np.ndarray:
+    """log p(text) per text, nats, float64, from each token's log-probability given its prefix.
+
+    Only the observed tokens' log-probabilities are asked for: a seed's model gives them from
+    chunks of logits (SeedModel.token_logprobs), never a whole batch's distributions.
+    """
     out = torch.empty(len(batch.input_ids), dtype=torch.float64)
     # The batches are cut outside inference mode, as every other input of the body is: a compiled
     # body guards on that too, and inputs of both kinds would compile it twice per shape.
     batches = list(batch.batches(batch_size))
     with torch.inference_mode():
         for rows, input_ids, targets, mask in batches:
-            log_p = torch.log_softmax(logits(input_ids.to(device)).float(), dim=-1)
-            per_token = log_p.gather(-1, targets.to(device)[..., None])[..., 0]
+            per_token = token_logprobs(input_ids.to(device), targets.to(device))
             per_token = torch.where(mask.to(device), per_token, torch.zeros((), device=device))
             out[rows] = per_token.double().sum(dim=1).cpu()
     return out.numpy()
+
+
+def model_token_logprobs(model: torch.nn.Module) -> TokenLogprobs:
+    """The same from a whole Hugging Face model (an independent reference for tests): the fp32
+    log-softmax of its logits at the targets."""
+
+    def token_logprobs(input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(model(input_ids=input_ids).logits.float(), dim=-1)
+        return log_p.gather(-1, targets[..., None])[..., 0]
+
+    return token_logprobs
 
 
 def loglik_table(per_seed: dict[int, np.ndarray], n_tokens: np.ndarray) -> pa.Table:
@@ -87,7 +103,7 @@ class LoglikVectors(Measure):
         return cls(texts, text_batch(texts, context.tokenizer, context.bos), context.settings.loglik.batch_texts)
 
     def measure_seed(self, model: SeedModel) -> np.ndarray:
-        loglik = text_logprobs(model.logits, self.batch, self.batch_texts, model.device)
+        loglik = text_logprobs(model.token_logprobs, self.batch, self.batch_texts, model.device)
         if not np.isfinite(loglik).all():
             raise NonFiniteOutputs(f"{model.checkpoint.source}: the model gives NaN or infinite log-likelihoods")
         return loglik

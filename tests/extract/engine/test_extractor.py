@@ -304,6 +304,19 @@ def test_the_tf32_switch_is_set_for_the_body_alone_and_restored():
         forward_precision("auto")
 
 
+def test_target_logprobs_in_chunks_are_the_log_softmax_at_the_targets():
+    generator = torch.Generator().manual_seed(0)
+    head = Head(torch.randn(300, 16, generator=generator), torch.randn(300, generator=generator))
+    hidden = torch.randn(50, 16, generator=generator)
+    targets = torch.randint(0, 300, (50,), generator=generator)
+    whole = torch.log_softmax((hidden.double() @ head.weight.double().T + head.bias.double()), -1)
+    expected = whole.gather(-1, targets[:, None])[:, 0]
+    for rows in (1, 7, 50, 1000):  # one row at a time, ragged chunks, all at once
+        torch.testing.assert_close(head.target_logprobs(hidden, targets, rows).double(), expected, rtol=1e-5, atol=1e-5)
+    out = torch.empty(50, 300)
+    assert head.logits(hidden, out=out).data_ptr() == out.data_ptr()  # written into the reused buffer
+
+
 def test_manifest_records_how_the_partition_was_computed(extracted):
     manifest, _ = extracted
     assert manifest["forward_dtype"] == "float32"

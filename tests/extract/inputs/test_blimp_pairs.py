@@ -25,7 +25,7 @@ from extract.inputs.blimp_pairs import (
 )
 from extract.inputs.eval_tokens import EvalSetError
 from extract.measures.blimp_scores import BLIMP_SCORES_SCHEMA, blimp_scores_table
-from extract.measures.text_loglik import text_logprobs
+from extract.measures.text_loglik import model_token_logprobs, text_logprobs
 from extract.sources.suites import SuiteUnavailable
 
 CPU = torch.device("cpu")
@@ -241,16 +241,16 @@ def test_pairs_table(slim_pairs, micro):
     assert row["n_tokens_bad"] == len(tokenizer(row["sentence_bad"], add_special_tokens=False)["input_ids"])
 
 
-def micro_logits(model):
-    return lambda ids: model(input_ids=ids).logits
+def micro_logprobs(model):
+    return model_token_logprobs(model)
 
 
 def test_scores_are_the_models_own_token_log_probs(slim_pairs, micro):
     model, tokenizer = micro
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     table = few_pairs(slim_pairs, tokenizer)
-    plain = text_logprobs(micro_logits(model), blimp_sentence_batch(table, tokenizer, bos), 5, CPU)
-    with_eos = text_logprobs(micro_logits(model), blimp_sentence_batch(table, tokenizer, bos, eos), 5, CPU)
+    plain = text_logprobs(micro_logprobs(model), blimp_sentence_batch(table, tokenizer, bos), 5, CPU)
+    with_eos = text_logprobs(micro_logprobs(model), blimp_sentence_batch(table, tokenizer, bos, eos), 5, CPU)
     assert plain.dtype == np.float64 and plain.shape == with_eos.shape == (12,)
     pairs = table.to_pylist()
     for i in (0, 3, 5):
@@ -276,9 +276,11 @@ def test_padding_does_not_change_a_score(slim_pairs, micro, append_eos):
     batch = blimp_sentence_batch(table, tokenizer, bos, eos)
     lengths = batch.mask.sum(dim=1)
     assert lengths.min() < lengths.max(), "the batch pads"
-    scores = text_logprobs(micro_logits(model), batch, 12, CPU)
+    scores = text_logprobs(micro_logprobs(model), batch, 12, CPU)
     for i in range(table.num_rows):
-        alone = text_logprobs(micro_logits(model), blimp_sentence_batch(table.slice(i, 1), tokenizer, bos, eos), 2, CPU)
+        alone = text_logprobs(
+            micro_logprobs(model), blimp_sentence_batch(table.slice(i, 1), tokenizer, bos, eos), 2, CPU
+        )
         np.testing.assert_allclose(alone, scores[2 * i : 2 * i + 2], atol=1e-4, rtol=0)
 
 
