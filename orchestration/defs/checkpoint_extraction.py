@@ -5,6 +5,7 @@ import dagster as dg
 from extract import pipeline
 from extract.lake.checks import CHECKS, MANIFESTS, CheckOutcome
 from extract.lake.tables import SUITE
+from extract.progress import Progress
 from extract.registry import EVAL_SET_TABLES, PARTITION_TABLES
 from extract.sources.suites import parse_partition_key, partition_key
 from orchestration.defs.inputs import mini_suite
@@ -51,15 +52,17 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     three and ICL for causal suites only; a masked LM's targets are predicted masked)."""
     settings = seedconv.load()
     quarantined = {}
+    progress = Progress(total=len(context.partition_keys))
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
         for manifest in pipeline.extract_checkpoints(settings, suite, partitions):
             key = partition_key(suite, manifest["size"], manifest["step"])
             if "quarantined" in manifest:
                 context.log.error(manifest["reason"])
+                context.log.info(progress.finished(key, 0, "quarantined"))
                 quarantined[key] = manifest["reason"]
                 continue
             metadata = partition_metadata(manifest)
-            context.log.info(f"extracted {key}: {metadata[MANIFESTS]['tokens_per_second']:.0f} tokens/s")
+            context.log.info(progress.finished(key, manifest["n_tokens"] * len(manifest["seeds"])))
             for asset, values in metadata.items():
                 context.log_event(dg.AssetMaterialization(asset_key=asset, partition=key, metadata=values))
     partitions = [parse_partition_key(key) for key in context.partition_keys]

@@ -340,6 +340,12 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
         instance.add_dynamic_partitions("checkpoints", [bad, good])
         (reasons,) = run_assets(instance, EXTRACTION, partitions=(bad, good))
         assert reasons == f"- {bad} is quarantined: seed 2: {path.parent}: the model gives NaN or infinite activations"
+        # One progress line per partition in the run's log, quarantined ones counted too.
+        (run,) = instance.get_runs(limit=1)
+        lines = [r.user_message for r in instance.all_logs(run.run_id) if r.user_message.startswith("extraction ")]
+        assert len(lines) == 2
+        assert lines[0].startswith(f"extraction 1/2 partitions quarantined ({bad}):") and "left" in lines[0]
+        assert lines[1].startswith(f"extraction 2/2 partitions done ({good}):") and "all done in" in lines[1]
 
         status = instance.get_status_by_partition(dg.AssetKey("pair_kl"), [bad, good], checkpoint_partitions)
         assert {key: value.value for key, value in status.items()} == {bad: "FAILED", good: "MATERIALIZED"}
