@@ -1,4 +1,4 @@
-"""The machine's own limits, measured: matmul FLOP/s and disk read bandwidth.
+"""The machine's own limits, measured: matmul FLOP/s, memory bandwidth and disk read bandwidth.
 
 Benchmarks report speed as a fraction of these rather than of a datasheet figure, so the numbers
 mean the same on a 2-core CI box and on an H100.
@@ -19,6 +19,7 @@ import torch
 class MachineLimits:
     device: str
     matmul_flops: dict[str, float]  # dtype name -> FLOP/s of a large square matmul
+    memory_bytes_per_s: float  # bytes read plus bytes written per second by a large copy
     disk_read_bytes_per_s: float  # a cold sequential read of a file on the benchmark's disk
     threads: int
 
@@ -38,6 +39,22 @@ def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, min_se
         _sync(device)
         elapsed = time.perf_counter() - started
     return 2 * n**3 * repeats / elapsed
+
+
+def memory_bandwidth(device: torch.device, n_bytes: int = 512 << 20, repeats: int = 5) -> float:
+    """Bytes/s moved by a copy between two tensors far larger than any cache, read and written
+    bytes both counted (STREAM's "copy"); the best of `repeats`, after one untimed copy."""
+    source = torch.ones(n_bytes // 4, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        started = time.perf_counter()
+        target.copy_(source)
+        _sync(device)
+        best = min(best, time.perf_counter() - started)
+    return 2 * n_bytes / best
 
 
 def disk_read_bandwidth(folder: Path, n_bytes: int = 512 << 20) -> float:
@@ -74,6 +91,7 @@ def measure(device: torch.device, scratch: Path) -> MachineLimits:
     return MachineLimits(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
         matmul_flops={str(d).removeprefix("torch."): matmul_flops(device, d, n) for d in dtypes},
+        memory_bytes_per_s=memory_bandwidth(device),
         disk_read_bytes_per_s=disk_read_bandwidth(scratch),
         threads=torch.get_num_threads(),
     )
@@ -87,5 +105,6 @@ def _sync(device: torch.device) -> None:
 def describe(limits: MachineLimits) -> list[str]:
     lines = [f"device: {limits.device}, torch threads: {limits.threads}"]
     lines += [f"matmul {dtype}: {flops / 1e9:,.1f} GFLOP/s" for dtype, flops in limits.matmul_flops.items()]
+    lines.append(f"memory (copy, read + write): {limits.memory_bytes_per_s / 1e9:,.1f} GB/s")
     lines.append(f"disk read (cold, sequential): {limits.disk_read_bytes_per_s / 1e6:,.0f} MB/s")
     return lines

@@ -1,14 +1,19 @@
 """Extraction at PolyPythia's real scale: its architectures, 50,304-token vocabulary, 5 seeds.
 
-    python -m benchmarks.pythia_scale [--sizes 14m 70m ...] [--tokens 4662 466200] [--steps 2]
+    python -m benchmarks.pythia_scale [--sizes 14m 70m ...] [--tokens 4662 466200] [--seed-counts 2 5 10] [--steps 3]
 
 Writes random-weight checkpoints with the 14m..410m configurations, saved as the hub's are
 (fp16 safetensors through save_pretrained, `<size>-seed<n>/step<N>/`), and extracts `--steps`
-partitions of 5 seeds per size on synthetic evaluation tokens. Random weights cost the same to
-run as trained ones. Prints tokens per second, where the time went, lake bytes per record, and
-the projected time of the paper's grid (5 sizes x 20 checkpoints x 5 seeds x 4,662 tokens) from
-the measured per-partition time. Defaults: every size and 100 times the paper's tokens on a GPU;
-the three smallest sizes at the paper's tokens on a CPU.
+partitions of 5 seeds per size on synthetic evaluation tokens, every measure of the ICL kind on
+(the one whose cost grows with a model's size). Random weights cost the same to run as trained
+ones. The first partition of a run warms up (torch.compile); the figures are the mean of the
+others, the steady state. Prints seconds per partition, where they went, the forward's share of
+the measured matmul rate, the statistics phase's bytes against the measured memory bandwidth,
+lake bytes per record, and the projected time of the paper's grid (5 sizes x 20 checkpoints x 5
+seeds x 4,662 tokens). Then the seed-scaling table: the Pythia-14m configuration at the paper's
+tokens with 2, 5 and 10 seeds side by side, and the growth from 5 to 10 seeds, beside their
+targets. Defaults: every size and 100 times the paper's tokens on a GPU; 14m and 70m at the
+paper's tokens on a CPU.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import argparse
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +35,25 @@ from benchmarks import machine
 from benchmarks.extraction import forward_flops_per_token
 from extract.config import FORWARD_PRECISIONS, IclConfig, load_settings
 from extract.engine.extractor import Extractor, NonFiniteOutputs, Quarantine, default_device
-from extract.inputs.eval_tokens import eval_batches
+from extract.inputs.eval_tokens import EvalSetError, eval_batches
 from extract.inputs.icl_sequences import ICL_SEQUENCES_SCHEMA
 from extract.lake.partition_store import write_partition
 from extract.lake.tables import checkpoint_dir
+from extract.measures import BlimpScores, Fingerprints, LoglikVectors, Measure, WeightStatistics
+from extract.measures.base import SuiteContext
 from extract.measures.icl_scores import IclScores
-from extract.sources.suites import LocalSuite
+from extract.measures.token_distributions import statistics_bytes
+from extract.sources.suites import LocalSuite, open_suite
 
 PAPER_TOKENS = 4662
 PAPER_CHECKPOINTS = 20
 SEEDS = (1, 2, 3, 4, 5)
 VOCAB = 50_304
 TARGET_GRID_S = 15 * 60
+# On a 2-core CPU, for the Pythia-14m configuration at the paper's tokens (docs/performance.md).
+TARGET_PARTITION_S = 20
+TARGET_GROWTH = 2.5  # 10 seeds against 5
+TARGET_BOUND_FACTOR = 3  # the statistics phase against its memory-bandwidth bound
 # PolyPythia's configurations (EleutherAI/pythia-<size>): hidden size, layers, heads.
 PYTHIA_SIZES = {
     "14m": (128, 6, 4),
@@ -122,69 +134,180 @@ def synthetic_inputs(n_tokens: int, window: int, icl: IclConfig, seed: int = 0):
     return eval_batches(tokens, bos_token_id=0), unigram, icl_sequences
 
 
-def run(size: str, n_tokens: int, steps: int, args, device: torch.device, limits) -> float:
-    """Extracts `steps` partitions of `size`; returns the mean seconds per partition."""
+def text_measures(settings) -> tuple[list[Measure], str]:
+    """The fingerprints, log-likelihood vectors and BLiMP scores on the demo's inputs, and a line
+    saying where they came from.
+
+    Their inputs are tokenized text, and Pythia's tokenizer is on the Hub: they are read as the
+    first causal mini suite's (built by `make demo`), whose token ids are valid for the 50,304-token
+    vocabulary and whose texts, probes and sentences are as many and as long as a real run's.
+    """
+    for mini in settings.mini_suites:
+        suite = open_suite(settings.suite(mini.name))
+        if mini.objective != "causal" or not suite.sizes():
+            continue
+        try:
+            tokenizer = suite.load_tokenizer()
+            bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+            context = SuiteContext(settings, suite, tokenizer, bos)
+            built = [measure.for_suite(context) for measure in (Fingerprints, LoglikVectors, BlimpScores)]
+        except (EvalSetError, OSError) as error:
+            return [], f"fingerprints, log-likelihood vectors and BLiMP left out: {error} (run make demo first)"
+        return built, f"fingerprints, log-likelihood vectors and BLiMP on suite {suite.name!r}'s inputs"
+    return [], "fingerprints, log-likelihood vectors and BLiMP left out: no causal mini suite (run make demo first)"
+
+
+@dataclass
+class ScaleRun:
+    """One (size, tokens, seeds) run: steady-state seconds per partition and where they went."""
+
+    size: str
+    n_tokens: int
+    n_seeds: int
+    partition_s: float  # mean wall seconds of the partitions after the first (compilation, warm-up)
+    phases: dict[str, float]  # mean seconds per steady-state partition, by phase
+    forward_share_of_peak: float  # forward FLOP/s over the measured matmul rate
+    statistics_bytes: int  # per partition
+    exact_pair_kl: float  # share of (pair, token) KLs recomputed by the exact path
+    lake_bytes: dict[str, float]  # bytes per row of token_stats and pair_kl
+    memory_bytes_per_s: float  # the machine's, measured
+
+    @property
+    def statistics_bound_s(self) -> float:
+        """The least time the statistics phase's bytes take at the measured memory bandwidth."""
+        return self.statistics_bytes / self.memory_bytes_per_s
+
+
+PHASES = ("read_wait", "load", "forward", "statistics", "icl", "fingerprint", "loglik", "blimp", "weights", "write")
+
+
+def run(size: str, n_tokens: int, n_seeds: int, args, device: torch.device, limits) -> ScaleRun:
+    """Extracts `args.steps` partitions of `size` with `n_seeds` seeds; the first warms up."""
     settings = load_settings()
-    suite = write_suite(args.root / "suite", size, steps)
+    seeds = tuple(range(1, n_seeds + 1))
+    written = write_suite(args.root / "suite", size, args.steps, seeds=seeds)
+    # A suite of exactly these seeds: links to the checkpoints written once for every run.
+    view = args.root / f"suite-{n_seeds}-seeds"
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir(parents=True)
+    for seed in seeds:
+        (view / f"{size}-seed{seed}").symlink_to(written.root / f"{size}-seed{seed}", target_is_directory=True)
+    suite = LocalSuite(written.name, view)
     batches, unigram, icl_sequences = synthetic_inputs(n_tokens, args.window, settings.icl)
+    measures = [
+        WeightStatistics(suite, settings.weights.sketch_dim),
+        IclScores(icl_sequences, settings.icl),
+        *args.text_measures,
+    ]
     extractor = Extractor(
         suite,
         batches,
         unigram,
-        [IclScores(icl_sequences, settings.icl)],
+        measures,
         tokenizer_vocab=VOCAB,
         eval=replace(settings.eval, batch_windows=args.batch_windows),
         extraction=replace(settings.extraction, dtype=args.dtype),
         device=device,
     )
     lake = args.root / "lake"
+    walls, timings, exact = [], [], 0
+    lake_bytes = {"token_stats": [0, 0], "pair_kl": [0, 0]}  # bytes, rows
     started = time.perf_counter()
-    timings: dict[str, float] = {}
-    written = {"token_stats": [0, 0], "pair_kl": [0, 0]}  # bytes, rows
-    for result in extractor.extract_many([(size, step) for step in range(steps)]):
+    for result in extractor.extract_many([(size, step) for step in range(args.steps)]):
         if isinstance(result, Quarantine):
             raise NonFiniteOutputs(result.describe())
-        for name, value in result.timings_s.items():
-            timings[name] = timings.get(name, 0.0) + value
+        phases = dict(result.timings_s)
         tick = time.perf_counter()
         target = checkpoint_dir(lake, suite.name, size, result.step)
-        tables = result.tables
-        write_partition(lake, target, tables, {"suite": suite.name, "size": size, "step": result.step})
-        timings["write"] = timings.get("write", 0.0) + time.perf_counter() - tick
-        for name in written:
-            written[name][0] += (target / f"{name}.parquet").stat().st_size
-            written[name][1] += tables[name].num_rows
-    wall = time.perf_counter() - started
+        write_partition(lake, target, result.tables, {"suite": suite.name, "size": size, "step": result.step})
+        phases["write"] = time.perf_counter() - tick
+        walls.append(time.perf_counter() - started)
+        timings.append(phases)
+        exact += result.exact_pair_kl
+        for name in lake_bytes:
+            lake_bytes[name][0] += (target / f"{name}.parquet").stat().st_size
+            lake_bytes[name][1] += result.tables[name].num_rows
+        started = time.perf_counter()
     shutil.rmtree(lake, ignore_errors=True)
 
-    flops = forward_flops_per_token(pythia_config(size), args.window) * n_tokens * len(SEEDS) * steps
+    steady = slice(1, None) if len(walls) > 1 else slice(None)
+    mean = {name: float(np.mean([t.get(name, 0.0) for t in timings[steady]])) for name in PHASES}
+    flops = forward_flops_per_token(pythia_config(size), args.window) * n_tokens * n_seeds
     # The fp32 matmul rate is measured without TF32, so a TF32 forward is compared with plain fp32.
     dtype = extractor.precision.name if extractor.precision.name in limits.matmul_flops else "float32"
-    peak = limits.matmul_flops[dtype]
-    token_seeds = n_tokens * len(SEEDS) * steps
-    shares = ", ".join(
-        f"{name} {timings.get(name, 0.0) / wall:.0%}"
-        for name in ("read_wait", "load", "forward", "statistics", "icl", "write")
+    outcome = ScaleRun(
+        size=size,
+        n_tokens=n_tokens,
+        n_seeds=n_seeds,
+        partition_s=float(np.mean(walls[steady])),
+        phases=mean,
+        forward_share_of_peak=flops / max(mean["forward"], 1e-9) / limits.matmul_flops[dtype],
+        statistics_bytes=statistics_bytes(n_seeds, n_tokens, VOCAB),
+        exact_pair_kl=exact / max(1, lake_bytes["pair_kl"][1]),
+        lake_bytes={name: b / max(rows, 1) for name, (b, rows) in lake_bytes.items()},
+        memory_bytes_per_s=limits.memory_bytes_per_s,
     )
-    print(
-        f"{size:>5} {n_tokens:>8,} tokens x {len(SEEDS)} seeds x {steps} partitions: wall {wall:8.2f} s, "
-        f"{token_seeds / wall:>10,.0f} token-seeds/s; {shares}"
-    )
-    print(
-        f"      forward {flops / max(timings['forward'], 1e-9) / 1e9:,.1f} GFLOP/s "
-        f"({flops / max(timings['forward'], 1e-9) / peak:.0%} of measured {dtype} matmul); "
-        f"reads {timings['read']:.2f} s in the background; "
-        f"lake {written['token_stats'][0] / written['token_stats'][1]:.0f} B per token-seed, "
-        f"{written['pair_kl'][0] / written['pair_kl'][1]:.1f} B per token-pair"
-    )
-    return wall / steps
+    return outcome
+
+
+def describe_run(run: ScaleRun, steps: int) -> list[str]:
+    shares = ", ".join(f"{name} {run.phases[name] / run.partition_s:.0%}" for name in PHASES)
+    return [
+        f"{run.size:>5} {run.n_tokens:>8,} tokens x {run.n_seeds:>2} seeds: {run.partition_s:7.2f} s per partition "
+        f"(steady state, mean of {max(steps - 1, 1)}), {run.n_tokens * run.n_seeds / run.partition_s:>9,.0f} "
+        f"token-seeds/s; {shares}",
+        f"      forward at {run.forward_share_of_peak:.0%} of the measured matmul rate; statistics "
+        f"{run.phases['statistics']:.2f} s for {run.statistics_bytes / 1e9:,.1f} GB moved "
+        f"({run.phases['statistics'] / run.statistics_bound_s:.1f}x the memory-bandwidth bound "
+        f"{run.statistics_bound_s:.2f} s); exact-path pair KLs {run.exact_pair_kl:.2%}; lake "
+        f"{run.lake_bytes['token_stats']:.0f} B per token-seed, {run.lake_bytes['pair_kl']:.1f} B per token-pair",
+    ]
+
+
+def seed_scaling_table(runs: list[ScaleRun]) -> list[str]:
+    """Side by side: per-partition seconds, the phases' shares and the statistics against their
+    bandwidth bound, at each number of seeds; then the growth from 5 to 10 seeds."""
+    lines = [
+        f"{'seeds':>5} {'pairs':>5} {'partition':>10} "
+        + " ".join(f"{name:>10}" for name in PHASES)
+        + f" {'stats GB':>9} {'bound':>7} {'x bound':>7}"
+    ]
+    for run in runs:
+        lines.append(
+            f"{run.n_seeds:>5} {run.n_seeds * (run.n_seeds - 1):>5} {run.partition_s:>9.2f}s "
+            + " ".join(f"{run.phases[name] / run.partition_s:>10.0%}" for name in PHASES)
+            + f" {run.statistics_bytes / 1e9:>9.1f} {run.statistics_bound_s:>6.2f}s "
+            f"{run.phases['statistics'] / run.statistics_bound_s:>7.1f}"
+        )
+    by_seeds = {run.n_seeds: run for run in runs}
+    if 5 in by_seeds:
+        five = by_seeds[5].partition_s
+        lines.append(
+            f"target: a 5-seed partition in {TARGET_PARTITION_S} s or less "
+            f"[{'met' if five <= TARGET_PARTITION_S else 'MISSED'}: {five:.1f} s]"
+        )
+        statistics = by_seeds[5].phases["statistics"] / by_seeds[5].statistics_bound_s
+        lines.append(
+            f"target: statistics within {TARGET_BOUND_FACTOR:g}x the memory-bandwidth bound at 5 seeds "
+            f"[{'met' if statistics <= TARGET_BOUND_FACTOR else 'MISSED'}: {statistics:.1f}x]"
+        )
+    if 5 in by_seeds and 10 in by_seeds:
+        growth = by_seeds[10].partition_s / by_seeds[5].partition_s
+        lines.append(
+            f"growth from 5 to 10 seeds: {growth:.2f}x the time for 4.5x the pairs "
+            f"(target at most {TARGET_GROWTH:g}x) [{'met' if growth <= TARGET_GROWTH else 'MISSED'}]"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", choices=list(PYTHIA_SIZES))
     parser.add_argument("--tokens", nargs="*", type=int, help="evaluation tokens per run")
-    parser.add_argument("--steps", type=int, default=2, help="partitions per size, to measure the steady state")
+    parser.add_argument(
+        "--seed-counts", nargs="*", type=int, default=[2, 5, 10], help="seeds per partition in the seed-scaling table"
+    )
+    parser.add_argument("--steps", type=int, default=3, help="partitions per run; the first warms up (compilation)")
     parser.add_argument("--window", type=int, default=2048, help="tokens per evaluation window (Pythia's context)")
     parser.add_argument("--batch-windows", type=int, default=4)
     parser.add_argument("--dtype", default="float32", choices=FORWARD_PRECISIONS, help="the body's forward precision")
@@ -195,22 +318,34 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device(args.device) if args.device else default_device()
     on_gpu = device.type == "cuda"
-    sizes = args.sizes or (list(PYTHIA_SIZES) if on_gpu else ["14m", "31m", "70m"])
+    sizes = args.sizes or (list(PYTHIA_SIZES) if on_gpu else ["14m", "70m"])
     token_counts = args.tokens or ([PAPER_TOKENS, 100 * PAPER_TOKENS] if on_gpu else [PAPER_TOKENS])
     args.root = args.root or load_settings().paths.root / "bench" / "pythia"
     limits = machine.measure(device, args.root)
-    print("== extraction at PolyPythia scale: random weights, vocabulary 50,304, 5 seeds ==")
+    args.text_measures, provenance = text_measures(load_settings())
+    print(f"== extraction at PolyPythia scale: random weights, vocabulary 50,304, {len(SEEDS)} seeds ==")
     print("\n".join(machine.describe(limits)))
+    print(f"measures: weight statistics, ICL on synthetic sequences; {provenance}")
     per_partition = {}
     try:
         for n_tokens in token_counts:
             for size in sizes:
-                seconds = run(size, n_tokens, args.steps, args, device, limits)
+                result = run(size, n_tokens, len(SEEDS), args, device, limits)
+                print("\n".join(describe_run(result, args.steps)), flush=True)
                 if n_tokens == PAPER_TOKENS:
-                    per_partition[size] = seconds
+                    per_partition[size] = result.partition_s
+        if args.seed_counts:
+            print(f"\n== seeds: Pythia-14m configuration, {PAPER_TOKENS:,} tokens, every measure on ==")
+            scaling = []
+            for n_seeds in args.seed_counts:
+                scaling.append(run("14m", PAPER_TOKENS, n_seeds, args, device, limits))
+                print("\n".join(describe_run(scaling[-1], args.steps)), flush=True)
+            print("\n".join(seed_scaling_table(scaling)))
     finally:
         if not args.keep:
             shutil.rmtree(args.root / "suite", ignore_errors=True)
+        for view in args.root.glob("suite-*-seeds"):
+            shutil.rmtree(view, ignore_errors=True)
 
     if per_partition:
         grid = sum(PAPER_CHECKPOINTS * s for s in per_partition.values())

@@ -244,6 +244,18 @@ class StatisticsKernels:
             self.token_statistics, self.reference_terms = token_statistics, reference_terms
 
 
+def statistics_bytes(n_seeds: int, n_tokens: int, vocab: int) -> int:
+    """fp32 vocabulary-sized bytes the statistics phase reads and writes, as the kernels above are
+    written (what a memory-bound phase could not do in less time than bytes / bandwidth).
+
+    Per seed: the top k and the fused statistics read its logits (2); the reference terms read
+    its logits, the reference and its probabilities and write the two terms (5), after the mean
+    read its logits (1); the product reads both terms (2). Per token, the reference is written,
+    read twice for its logsumexp and probabilities, which are written (4).
+    """
+    return (10 * n_seeds + 4) * n_tokens * vocab * 4
+
+
 # Above this, exp() of a log-ratio nears fp32's limit (exp(88) overflows).
 _MAX_EXPONENT = 80.0
 

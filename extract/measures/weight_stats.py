@@ -144,13 +144,40 @@ def count_sketch(state: Mapping[str, torch.Tensor], dim: int) -> np.ndarray:
     for tensor in parameters(state).values():
         flat = tensor.reshape(-1)
         for start in range(0, flat.numel(), _CHUNK):
-            values = flat[start : start + _CHUNK].double()
-            index = torch.arange(offset + start, offset + start + values.numel(), dtype=torch.int64) % _P
-            bucket = _polynomial_hash(index, _BUCKET_COEFFICIENTS) % dim
-            sign = 1.0 - 2.0 * (_polynomial_hash(index, _SIGN_COEFFICIENTS) % 2).double()
-            sketch.index_add_(0, bucket, sign * values)
+            values = flat[start : start + _CHUNK]
+            bucket, sign = _hashes(offset + start, values.numel(), dim)
+            sketch.index_add_(0, bucket, sign * values.double())
         offset += flat.numel()
     return sketch.numpy().astype(np.float32)
+
+
+# The hashes of the weights at [start, start + count) depend on nothing else, so they are the
+# same for every checkpoint of an architecture: computing them (int64 polynomials, slow on a CPU)
+# cost more than the rest of a small model's partition. They are kept for the first weights up
+# to this many bytes (8 per weight: 70M weights, Pythia-70m's count), the rest computed each time.
+_HASH_CACHE_BYTES = 560 << 20
+
+
+class _HashCache:
+    def __init__(self, budget: int):
+        self.budget, self.used = budget, 0
+        self.entries: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, start: int, count: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(bucket [count] int32, sign [count] float32 +-1) of the weights at [start, start + count)."""
+        key = (start, count, dim)
+        if key in self.entries:
+            return self.entries[key]
+        index = torch.arange(start, start + count, dtype=torch.int64) % _P
+        bucket = (_polynomial_hash(index, _BUCKET_COEFFICIENTS) % dim).int()
+        sign = 1.0 - 2.0 * (_polynomial_hash(index, _SIGN_COEFFICIENTS) % 2).float()
+        if self.used + 8 * count <= self.budget:
+            self.entries[key] = bucket, sign
+            self.used += 8 * count
+        return bucket, sign
+
+
+_hashes = _HashCache(_HASH_CACHE_BYTES)
 
 
 class WeightHistory:
