@@ -125,6 +125,7 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
         "ICL score": run.total("icl") / wall,
         "log-likelihood vector": run.total("loglik") / wall,
         "activation fingerprint": run.total("fingerprint") / wall,
+        "BLiMP scores": run.total("blimp") / wall,
         "weight statistics and sketch": run.total("weights") / wall,
         "writing not hidden behind compute": run.exposed_write_s / wall,
     }
@@ -142,6 +143,12 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
     for name, share in shares.items():
         print(f"  {share:6.1%}  {name}")
     print(f"  background: reads {run.total('read') / wall:.1%} of wall, writes {run.total('write') / wall:.1%}")
+    pair_tokens = sum(m["n_tokens"] * m["n_pairs"] for m in run.manifests)
+    exact = sum(m["pair_kl_exact"] for m in run.manifests)
+    print(
+        f"  pair KLs recomputed by the exact per-pair path: {exact:,} of {pair_tokens:,} ({exact / pair_tokens:.3%}; "
+        f"by step: {', '.join(str(m['pair_kl_exact']) for m in run.manifests)})"
+    )
     print(
         f"  checkpoint bytes/s (reader): {read_rate / 1e6:,.1f} MB/s = "
         f"{read_rate / limits.disk_read_bytes_per_s:.1%} of cold disk read"

@@ -314,7 +314,9 @@ class Extractor:
                 {"seed": seed, "source": checkpoint.source, "weights": weights.digest, "bytes": weights.n_bytes}
             )
             n_bytes += weights.n_bytes
-            unloaded = SeedModel(checkpoint, weights, None, None, self.device, self.masked, self.chunk_bytes)
+            unloaded = SeedModel(
+                checkpoint, weights, None, None, self.device, self.masked, self.kernels, self.chunk_bytes
+            )
             from_weights[seed] = {
                 type(measure): self._timed(measure, unloaded, timings)
                 for measure in self.measures
@@ -420,7 +422,7 @@ class Extractor:
         timings["forward"] += time.perf_counter() - tick
         if not finite:
             raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite activations")
-        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked, self.chunk_bytes)
+        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked, self.kernels, self.chunk_bytes)
         measured = {
             type(measure): self._timed(measure, model, timings) for measure in self.measures if measure.needs_model
         }
@@ -482,8 +484,7 @@ class Extractor:
         block = min(block, -(-n // kernel) * kernel)  # no more rows than the tokens need
         targets = torch.zeros(-(-n // block) * block, dtype=torch.int64, device=self.device)
         targets[:n] = self._targets.to(self.device)
-        # Zeros, not empty: the spare rows of the last block must hold finite numbers.
-        logits = torch.zeros(n_seeds, block, vocab, device=self.device)
+        logits = self.kernels.buffer(n_seeds, block, vocab, device=self.device)
         exact_pair_kl = 0
         with torch.inference_mode():
             for start in range(0, n, block):

@@ -58,17 +58,6 @@ class Head:
                 logits = torch.addmm(self.bias, flat, self.weight.T, out=out)
         return logits.view(*hidden.shape[:-1], self.vocab)
 
-    def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
-        """log p(target) [M] from hidden states [M, H], the unembedding and log-softmax `rows` at a
-        time, so only [rows, V] logits exist at once and no full distribution is kept."""
-        out = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)
-        for start in range(0, len(targets), rows):
-            logits = self.logits(hidden[start : start + rows])
-            out[start : start + rows] = -torch.nn.functional.cross_entropy(
-                logits, targets[start : start + rows], reduction="none"
-            )
-        return out
-
     def is_finite(self) -> bool:
         return bool(torch.isfinite(self.weight).all()) and (self.bias is None or bool(torch.isfinite(self.bias).all()))
 

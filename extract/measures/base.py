@@ -31,6 +31,7 @@ from extract.engine.skeleton import Head, Skeleton
 from extract.inputs.brown_corpus import Document
 from extract.inputs.eval_tokens import EvalSetError
 from extract.lake.tables import LakeTable
+from extract.measures.token_distributions import StatisticsKernels
 from extract.sources.checkpoint_reader import CheckpointWeights
 from extract.sources.suites import Checkpoint, Suite
 
@@ -79,21 +80,34 @@ class SeedModel:
     head: Head | None  # the fp32 output embedding
     device: torch.device
     masked: bool
+    kernels: StatisticsKernels
     chunk_bytes: int  # at most this much of fp32 logits at once (extraction.chunk_mib)
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.skeleton.hidden_states(input_ids, attention_mask)
 
-    def token_logprobs(self, input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log p(targets) [B, T] of a causal LM given each prefix of input_ids [B, T]: its body, then
-        the fp32 unembedding and log-softmax a chunk of rows at a time, keeping nothing else."""
-        return self.target_logprobs(self.skeleton.hidden_states(input_ids), targets)
-
     def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """log p(targets) [...] from the body's hidden states [..., H], in chunks of rows."""
-        rows = max(1, self.chunk_bytes // (self.head.vocab * 4))
-        flat = self.head.target_logprobs(hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1), rows)
-        return flat.view(targets.shape)
+        """log p(targets) [M] from the body's hidden states [M, H]: the fp32 unembedding and the
+        log-softmax at the target, a fixed number of rows at a time (the last chunk padded), into
+        one reused logits buffer, keeping nothing else."""
+        vocab = self.head.vocab
+        rows = max(1, min(self.chunk_bytes // (vocab * 4), LOGIT_ROWS))
+        logits = self.kernels.buffer(rows, vocab, device=self.device)
+        padded = torch.zeros(-(-len(targets) // rows) * rows, dtype=torch.int64, device=self.device)
+        padded[: len(targets)] = targets
+        out = torch.empty(len(targets), dtype=torch.float32, device=self.device)
+        for start in range(0, len(targets), rows):
+            chunk = hidden[start : start + rows]
+            self.head.logits(chunk, out=logits[: len(chunk)])
+            out[start : start + len(chunk)] = self.kernels.target_log_probs(logits, padded[start : start + rows])[
+                : len(chunk)
+            ]
+        return out
+
+
+# Rows of logits per unembedding chunk of the text measures: enough for an efficient product
+# (measured at 50,304: 1,024 rows 20% faster than 256), few enough to waste little padding.
+LOGIT_ROWS = 1024
 
 
 class Measure(ABC):

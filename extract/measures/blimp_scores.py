@@ -82,7 +82,7 @@ class BlimpScores(Measure):
         return cls(pairs, blimp_sentence_batch(pairs, tokenizer, bos, eos), config.batch_sentences, config.append_eos)
 
     def measure_seed(self, model: SeedModel) -> np.ndarray:
-        scores = text_logprobs(model.token_logprobs, self.batch, self.batch_sentences, model.device)
+        scores = text_logprobs(model, self.batch, self.batch_sentences, model.device)
         if not np.isfinite(scores).all():
             raise NonFiniteOutputs(f"{model.checkpoint.source}: the model gives NaN or infinite BLiMP scores")
         return scores

@@ -12,8 +12,6 @@ models sit on, and the log-softmax is taken in fp32 whatever precision the model
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pyarrow as pa
 import torch
@@ -22,7 +20,7 @@ from extract.config import IclConfig
 from extract.inputs.icl_sequences import ICL_SEQUENCES, icl_sequences_table, sequence_matrix
 from extract.lake.tables import PARTITION, LakeTable
 from extract.measures.base import Measure, NonFiniteOutputs, SeedModel, SuiteContext
-from extract.measures.token_distributions import log_probs
+from extract.measures.text_loglik import HuggingFaceScorer, TokenScorer
 
 ICL_SCORES_SCHEMA = pa.schema(
     [
@@ -37,25 +35,12 @@ ICL_SCORES_SCHEMA = pa.schema(
 )
 
 
-# (contexts [B, T], targets [B]) -> log p(target | context) [B]: the next token after each context
-NextTokenLogprobs = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def model_next_token_logprobs(model: torch.nn.Module) -> NextTokenLogprobs:
-    """From a whole Hugging Face model (an independent reference for tests): the fp32 log-softmax
-    of its last position's logits at the targets."""
-
-    def next_token_logprobs(contexts: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        logits = model(input_ids=contexts).logits[:, -1]
-        return log_probs(logits).gather(-1, targets[:, None])[:, 0]
-
-    return next_token_logprobs
-
-
 def seed_surprisals(
-    next_token_logprobs: NextTokenLogprobs, sequences: pa.Table, config: IclConfig, device: torch.device
+    model: TokenScorer, sequences: pa.Table, config: IclConfig, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One model's surprisals of every sequence's target: (given the short, given the long context)."""
+    """One model's surprisals of every sequence's target: (given the short, given the long context).
+
+    Only the last position of each context is unembedded: the one prediction the score reads."""
     target = config.target_position
     ids = sequence_matrix(sequences, target)
     short, long = [], []
@@ -63,8 +48,9 @@ def seed_surprisals(
         for start in range(0, len(ids), config.batch_sequences):
             batch = ids[start : start + config.batch_sequences].to(device)
             targets = batch[:, target]
-            short.append(-next_token_logprobs(batch[:, target - config.short_context : target], targets))
-            long.append(-next_token_logprobs(batch[:, target - config.long_context : target], targets))
+            for context, out in ((config.short_context, short), (config.long_context, long)):
+                last = model.hidden_states(batch[:, target - context : target])[:, -1]
+                out.append(-model.target_logprobs(last, targets))
     return torch.cat(short).cpu().numpy(), torch.cat(long).cpu().numpy()
 
 
@@ -92,8 +78,7 @@ def icl_surprisals(
 ) -> pa.Table:
     """Per seed and sequence: the target's surprisal given the short and the long context."""
     per_seed = {
-        seed: seed_surprisals(model_next_token_logprobs(model), sequences, config, device)
-        for seed, model in models.items()
+        seed: seed_surprisals(HuggingFaceScorer(model), sequences, config, device) for seed, model in models.items()
     }
     return icl_scores_table(sequences, config, per_seed)
 
@@ -128,13 +113,7 @@ class IclScores(Measure):
         return cls(context.read(ICL_SEQUENCES), context.settings.icl)
 
     def measure_seed(self, model: SeedModel) -> tuple[np.ndarray, np.ndarray]:
-        surprisals = seed_surprisals(
-            # The unembedding of the last position only: the one prediction the score reads.
-            lambda contexts, targets: model.target_logprobs(model.hidden_states(contexts)[:, -1], targets),
-            self.sequences,
-            self.config,
-            model.device,
-        )
+        surprisals = seed_surprisals(model, self.sequences, self.config, model.device)
         if not all(np.isfinite(values).all() for values in surprisals):
             raise NonFiniteOutputs(f"{model.checkpoint.source}: the model gives NaN or infinite ICL surprisals")
         return surprisals

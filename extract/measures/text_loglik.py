@@ -8,7 +8,7 @@ the text, the first included, is scored, and every model of a suite is treated t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -24,37 +24,53 @@ LOGLIK_SCHEMA = pa.schema(
 )
 
 
-# (input_ids [B, T], targets [B, T]) -> log p(target) [B, T], fp32 log-softmax, nats
-TokenLogprobs = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+class TokenScorer(Protocol):
+    """A causal LM as the text measures use it: its body, then log p(target) from its states."""
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, T, H] last hidden states."""
+
+    def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """[M, H] hidden states and [M] targets -> [M] fp32 log p(target), nats."""
 
 
-def text_logprobs(token_logprobs: TokenLogprobs, batch: TextBatch, batch_size: int, device: torch.device) -> np.ndarray:
+def text_logprobs(model: TokenScorer, batch: TextBatch, batch_size: int, device: torch.device) -> np.ndarray:
     """log p(text) per text, nats, float64, from each token's log-probability given its prefix.
 
-    Only the observed tokens' log-probabilities are asked for: a seed's model gives them from
-    chunks of logits (SeedModel.token_logprobs), never a whole batch's distributions.
+    The body runs batch by batch; the hidden states of the real tokens only (not the padding)
+    are kept, and unembedded together afterwards in chunks of a fixed shape
+    (SeedModel.target_logprobs): no batch's full distributions are ever kept.
     """
-    out = torch.empty(len(batch.input_ids), dtype=torch.float64)
     # The batches are cut outside inference mode, as every other input of the body is: a compiled
     # body guards on that too, and inputs of both kinds would compile it twice per shape.
     batches = list(batch.batches(batch_size))
+    hidden, targets, owners = [], [], []
     with torch.inference_mode():
-        for rows, input_ids, targets, mask in batches:
-            per_token = token_logprobs(input_ids.to(device), targets.to(device))
-            per_token = torch.where(mask.to(device), per_token, torch.zeros((), device=device))
-            out[rows] = per_token.double().sum(dim=1).cpu()
-    return out.numpy()
+        for rows, input_ids, batch_targets, mask in batches:
+            states = model.hidden_states(input_ids.to(device))
+            mask = mask.to(device)
+            hidden.append(states[mask])
+            targets.append(batch_targets.to(device)[mask])
+            owners.append(rows.to(device)[:, None].expand_as(mask)[mask])
+        per_token = model.target_logprobs(torch.cat(hidden), torch.cat(targets))
+        out = torch.zeros(len(batch.input_ids), dtype=torch.float64, device=device)
+        out.index_add_(0, torch.cat(owners), per_token.double())
+    return out.cpu().numpy()
 
 
-def model_token_logprobs(model: torch.nn.Module) -> TokenLogprobs:
-    """The same from a whole Hugging Face model (an independent reference for tests): the fp32
-    log-softmax of its logits at the targets."""
+class HuggingFaceScorer:
+    """A whole Hugging Face causal LM as a TokenScorer (an independent reference for tests): its
+    own body and output embedding, and the fp32 log-softmax of the logits."""
 
-    def token_logprobs(input_ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        log_p = torch.log_softmax(model(input_ids=input_ids).logits.float(), dim=-1)
-        return log_p.gather(-1, targets[..., None])[..., 0]
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
 
-    return token_logprobs
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.base_model(input_ids=input_ids).last_hidden_state
+
+    def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = torch.log_softmax(self.model.get_output_embeddings()(hidden).float(), dim=-1)
+        return log_p.gather(-1, targets[:, None])[:, 0]
 
 
 def loglik_table(per_seed: dict[int, np.ndarray], n_tokens: np.ndarray) -> pa.Table:
@@ -103,7 +119,7 @@ class LoglikVectors(Measure):
         return cls(texts, text_batch(texts, context.tokenizer, context.bos), context.settings.loglik.batch_texts)
 
     def measure_seed(self, model: SeedModel) -> np.ndarray:
-        loglik = text_logprobs(model.token_logprobs, self.batch, self.batch_texts, model.device)
+        loglik = text_logprobs(model, self.batch, self.batch_texts, model.device)
         if not np.isfinite(loglik).all():
             raise NonFiniteOutputs(f"{model.checkpoint.source}: the model gives NaN or infinite log-likelihoods")
         return loglik

@@ -228,20 +228,36 @@ def _exact_pairs(logits: torch.Tensor, log_normaliser: torch.Tensor, redo: torch
         kl[a, b, rows] = _kl_from_logits(p_a, z_a, z_b, lse_diff, buffers).to(kl.dtype)
 
 
+def target_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) [...] from logits [..., V]: the target's logit minus their logsumexp."""
+    return logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, -1)
+
+
 class StatisticsKernels:
-    """`token_statistics` and `reference_terms`, compiled by torch.compile or as they are.
+    """`token_statistics`, `reference_terms` and `target_log_probs`, compiled by torch.compile or
+    as they are, and the reused buffer their logits are written into.
 
     Compiled, each becomes one or two fused loops over the vocabulary (on a CPU, vectorised C++;
-    on a GPU, Triton); they are compiled once per chunk shape, which the engine keeps fixed.
+    on a GPU, Triton) with no vocabulary-sized temporaries; they are compiled once per shape,
+    which their callers keep fixed.
     """
 
     def __init__(self, compile: bool):
         self.compiled = compile
+        functions = (token_statistics, reference_terms, target_log_probs)
         if compile:
-            self.token_statistics = torch.compile(token_statistics, dynamic=False)
-            self.reference_terms = torch.compile(reference_terms, dynamic=False)
-        else:
-            self.token_statistics, self.reference_terms = token_statistics, reference_terms
+            functions = tuple(torch.compile(function, dynamic=False) for function in functions)
+        self.token_statistics, self.reference_terms, self.target_log_probs = functions
+        self._buffers: dict[tuple, torch.Tensor] = {}
+
+    def buffer(self, *shape: int, device: torch.device) -> torch.Tensor:
+        """An fp32 tensor of `shape`, the same one on every call: a fresh vocabulary-sized tensor
+        per chunk costs more in page faults than the product written into it. Zeros at first, so
+        rows a caller leaves unwritten hold finite numbers."""
+        key = (shape, str(device))
+        if key not in self._buffers:
+            self._buffers[key] = torch.zeros(shape, device=device)
+        return self._buffers[key]
 
 
 def statistics_bytes(n_seeds: int, n_tokens: int, vocab: int) -> int:

@@ -12,8 +12,9 @@ from extract.engine.skeleton import Head, cuda_tf32, forward_precision
 from extract.inputs.eval_tokens import eval_batches
 from extract.lake.partition_store import read_manifest
 from extract.lake.tables import checkpoint_dir
+from extract.measures.base import SeedModel
 from extract.measures.icl_scores import IclScores
-from extract.measures.token_distributions import log_probs
+from extract.measures.token_distributions import StatisticsKernels, log_probs
 from extract.pipeline import build_extractor, extract_checkpoint, extract_checkpoints
 from extract.registry import suite_table_path
 from extract.sources.suites import LocalSuite, SuiteUnavailable
@@ -304,15 +305,18 @@ def test_the_tf32_switch_is_set_for_the_body_alone_and_restored():
         forward_precision("auto")
 
 
-def test_target_logprobs_in_chunks_are_the_log_softmax_at_the_targets():
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_target_logprobs_in_chunks_are_the_log_softmax_at_the_targets(compiled):
     generator = torch.Generator().manual_seed(0)
     head = Head(torch.randn(300, 16, generator=generator), torch.randn(300, generator=generator))
     hidden = torch.randn(50, 16, generator=generator)
     targets = torch.randint(0, 300, (50,), generator=generator)
     whole = torch.log_softmax((hidden.double() @ head.weight.double().T + head.bias.double()), -1)
     expected = whole.gather(-1, targets[:, None])[:, 0]
-    for rows in (1, 7, 50, 1000):  # one row at a time, ragged chunks, all at once
-        torch.testing.assert_close(head.target_logprobs(hidden, targets, rows).double(), expected, rtol=1e-5, atol=1e-5)
+    kernels = StatisticsKernels(compile=compiled)
+    for rows in (1, 7, 50, 1000):  # one row at a time, ragged chunks (the last padded), all at once
+        model = SeedModel(None, None, None, head, torch.device("cpu"), False, kernels, chunk_bytes=rows * 300 * 4)
+        torch.testing.assert_close(model.target_logprobs(hidden, targets).double(), expected, rtol=1e-5, atol=1e-5)
     out = torch.empty(50, 300)
     assert head.logits(hidden, out=out).data_ptr() == out.data_ptr()  # written into the reused buffer
 

@@ -25,7 +25,7 @@ from extract.inputs.blimp_pairs import (
 )
 from extract.inputs.eval_tokens import EvalSetError
 from extract.measures.blimp_scores import BLIMP_SCORES_SCHEMA, blimp_scores_table
-from extract.measures.text_loglik import model_token_logprobs, text_logprobs
+from extract.measures.text_loglik import HuggingFaceScorer, text_logprobs
 from extract.sources.suites import SuiteUnavailable
 
 CPU = torch.device("cpu")
@@ -242,7 +242,7 @@ def test_pairs_table(slim_pairs, micro):
 
 
 def micro_logprobs(model):
-    return model_token_logprobs(model)
+    return HuggingFaceScorer(model)
 
 
 def test_scores_are_the_models_own_token_log_probs(slim_pairs, micro):
