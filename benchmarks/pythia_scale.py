@@ -134,6 +134,12 @@ def synthetic_inputs(n_tokens: int, window: int, icl: IclConfig, seed: int = 0):
     return eval_batches(tokens, bos_token_id=0), unigram, icl_sequences
 
 
+def text_tokens(measures: list[Measure]) -> int:
+    """Tokens the log-likelihood vectors and BLiMP scores unembed per seed: each needs all 50,304
+    logits of every one, for the normaliser."""
+    return sum(int(m.batch.mask.sum()) for m in measures if isinstance(m, LoglikVectors | BlimpScores))
+
+
 def text_measures(settings) -> tuple[list[Measure], str]:
     """The fingerprints, log-likelihood vectors and BLiMP scores on the demo's inputs, and a line
     saying where they came from.
@@ -171,6 +177,12 @@ class ScaleRun:
     exact_pair_kl: float  # share of (pair, token) KLs recomputed by the exact path
     lake_bytes: dict[str, float]  # bytes per row of token_stats and pair_kl
     memory_bytes_per_s: float  # the machine's, measured
+    text_bound_s: float  # the log-likelihood and BLiMP unembedding's FLOPs at the measured matmul rate
+
+    @property
+    def without_text_s(self) -> float:
+        """Seconds per partition without the log-likelihood vectors and BLiMP scores."""
+        return self.partition_s - self.phases["loglik"] - self.phases["blimp"]
 
     @property
     def statistics_bound_s(self) -> float:
@@ -246,6 +258,12 @@ def run(size: str, n_tokens: int, n_seeds: int, args, device: torch.device, limi
         exact_pair_kl=exact / max(1, lake_bytes["pair_kl"][1]),
         lake_bytes={name: b / max(rows, 1) for name, (b, rows) in lake_bytes.items()},
         memory_bytes_per_s=limits.memory_bytes_per_s,
+        text_bound_s=text_tokens(args.text_measures)
+        * 2
+        * VOCAB
+        * pythia_config(size).hidden_size
+        * n_seeds
+        / limits.matmul_flops["float32"],
     )
     return outcome
 
@@ -281,10 +299,14 @@ def seed_scaling_table(runs: list[ScaleRun]) -> list[str]:
         )
     by_seeds = {run.n_seeds: run for run in runs}
     if 5 in by_seeds:
-        five = by_seeds[5].partition_s
+        five = by_seeds[5]
+        verdict = {True: "met", False: "MISSED"}
         lines.append(
-            f"target: a 5-seed partition in {TARGET_PARTITION_S} s or less "
-            f"[{'met' if five <= TARGET_PARTITION_S else 'MISSED'}: {five:.1f} s]"
+            f"target: a 5-seed partition in {TARGET_PARTITION_S} s or less, every measure on "
+            f"[{verdict[five.partition_s <= TARGET_PARTITION_S]}: {five.partition_s:.1f} s]; without "
+            f"the log-likelihood vectors and BLiMP [{verdict[five.without_text_s <= TARGET_PARTITION_S]}: "
+            f"{five.without_text_s:.1f} s]; their unembedding alone takes {five.text_bound_s:.1f} s at the measured "
+            "matmul rate"
         )
         statistics = by_seeds[5].phases["statistics"] / by_seeds[5].statistics_bound_s
         lines.append(
@@ -326,11 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"== extraction at PolyPythia scale: random weights, vocabulary 50,304, {len(SEEDS)} seeds ==")
     print("\n".join(machine.describe(limits)))
     print(f"measures: weight statistics, ICL on synthetic sequences; {provenance}")
-    per_partition = {}
+    per_partition, done = {}, {}
     try:
         for n_tokens in token_counts:
             for size in sizes:
-                result = run(size, n_tokens, len(SEEDS), args, device, limits)
+                result = done[size, n_tokens, len(SEEDS)] = run(size, n_tokens, len(SEEDS), args, device, limits)
                 print("\n".join(describe_run(result, args.steps)), flush=True)
                 if n_tokens == PAPER_TOKENS:
                     per_partition[size] = result.partition_s
@@ -338,8 +360,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n== seeds: Pythia-14m configuration, {PAPER_TOKENS:,} tokens, every measure on ==")
             scaling = []
             for n_seeds in args.seed_counts:
-                scaling.append(run("14m", PAPER_TOKENS, n_seeds, args, device, limits))
-                print("\n".join(describe_run(scaling[-1], args.steps)), flush=True)
+                if ("14m", PAPER_TOKENS, n_seeds) not in done:  # the 5-seed run above serves again
+                    result = run("14m", PAPER_TOKENS, n_seeds, args, device, limits)
+                    print("\n".join(describe_run(result, args.steps)), flush=True)
+                scaling.append(done.setdefault(("14m", PAPER_TOKENS, n_seeds), result))
             print("\n".join(seed_scaling_table(scaling)))
     finally:
         if not args.keep:
