@@ -7,6 +7,7 @@ from scipy.stats import entropy as scipy_entropy
 
 from extract.measures.token_distributions import (
     StatisticsKernels,
+    _expm1,
     log_probs,
     pair_divergences,
     pairwise_kl,
@@ -147,3 +148,12 @@ def test_tail_mass_counts_ties_left_out_of_the_top_k():
     stats = token_statistics(logits, torch.tensor([0]), unigram_log_probs(torch.ones(6)), top_k=2)
     p = torch.softmax(logits.double(), -1)[0]
     assert stats.tail_mass.item() == pytest.approx(float(3 * p[1] + p[5]), rel=1e-6)
+
+
+def test_the_written_out_expm1_keeps_every_digit_of_small_arguments():
+    # What torch.compile would make of torch.expm1 on a CPU, exp(x) - 1, is 1e-4 off at x = 1e-3.
+    x = torch.cat([torch.linspace(-3, 3, 20_001), torch.logspace(-12, -1, 1_000), -torch.logspace(-12, -1, 1_000)])
+    exact = torch.expm1(x.double())
+    relative = (_expm1(x).double() - exact).abs() / exact.abs().clamp(min=1e-300)
+    assert relative.max() < 3e-7
+    assert ((torch.exp(x) - 1).double() - exact).abs().div(exact.abs()).max() > 1e-3
