@@ -336,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--root", type=Path, default=None, help="scratch folder (default warehouse/bench/pythia)")
     parser.add_argument("--keep", action="store_true", help="keep the random checkpoints for the next run")
+    parser.add_argument(
+        "--no-text-measures", action="store_true", help="leave out the log-likelihood vectors, BLiMP and fingerprints"
+    )
     args = parser.parse_args(argv)
 
     device = torch.device(args.device) if args.device else default_device()
@@ -345,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     args.root = args.root or load_settings().paths.root / "bench" / "pythia"
     limits = machine.measure(device, args.root)
     args.text_measures, provenance = text_measures(load_settings())
+    if args.no_text_measures:
+        args.text_measures = []
+        provenance = "fingerprints, log-likelihood vectors and BLiMP left out (--no-text-measures)"
     print(f"== extraction at PolyPythia scale: random weights, vocabulary 50,304, {len(SEEDS)} seeds ==")
     print("\n".join(machine.describe(limits)))
     print(f"measures: weight statistics, ICL on synthetic sequences; {provenance}")

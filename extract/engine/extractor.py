@@ -430,11 +430,13 @@ class Extractor:
 
     def _causal_hidden(self, skeleton: Skeleton) -> torch.Tensor:
         """[N, H] in position order: every window once, a prediction at every position."""
-        parts = []
-        for input_ids, _, _ in self.batches.batches(self.windows_per_batch):
-            hidden = skeleton.hidden_states(input_ids.to(self.device))
-            parts.append(hidden.reshape(-1, hidden.shape[-1]))
-        flat = torch.cat(parts)[self._keep.to(self.device)]
+        hidden = None
+        for windows, input_ids, _, _ in self.batches.batches(self.windows_per_batch):
+            states = skeleton.hidden_states(input_ids.to(self.device))
+            if hidden is None:  # [windows, width, H]; a batch cut short leaves its padding zero
+                hidden = states.new_zeros((*self.batches.input_ids.shape, states.shape[-1]))
+            hidden[windows.to(self.device), : states.shape[1]] = states
+        flat = hidden.reshape(-1, hidden.shape[-1])[self._keep.to(self.device)]
         return flat[torch.from_numpy(self._order).to(self.device)]
 
     def _masked_hidden(self, skeleton: Skeleton) -> torch.Tensor:

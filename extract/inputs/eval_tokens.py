@@ -161,10 +161,23 @@ class EvalBatches:
     targets: torch.Tensor  # [W, L] int64
     position: torch.Tensor  # [W, L] int64
 
-    def batches(self, windows_per_batch: int):
-        for start in range(0, len(self.input_ids), windows_per_batch):
-            stop = start + windows_per_batch
-            yield self.input_ids[start:stop], self.targets[start:stop], self.position[start:stop]
+    def batches(self, windows_per_batch: int, pad_multiple: int = 64):
+        """(windows, input_ids, targets, position) per batch of windows of similar length, each cut
+        to its longest window rounded up to `pad_multiple` tokens (at most the full width).
+
+        A document's last window is usually short; batched with full ones, or alone at the full
+        width, its padding would cost as much of the forward pass as a full window. Cutting
+        padding off the end changes no real position of a causal model, and the rounding keeps
+        the number of distinct shapes, each a compilation of the body, small."""
+        scored = self.position >= 0
+        width = self.input_ids.shape[1]
+        # The column after a window's last scored target (overlapping windows score their end).
+        lengths = torch.where(scored.any(1), width - scored.flip(1).int().argmax(1), 1)
+        order = torch.argsort(lengths, stable=True)
+        for start in range(0, len(order), windows_per_batch):
+            windows = order[start : start + windows_per_batch]
+            cut = min(-(-int(lengths[windows].max()) // pad_multiple) * pad_multiple, width)
+            yield windows, self.input_ids[windows, :cut], self.targets[windows, :cut], self.position[windows, :cut]
 
 
 def eval_batches(eval_tokens: pa.Table, bos_token_id: int) -> EvalBatches:

@@ -61,8 +61,11 @@ def token_statistics(
     vocab = logits.shape[-1]
     if not 1 <= top_k <= vocab:
         raise ValueError(f"top_k must be in [1, {vocab}] (the vocabulary size), got {top_k}")
-    top = logits.topk(top_k, dim=-1)
-    peak, kth = top.values[..., :1], top.values[..., -1:]
+    # An unsorted top k, then a sort of its k values: on a CPU twice as fast as a sorted top k.
+    unsorted, unsorted_ids = logits.topk(top_k, dim=-1, sorted=False)
+    top_values, order = unsorted.sort(dim=-1, descending=True, stable=True)
+    top_ids = unsorted_ids.gather(-1, order)
+    peak, kth = top_values[..., :1], top_values[..., -1:]
     centred = logits - peak  # <= 0
     weights = torch.exp(centred)
     mass = weights.sum(-1)
@@ -72,7 +75,7 @@ def token_statistics(
     # The tail is summed directly rather than taken as 1 - sum(top k), which in fp32 loses every
     # digit below 1e-7 and can go negative. Logits tied with the k-th but left out of the top k
     # belong to the tail too.
-    left_out_ties = (logits == kth).sum(-1) - (top.values == kth).sum(-1)
+    left_out_ties = (logits == kth).sum(-1) - (top_values == kth).sum(-1)
     tail = torch.where(logits < kth, weights, 0.0).sum(-1) + left_out_ties * torch.exp(kth - peak)[..., 0]
     entropy = log_mass - mean_centred
     target_logits = logits.gather(-1, targets.expand(logits.shape[:-1])[..., None])[..., 0]
@@ -81,8 +84,8 @@ def token_statistics(
         entropy=entropy,
         kl_uniform=math.log(vocab) - entropy,
         kl_unigram=-entropy - mean_unigram,
-        topk_ids=top.indices,
-        topk_logprobs=top.values - peak - log_mass[..., None],
+        topk_ids=top_ids,
+        topk_logprobs=top_values - peak - log_mass[..., None],
         tail_mass=tail / mass,
         log_normaliser=peak[..., 0] + log_mass,
     )

@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from extract.inputs.brown_corpus import Document
-from extract.inputs.eval_tokens import EvalSetError, build_eval_tokens, eval_batches, eval_set_hash, window_spans
+from extract.inputs.eval_tokens import (
+    EvalBatches,
+    EvalSetError,
+    build_eval_tokens,
+    eval_batches,
+    eval_set_hash,
+    window_spans,
+)
 from extract.registry import suite_table_path
 from extract.sources.mini_trainer import train_tokenizer
 
@@ -113,3 +120,22 @@ def test_strided_windows_give_each_token_the_models_prediction_from_its_whole_wi
         with torch.no_grad():
             alone = model(input_ids=torch.tensor([[bos, *context]])).logits[0, -1].log_softmax(-1)
         assert got == pytest.approx(alone[ids[position]].item(), abs=1e-5)
+
+
+def test_batches_cut_short_windows_to_their_length():
+    """A short window (a document's end) is batched with windows of its length and cut to it,
+    rounded up to 64 tokens; an overlapping window, scored at its end, keeps its full width."""
+    position = torch.full((3, 256), -1)
+    position[0] = torch.arange(256)
+    position[1, :70] = torch.arange(256, 326)  # the document's last 70 tokens
+    position[2, 100:] = torch.arange(326, 482)  # overlapping: its first 100 tokens are context
+    ids = torch.arange(3 * 256).reshape(3, 256)
+    batches = EvalBatches(ids, ids + 1, position)
+    alone = {int(windows[0]): input_ids.shape[1] for windows, input_ids, _, _ in batches.batches(1)}
+    assert alone == {1: 128, 0: 256, 2: 256}
+    in_pairs = list(batches.batches(2))
+    assert [windows.tolist() for windows, *_ in in_pairs] == [[1, 0], [2]]  # shortest first
+    for windows, input_ids, targets, cut in in_pairs:
+        assert torch.equal(input_ids, ids[windows, : input_ids.shape[1]]) and torch.equal(targets, input_ids + 1)
+        assert torch.equal(cut, position[windows, : input_ids.shape[1]])
+        assert (position[windows, input_ids.shape[1] :] == -1).all()  # nothing scored is cut off
