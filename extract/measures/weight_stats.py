@@ -154,8 +154,9 @@ def count_sketch(state: Mapping[str, torch.Tensor], dim: int) -> np.ndarray:
 # The hashes of the weights at [start, start + count) depend on nothing else, so they are the
 # same for every checkpoint of an architecture: computing them (int64 polynomials, slow on a CPU)
 # cost more than the rest of a small model's partition. They are kept for the first weights up
-# to this many bytes (8 per weight: 70M weights, Pythia-70m's count), the rest computed each time.
-_HASH_CACHE_BYTES = 560 << 20
+# to this many bytes (8 per weight: 134M weights, all of Pythia-70m's 70M, half of 160m's), the
+# rest computed each time.
+_HASH_CACHE_BYTES = 1 << 30
 
 
 class _HashCache:
