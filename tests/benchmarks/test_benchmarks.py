@@ -7,10 +7,20 @@ import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from benchmarks.extraction import forward_flops_per_token
-from benchmarks.machine import disk_read_bandwidth, matmul_flops
+from benchmarks.machine import disk_read_bandwidth, matmul_flops, memory_bandwidth
 from benchmarks.precision import precision_errors
-from benchmarks.pythia_scale import PYTHIA_SIZES, VOCAB, pythia_config, synthetic_inputs, write_suite
+from benchmarks.pythia_scale import (
+    PHASES,
+    PYTHIA_SIZES,
+    VOCAB,
+    ScaleRun,
+    pythia_config,
+    seed_scaling_table,
+    synthetic_inputs,
+    write_suite,
+)
 from extract.config import IclConfig
+from extract.measures.token_distributions import statistics_bytes
 
 
 @pytest.mark.parametrize(
@@ -47,6 +57,7 @@ def test_machine_limits_are_measured(tmp_path):
     flops = matmul_flops(torch.device("cpu"), torch.float32, n=256, min_seconds=0.05)
     assert 1e8 < flops < 1e14
     assert disk_read_bandwidth(tmp_path, n_bytes=16 << 20) > 1e6
+    assert 1e8 < memory_bandwidth(torch.device("cpu"), n_bytes=64 << 20, repeats=2) < 1e13
     assert list(tmp_path.iterdir()) == []  # the scratch file is gone
 
 
@@ -85,3 +96,24 @@ def test_precision_errors_on_a_tiny_model(tmp_path):
     numbers = [bf16.kl_median, bf16.median, bf16.p99, bf16.conv_fp32, bf16.conv_shift, bf16.conv_shift_relative]
     assert all(math.isfinite(x) for x in numbers) and bf16.conv_fp32 < 0
     assert len(result.table_rows()) == 2
+
+
+def _scale_run(n_seeds: int, partition_s: float, statistics_s: float) -> ScaleRun:
+    phases = dict.fromkeys(PHASES, 0.0) | {"statistics": statistics_s, "blimp": partition_s / 2}
+    return ScaleRun(
+        size="14m", n_tokens=4662, n_seeds=n_seeds, partition_s=partition_s, phases=phases,
+        forward_share_of_peak=0.5, statistics_bytes=statistics_bytes(n_seeds, 4662, VOCAB), exact_pair_kl=0.0,
+        lake_bytes={"token_stats": 131.0, "pair_kl": 2.5}, memory_bytes_per_s=30e9, text_bound_s=10.0,
+    )  # fmt: skip
+
+
+def test_seed_scaling_table_states_growth_and_targets():
+    lines = seed_scaling_table([_scale_run(2, 8.0, 1.0), _scale_run(5, 18.0, 2.0), _scale_run(10, 50.0, 9.0)])
+    assert len(lines) == 1 + 3 + 3
+    assert lines[1].split()[:3] == ["2", "2", "8.00s"] and lines[3].split()[:3] == ["10", "90", "50.00s"]
+    # 5 seeds: 18 s [met]; without BLiMP 9 s; statistics 2 s against 50.7 GB / 30 GB/s = 1.69 s
+    assert "[met: 18.0 s]" in lines[4] and "[met: 9.0 s]" in lines[4]
+    assert "[met: 1.2x]" in lines[5]
+    assert lines[6].startswith("growth from 5 to 10 seeds: 2.78x") and lines[6].endswith("[MISSED]")
+    # ten passes of [tokens, V] per seed and four per token
+    assert statistics_bytes(5, 4662, VOCAB) == (10 * 5 + 4) * 4662 * VOCAB * 4
