@@ -91,7 +91,10 @@ class SeedModel:
         log-softmax at the target, a fixed number of rows at a time (the last chunk padded), into
         one reused logits buffer, keeping nothing else."""
         vocab = self.head.vocab
-        rows = max(1, min(self.chunk_bytes // (vocab * 4), LOGIT_ROWS))
+        # A power of two at least the rows asked for, up to LOGIT_ROWS: few shapes to compile, and
+        # a small call (ICL's one position per sequence) is not padded to a large chunk.
+        wanted = 1 << max(0, len(targets) - 1).bit_length()
+        rows = max(1, min(self.chunk_bytes // (vocab * 4), LOGIT_ROWS, wanted))
         logits = self.kernels.buffer(rows, vocab, device=self.device)
         padded = torch.zeros(-(-len(targets) // rows) * rows, dtype=torch.int64, device=self.device)
         padded[: len(targets)] = targets
