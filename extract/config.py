@@ -158,7 +158,9 @@ class IclConfig:
 
     short_context: int = 50
     long_context: int = 400
-    target_position: int = 500  # index of the scored token in each sequence
+    # 0-based index of the scored token in each sequence: 499 is the 500th token, the one Fehlauer
+    # et al. score ("a sentence's 500th token", footnote 2); 500 would be the 501st.
+    target_position: int = 499
     max_sequences: int = 64
     batch_sequences: int = 16  # sequences per forward pass
 
@@ -208,7 +210,7 @@ class FingerprintConfig:
 
 @dataclass(frozen=True)
 class LoglikConfig:
-    """The texts of the log-likelihood vectors (Oyama et al.); see extract/loglik.py."""
+    """The texts of the log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026); see extract/loglik.py."""
 
     n_texts: int = 256  # held-out Brown paragraphs, in document order
     max_tokens: int = 64  # each paragraph is cut to its first max_tokens tokens
@@ -375,6 +377,10 @@ class SuiteConfig:
     # hub and MultiBERT suites: gigabytes (10^9 bytes) of the Hugging Face cache their repositories
     # may hold; over it, revisions already stored in the lake are deleted. None: no bound.
     cache_budget_gb: float | None = None
+    # local suites: the step every run trains to, the suite's final checkpoint (final surprisal is
+    # read there); None: not known, the last step extracted stands in. A hub or MultiBERT suite's
+    # is its last configured (or published) step; a mini suite's its `steps`.
+    final_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SUITE_KINDS:
@@ -395,6 +401,12 @@ class SuiteConfig:
                 )
         if self.kind == "local" and self.path is None:
             raise ConfigError(f"suites.{self.name}: a local suite needs a path")
+        if self.final_step is not None:
+            if self.kind != "local":
+                raise ConfigError(
+                    f"suites.{self.name}.final_step is for local suites; a {self.kind} suite's is its last step"
+                )
+            _check_range(f"suites.{self.name}.final_step", self.final_step, 0, 10**12)
         if self.kind == "hub" and not self.sizes:
             raise ConfigError(f"suites.{self.name}: a hub suite needs sizes")
         if self.kind == "multibert" and self.sizes not in ((), ("base",)):
@@ -432,7 +444,8 @@ class Settings:
     def all_suites(self) -> tuple[SuiteConfig, ...]:
         """The enabled self-trained suites and the configured ones."""
         minis = tuple(
-            SuiteConfig(name=mini.name, kind="local", path=self.paths.suites / mini.name) for mini in self.mini_suites
+            SuiteConfig(name=mini.name, kind="local", path=self.paths.suites / mini.name, final_step=mini.steps)
+            for mini in self.mini_suites
         )
         return (*minis, *self.suites)
 

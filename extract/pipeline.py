@@ -342,6 +342,8 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         # pair by pair (extract/measures/token_distributions.py, pair_divergences)
         "pair_kl_exact": result.exact_pair_kl,
         "seeds_missing": sorted(result.missing),
+        # the step this size trains to: final surprisal waits for it (None: the suite does not say)
+        "final_step": suite.final_step(result.size),
         "missing_checkpoints": [
             {"seed": seed, "source": suite.checkpoint(result.size, seed, result.step).source, "reason": reason}
             for seed, reason in sorted(result.missing.items())

@@ -213,7 +213,7 @@ def plot_icl(data: pd.DataFrame) -> plt.Figure:
 
 
 # ------------------------------------------------------------------------------------------------
-# Fingerprints (McEntire) and log-likelihood vectors (Oyama et al.)
+# Fingerprints (McEntire) and log-likelihood vectors (Kishino et al. 2026)
 # ------------------------------------------------------------------------------------------------
 
 # The regime thresholds are the dbt project's vars regime_chaotic_below and regime_stable_from

@@ -16,8 +16,9 @@
 
       - the model's code and that of every model upstream of it (a changed model rebuilds all),
       - its manifest (manifest_digest: a rerun writes a new manifest, with a new created_at),
-      - with partition_inputs 'last_step': the manifest of its size's last step (final
-        surprisal is read there, so a new last step changes every step of the size),
+      - with partition_inputs 'final_step': the manifest of its size's final step (final
+        surprisal is read there, so extracting or re-extracting it changes every step of the
+        size; a size whose final step is not extracted yet has none),
       - with partition_inputs 'token_features': a hash of the suite's int_token_features (a new
         evaluation set, token_pos, or `--vars '{frequency_corpus: train}'`).
 
@@ -85,14 +86,14 @@
             select suite, size, step, n_seeds, seeds, manifest_digest
             from {{ model_relation('stg_checkpoints') }}
         )
-        {%- if 'last_step' in inputs %},
+        {%- if 'final_step' in inputs %},
         last_steps as (
-            select last_steps.suite, last_steps.size, checkpoints.manifest_digest as last_step_digest
+            select last_steps.suite, last_steps.size, checkpoints.manifest_digest as final_step_digest
             from {{ model_relation('int_last_steps') }} as last_steps
             inner join checkpoints
                 on last_steps.suite = checkpoints.suite
                 and last_steps.size = checkpoints.size
-                and last_steps.last_step = checkpoints.step
+                and last_steps.final_surprisal_step = checkpoints.step
         )
         {%- endif %}
         {%- if 'token_features' in inputs %},
@@ -101,7 +102,7 @@
                 suite,
                 cast(sum(hash(
                     position, token_id, token_text, frequency, frequency_bin_order, frequency_bin,
-                    word, pos, pos_group, prev_pos, prev_pos_group
+                    word, pos, pos_group, word_class, prev_pos, prev_pos_group, prev_word_class
                 )) as varchar) as features_digest
             from {{ model_relation('int_token_features') }}
             group by suite
@@ -116,11 +117,11 @@
             md5(concat_ws('|',
                 '{{ lineage_code_digest() }}',
                 checkpoints.manifest_digest
-                {%- if 'last_step' in inputs %}, coalesce(last_steps.last_step_digest, '-'){% endif %}
+                {%- if 'final_step' in inputs %}, coalesce(last_steps.final_step_digest, '-'){% endif %}
                 {%- if 'token_features' in inputs %}, coalesce(token_features.features_digest, '-'){% endif %}
             )) as input_digest
         from checkpoints
-        {%- if 'last_step' in inputs %}
+        {%- if 'final_step' in inputs %}
         left join last_steps
             on checkpoints.suite = last_steps.suite
             and checkpoints.size = last_steps.size

@@ -3,7 +3,7 @@
 -- contexts whose target carries a Penn tag), and for frequency_bin to every context.
 -- In a build, over the partitions the build wrote into the mart (unique_per_partition says why).
 
-{% set conditions = ['pos', 'pos_group', 'prev_pos', 'prev_pos_group', 'final_surprisal_bin'] %}
+{% set conditions = ['pos', 'pos_group', 'word_class', 'prev_pos', 'prev_pos_group', 'final_surprisal_bin'] %}
 {% set scope = partitions_built_now(ref('mart_conditional_convergence')) %}
 
 with contexts as (
@@ -14,6 +14,7 @@ with contexts as (
         context_convergence.step,
         token_features.pos,
         token_features.pos_group,
+        token_features.word_class,
         token_features.prev_pos,
         token_features.prev_pos_group,
         final_surprisal.final_surprisal_bin

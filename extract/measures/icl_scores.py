@@ -1,8 +1,8 @@
 """The in-context-learning score of Fehlauer et al.: how much a long context helps a model.
 
 A model that uses its context predicts a late token better from 400 tokens before it than from
-50. The score of a checkpoint is the expected surprisal of the token at index `target_position`
-(500) given the `short_context` tokens before it, minus given the `long_context` tokens before
+50. The score of a checkpoint is the expected surprisal of the token at 0-based index
+`target_position` (499: the 500th token, as the paper's footnote 2 words it) given the `short_context` tokens before it, minus given the `long_context` tokens before
 it, over sequences cut from the held-out documents. Both contexts are fed bare (no BOS), so the
 only difference between the two passes is how much of the same text the model sees.
 

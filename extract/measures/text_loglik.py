@@ -1,4 +1,4 @@
-"""Log-likelihood vectors (Oyama et al. 2025/26): each model's log-probability of a fixed set of texts.
+"""Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): each model's log-probability of a fixed set of texts.
 
 The texts are the suite's `loglik_texts` (extract/inputs/loglik_texts.py).
 A model's log-likelihood of a text is log p(x) = sum_t log p(x_t | x_<t) in nats, with the text
@@ -98,7 +98,7 @@ LOGLIK = LakeTable(
 
 
 class LoglikVectors(Measure):
-    """Each seed's log-likelihood of every text of the suite's set (Oyama et al.)."""
+    """Each seed's log-likelihood of every text of the suite's set (Oyama et al. 2025)."""
 
     tables = (LOGLIK,)
     inputs = (LOGLIK_TEXTS,)

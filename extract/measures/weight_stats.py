@@ -1,7 +1,7 @@
 """Weight statistics of a checkpoint: norms, distances to earlier checkpoints, and a sketch.
 
 Per seed and parameter group: the L2 norm, and the squared L2 distance to the same seed's
-previous checkpoint and to its step-0 checkpoint (Oyama et al. set the diffusion of the weights
+previous checkpoint and to its step-0 checkpoint (Kishino et al. 2026 set the diffusion of the weights
 beside that of the log-likelihood vectors). The extraction keeps the previous and the step-0
 weights of each seed in CPU memory while it works through a size's steps in order, so in a range
 run each checkpoint is read once; a partition run alone reads its references from the suite.

@@ -153,6 +153,11 @@ class Suite(ABC):
         """The seeds of `size` that lack a checkpoint at `step` for good, each with why; none by default."""
         return {}
 
+    def final_step(self, size: str) -> int | None:
+        """The step `size` trains to, the suite's final checkpoint (where final surprisal is read,
+        extracted or not yet); None when the suite does not say (a local run of unknown length)."""
+        return None
+
     def seeds_at(self, size: str, step: int) -> list[int]:
         """The seeds of `size` with a checkpoint at `step`: those one partition compares. A seed
         in neither this nor `missing_at` may still get the checkpoint (a run still training)."""
@@ -213,9 +218,14 @@ class LocalSuite(Suite):
     RUN_PATTERN = re.compile(r"(?P<size>.+)-seed(?P<seed>\d+)")
     STEP_PATTERN = re.compile(r"step(?P<step>\d+)")
 
-    def __init__(self, name: str, root: Path):
+    def __init__(self, name: str, root: Path, final_step: int | None = None):
         self.name = name
         self.root = Path(root)
+        self._final_step = final_step
+
+    def final_step(self, size: str) -> int | None:
+        """The configured final step (a mini suite's `steps`, a local suite's `final_step`), or None."""
+        return self._final_step
 
     def _runs(self) -> dict[str, dict[int, Path]]:
         runs: dict[str, dict[int, Path]] = {}
@@ -391,6 +401,10 @@ class HubSuite(Suite):
     def steps(self, size: str) -> list[int]:
         return [step for step in self._steps if len(self.seeds_at(size, step)) >= MIN_SEEDS]
 
+    def final_step(self, size: str) -> int | None:
+        """The last configured step, or without `steps` the last the suite publishes (PYTHIA_STEPS, MULTIBERT_STEPS)."""
+        return self._steps[-1]
+
     def missing_at(self, size: str, step: int) -> dict[int, str]:
         with self._missing_lock:
             known = sorted(self._missing.items())
@@ -546,7 +560,7 @@ class MultiBertSuite(HubSuite):
 
 def open_suite(config: SuiteConfig) -> Suite:
     if config.kind == "local":
-        return LocalSuite(config.name, config.path)
+        return LocalSuite(config.name, config.path, config.final_step)
     if config.kind == "multibert":
         return MultiBertSuite(config.name, config.seeds, config.steps, config.cache_budget_bytes)
     return HubSuite(

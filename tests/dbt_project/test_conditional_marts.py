@@ -32,6 +32,19 @@ GROUP = {
     "JJ": "adjective",
     "PRP$": "pronoun",
 }
+# Word classes of the same tags (penn_tags.csv), by hand: MD would be function, as the paper counts it.
+WORD_CLASS = {
+    "NN": "content",
+    "DT": "function",
+    "IN": "function",
+    ",": "punctuation",
+    ".": "punctuation",
+    "''": "punctuation",
+    "``": "punctuation",
+    "VB": "content",
+    "JJ": "content",
+    "PRP$": "function",
+}
 # tests named in schema.yml; a generic test's unique_id is test.seedconv.<name>.<hash>
 WARN_TESTS = {"stg_token_pos_pos_is_penn_tag", "stg_token_pos_prev_pos_is_penn_tag"}
 RANKING_GROUP_SIZE = 2
@@ -82,9 +95,14 @@ def frequency_label(count: int) -> str:
     return f"{10**order:,}–{10 ** (order + 1) - 1:,}"
 
 
-def surprisal_bin(value: float) -> tuple[int, str]:
-    order = min(max(math.floor(value / 2), 0), 7)
-    return order, ("14+" if order == 7 else f"{2 * order}–{2 * order + 2}")
+SURPRISAL_BIN_LABELS = ("<0.125", "0.125–0.25", "0.25–0.5", "0.5–1", "1–2", "2–4", "4–8", "8+")
+
+
+def surprisal_bin(nats: float) -> tuple[int, str]:
+    """The log-spaced bin in bits: 0 below 1/8 bit, one per doubling, 7 from 8 bits on."""
+    bits = max(nats, 0.0) / math.log(2)
+    order = 0 if bits < 0.125 else min(math.floor(math.log2(bits)) + 4, 7)
+    return order, SURPRISAL_BIN_LABELS[order]
 
 
 def penn(tag):
@@ -104,8 +122,13 @@ def last_step(lake) -> int:
     return max(lake.steps)
 
 
+def final_step_extracted(lake, size: str) -> bool:
+    return lake.final_steps[size] in lake.steps
+
+
 def final_surprisal(lake, size: str) -> np.ndarray:
-    return lake.surprisal[size, last_step(lake)].mean(axis=0)
+    """Each position's mean surprisal at the size's final step (extracted: final_step_extracted)."""
+    return lake.surprisal[size, lake.final_steps[size]].mean(axis=0)
 
 
 def context_levels(lake, size: str, frequency: np.ndarray) -> dict[str, list]:
@@ -116,9 +139,15 @@ def context_levels(lake, size: str, frequency: np.ndarray) -> dict[str, list]:
         "frequency_bin": [frequency_label(int(f)) for f in frequency],
         "pos": pos,
         "pos_group": [GROUP.get(t) for t in pos],
+        "word_class": [WORD_CLASS.get(t) for t in pos],
         "prev_pos": prev_pos,
         "prev_pos_group": [GROUP.get(t) for t in prev_pos],
-        "final_surprisal_bin": [surprisal_bin(v)[1] for v in final_surprisal(lake, size)],
+        # no bins before the size's final checkpoint is extracted
+        "final_surprisal_bin": (
+            [surprisal_bin(v)[1] for v in final_surprisal(lake, size)]
+            if final_step_extracted(lake, size)
+            else [None] * lake.n_positions
+        ),
     }
 
 
@@ -126,13 +155,14 @@ def level_orders(lake, frequency: np.ndarray) -> dict[tuple[str, str], int]:
     orders: dict[tuple[str, str], int] = {}
     for f in frequency:
         orders["frequency_bin", frequency_label(int(f))] = len(str(int(f))) - 1 if f else -1
-    for order in range(8):
-        orders["final_surprisal_bin", "14+" if order == 7 else f"{2 * order}–{2 * order + 2}"] = order
+    for order, label in enumerate(SURPRISAL_BIN_LABELS):
+        orders["final_surprisal_bin", label] = order
     pos = [penn(t) for t in lake.pos]
     prev_pos = [penn(t) for t in lake.prev_pos]
     tag_columns = {
         "pos": pos,
         "pos_group": [GROUP.get(t) for t in pos],
+        "word_class": [WORD_CLASS.get(t) for t in pos],
         "prev_pos": prev_pos,
         "prev_pos_group": [GROUP.get(t) for t in prev_pos],
     }
@@ -227,13 +257,16 @@ def test_conditional_convergence_equals_hand_computation(eval_build, lake):
             assert row[column] == _approx_or_none(want[column]), (key, column)
 
     # every condition's levels are there: both frequency decades of the eval counts, several
-    # tags, and final-surprisal bins from 0–2 to 14+
+    # tags, both word classes, and every final-surprisal bin, for the size whose final step is
+    # extracted only
     levels = defaultdict(set)
-    for _, _, condition, level in expected:
-        levels[condition].add(level)
-    assert levels["frequency_bin"] == {"1–9", "10–99"}
-    assert {"NN", ",", ".", "''", "``", "PRP$"} <= levels["pos"]
-    assert {"0–2", "14+"} <= levels["final_surprisal_bin"] and len(levels["final_surprisal_bin"]) >= 6
+    for size, _, condition, level in expected:
+        levels[condition, size].add(level)
+    assert levels["frequency_bin", "large"] == {"1–9", "10–99"}
+    assert {"NN", ",", ".", "''", "``", "PRP$"} <= levels["pos", "large"]
+    assert levels["word_class", "large"] == {"content", "function", "punctuation"}
+    assert levels["final_surprisal_bin", "large"] == set(SURPRISAL_BIN_LABELS)
+    assert levels["final_surprisal_bin", "small"] == set()
 
 
 def test_conditional_convergence_by_frequency_bin_by_hand(eval_build, lake):
@@ -259,6 +292,8 @@ def test_tag_outside_penn_tags_is_excluded(eval_build, lake):
         assert features[position]["pos_group"] == GROUP.get(penn(tag))
         assert features[position]["prev_pos"] == penn(prev_tag)
         assert features[position]["prev_pos_group"] == GROUP.get(penn(prev_tag))
+        assert features[position]["word_class"] == WORD_CLASS.get(penn(tag))
+        assert features[position]["prev_word_class"] == WORD_CLASS.get(penn(prev_tag))
     n_tagged = sum(penn(t) is not None for t in lake.pos)
     assert n_tagged < len(lake.pos) - lake.pos.count(None)  # XX tokens were dropped, not counted
     per_step = con.execute(
@@ -272,14 +307,28 @@ def test_tag_outside_penn_tags_is_excluded(eval_build, lake):
 def test_final_surprisal_bins_equal_hand_computation(eval_build, lake):
     con, _ = eval_build
     rows = {(r["size"], r["position"]): r for r in _rows(con, "select * from int_final_surprisal")}
-    assert len(rows) == len(lake.sizes) * lake.n_positions
-    for size in lake.sizes:
-        for position, value in enumerate(final_surprisal(lake, size)):
-            row = rows[size, position]
-            order, label = surprisal_bin(value)
-            assert row["last_step"] == last_step(lake)  # not the later step without a manifest
-            assert row["final_surprisal"] == pytest.approx(value)
-            assert (row["final_surprisal_bin_order"], row["final_surprisal_bin"]) == (order, label)
+    # small's final step (256) has data but no manifest: no size stands in an earlier step for it
+    assert not final_step_extracted(lake, "small") and final_step_extracted(lake, "large")
+    assert {size for size, _ in rows} == {"large"}
+    assert len(rows) == lake.n_positions
+    for position, value in enumerate(final_surprisal(lake, "large")):
+        row = rows["large", position]
+        order, label = surprisal_bin(value)
+        assert row["final_step"] == lake.final_steps["large"]
+        assert row["final_surprisal"] == pytest.approx(value)
+        assert row["final_surprisal_bits"] == pytest.approx(value / math.log(2))
+        assert (row["final_surprisal_bin_order"], row["final_surprisal_bin"]) == (order, label)
+
+
+def test_final_steps_say_which_sizes_wait(eval_build, lake):
+    con, _ = eval_build
+    rows = {r["size"]: r for r in _rows(con, "select * from mart_final_steps")}
+    small, large = rows["small"], rows["large"]
+    assert (small["last_step"], small["final_step"], small["final_extracted"]) == (128, 256, False)
+    assert small["final_surprisal_step"] is None and small["final_step_configured"]
+    assert "step 256, not extracted yet" in small["status"]
+    assert (large["final_step"], large["final_extracted"], large["final_surprisal_step"]) == (128, True, 128)
+    assert large["status"] == "final checkpoint, step 128, extracted"
 
 
 def test_frequency_features_count_the_eval_set(eval_build, lake):
@@ -442,7 +491,7 @@ def test_partition_without_manifest_is_invisible(eval_build, lake):
         ("mart_conditional_convergence", "step"),
         ("mart_regression_features", "step"),
         ("mart_icl_scores", "step"),
-        ("int_final_surprisal", "last_step"),
+        ("int_final_surprisal", "final_step"),
         ("mart_token_rankings", "step"),
     ):
         n = con.execute(f"select count(*) from {relation} where size = ? and {column} = ?", [size, step]).fetchone()[0]

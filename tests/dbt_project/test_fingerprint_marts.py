@@ -1,4 +1,4 @@
-"""The fingerprint, weight and log-likelihood marts (McEntire 2026; Oyama et al.) over a small
+"""The fingerprint, weight and log-likelihood marts (McEntire 2026; Kishino et al. 2026) over a small
 synthetic lake whose values are chosen: fingerprints whose consecutive cosine similarities are
 set by construction (each seed's fingerprint turns in a plane by a chosen angle per step), one
 seed identical to another (cross-seed similarity 1), weight sketches, exact weight distances and

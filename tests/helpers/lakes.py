@@ -127,6 +127,7 @@ def make_manifest(
     blimp_set_hash: str | None = None,
     objective: str | None = None,
     seeds_missing: list[int] | None = None,
+    final_step: int | None = None,
     eval_set: str = "brown-heldout",
     eval_set_hash: str = "sha256:synthetic",
     top_k: int = 2,
@@ -140,7 +141,8 @@ def make_manifest(
     probe_set_hash, loglik_set_hash, weight_sketch_dim (before fingerprints, weight statistics
     and log-likelihood vectors); rows.blimp_scores, blimp_set_hash and objective (before BLiMP
     and masked suites; a masked suite's manifest has objective but no BLiMP keys); n_pairs,
-    seeds_missing and missing_checkpoints (before a partition could go without a seed)."""
+    seeds_missing and missing_checkpoints (before a partition could go without a seed);
+    final_step (before suites said which step is final)."""
     rows = {"token_stats": int(n_token_stats), "pair_kl": int(n_pair_kl)}
     for key, value in (
         ("icl_scores", n_icl_scores),
@@ -163,6 +165,8 @@ def make_manifest(
         extra["loglik_set_hash"] = loglik_set_hash
     if weight_sketch_dim is not None:
         extra["weight_sketch_dim"] = int(weight_sketch_dim)
+    if final_step is not None:
+        extra["final_step"] = int(final_step)
     if seeds_missing is not None:
         extra["n_pairs"] = len(seeds) * (len(seeds) - 1)
         extra["seeds_missing"] = [int(s) for s in seeds_missing]
@@ -480,6 +484,9 @@ ANALYSIS_UNIGRAM = {
 ANALYSIS_TAG_CHOICES = ("NN", "NN", "NN", "DT", "IN", ",", ".", "''", "``", "VB", "JJ", "PRP$", None, "XX")
 ANALYSIS_ICL = {"short_context": 50, "long_context": 400, "target_position": 500, "n_sequences": 5}
 ANALYSIS_INCOMPLETE = ("small", 256)  # later than every complete step: must not become the last step
+# The step each size trains to, as its manifests say: small's is the incomplete partition (its final
+# surprisal must wait for it), large's its last complete step.
+ANALYSIS_FINAL_STEPS = {"small": ANALYSIS_INCOMPLETE[1], "large": 128}
 
 
 @dataclass
@@ -509,6 +516,7 @@ class AnalysisLake:
     icl_long: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     icl: dict[str, int] = field(default_factory=lambda: dict(ANALYSIS_ICL))
     incomplete: tuple[str, int] = ANALYSIS_INCOMPLETE
+    final_steps: dict[str, int] = field(default_factory=lambda: dict(ANALYSIS_FINAL_STEPS))
 
     @property
     def n_positions(self) -> int:
@@ -581,14 +589,15 @@ def write_analysis_lake(lake: Path, rng_seed: int = 7) -> AnalysisLake:
     seeds = synth.seeds
     n_seeds = len(seeds)
     off_diagonal = ~np.eye(n_seeds, dtype=bool)
-    # a per-position difficulty so that the final surprisal spreads over every 2-nat bin
-    base_surprisal = rng.integers(0, 34, n) / 2
+    # a per-position difficulty so that the final surprisal spreads over every log-spaced bin in
+    # bits (1/32 to 19 bits), seeds differing by less than 1/64 nat
+    base_surprisal = np.log(2) * 2 ** (rng.integers(-20, 18, n) / 4)
     icl = synth.icl
     for size, step in [*synth.partitions, synth.incomplete]:
         complete = (size, step) != synth.incomplete
         kl = np.full((n_seeds, n_seeds, n), np.nan)
         kl[off_diagonal] = rng.integers(1, 512, (n_seeds * (n_seeds - 1), n)) / 64
-        surprisal = base_surprisal + rng.integers(0, 16, (n_seeds, n)) / 16
+        surprisal = base_surprisal + rng.integers(0, 16, (n_seeds, n)) / 1024
         short = rng.integers(32, 128, (n_seeds, icl["n_sequences"])) / 16
         long = rng.integers(0, 96, (n_seeds, icl["n_sequences"])) / 16
         if not complete:
@@ -611,6 +620,7 @@ def write_analysis_lake(lake: Path, rng_seed: int = 7) -> AnalysisLake:
                 n_token_stats=len(ts_rows["seed"]),
                 n_pair_kl=len(pk_rows["kl"]),
                 n_icl_scores=len(icl_rows["seed"]),
+                final_step=synth.final_steps[size],
             )
         write_checkpoint(
             lake,

@@ -1,6 +1,7 @@
 -- Features of each evaluation token s_t that conditional convergence and the regression condition
 -- on (Fehlauer et al. 2025): the frequency of its type, binned by decade; the Penn tag of its word
--- and of the previous token's word, with their coarse groups. Tags outside the penn_tags seed
+-- and of the previous token's word, with their coarse groups and word classes (function,
+-- content). Tags outside the penn_tags seed
 -- are unknown and become NULL, so those tokens drop out of every PoS condition.
 
 {#- What the frequency bins count is each suite's eval.frequency setting, stored as its
@@ -115,8 +116,10 @@ final as (
         token_pos.word,
         pos_tags.tag as pos,
         pos_tags.pos_group,
+        pos_tags.word_class,
         prev_pos_tags.tag as prev_pos,
-        prev_pos_tags.pos_group as prev_pos_group
+        prev_pos_tags.pos_group as prev_pos_group,
+        prev_pos_tags.word_class as prev_word_class
 
     from labelled
     left join token_pos

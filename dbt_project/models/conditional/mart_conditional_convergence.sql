@@ -1,18 +1,18 @@
 -- Conditional convergence (Fehlauer et al. 2025): E[conv] restricted to the contexts whose
--- target token s_t has a property (frequency bin, PoS, PoS group, final-surprisal bin) or whose
+-- target token s_t has a property (frequency bin, PoS, PoS group, word class, final-surprisal bin) or whose
 -- previous token s_{t-1} has one (prev_pos, prev_pos_group), with the conditional
 -- cross-entropy of the same contexts. Long format: one row per (suite, size, step, condition,
 -- level); a context whose level is NULL (untagged, unknown tag) is in no level.
 --
 -- Incremental by partition (macros/partitions.sql). A partition's rows depend on its own
--- contexts, on the suite's token features, and on its size's last step (the final-surprisal
--- bins), so they are rebuilt when any of the three changes: a new last step rebuilds every
--- step of that size, a new middle step only itself.
+-- contexts, on the suite's token features, and on its size's final step (the final-surprisal
+-- bins), so they are rebuilt when any of the three changes: extracting the final step rebuilds
+-- every step of that size, any other step only itself.
 
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_partitions',
-    partition_inputs=['manifest', 'last_step', 'token_features'],
+    partition_inputs=['manifest', 'final_step', 'token_features'],
     on_schema_change='sync_all_columns',
     post_hook="{{ record_partitions() }}",
 ) }}
@@ -22,6 +22,7 @@
     ('frequency_bin', 'frequency_bin_order'),
     ('pos', none),
     ('pos_group', none),
+    ('word_class', none),
     ('prev_pos', none),
     ('prev_pos_group', none),
     ('final_surprisal_bin', 'final_surprisal_bin_order'),
@@ -38,6 +39,7 @@ with token_features as materialized (
         frequency_bin_order,
         pos,
         pos_group,
+        word_class,
         prev_pos,
         prev_pos_group
 

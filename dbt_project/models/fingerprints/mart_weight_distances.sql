@@ -2,7 +2,7 @@
 -- step_b): estimated from the count sketches (|sketch_a - sketch_b|^2, unbiased, relative error
 -- about sqrt(2 / dim)) for every pair, and exact where extract measured it (weight_stats' 'all'
 -- row of step_b: to its previous step, and to step 0). The weight side of the diffusion
--- exponents (Oyama et al.). A table rebuilt whole: one row per pair, each a pass over two
+-- exponents (Kishino et al. 2026). A table rebuilt whole: one row per pair, each a pass over two
 -- sketches.
 
 with sketches as materialized (

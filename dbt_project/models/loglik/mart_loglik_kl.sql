@@ -1,5 +1,5 @@
--- KL divergence between two models estimated from their log-likelihood vectors (Oyama et
--- al.): with l(x_i) = log p(x_i) over the suite's loglik texts, KL ~ Var_i(l_a(x_i) -
+-- KL divergence between two models estimated from their log-likelihood vectors (Kishino et
+-- al. 2026): with l(x_i) = log p(x_i) over the suite's loglik texts, KL ~ Var_i(l_a(x_i) -
 -- l_b(x_i)) / 2 nats per text (var_pop), and per byte in bits by the texts' mean UTF-8 length.
 -- Two kinds of pair: `seeds`, two seeds at the same step (seed_a < seed_b); `steps`, one seed
 -- at two steps (step_a < step_b), the trajectories behind the diffusion exponents. Only

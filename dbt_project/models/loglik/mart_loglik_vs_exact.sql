@@ -1,4 +1,4 @@
--- How the log-likelihood-vector estimate of the KL between two seeds (Oyama et al.) compares
+-- How the log-likelihood-vector estimate of the KL between two seeds (Kishino et al. 2026) compares
 -- with the exact KL the lake holds (Fehlauer et al.'s pair_kl, full next-token distributions):
 -- per checkpoint and unordered seed pair, both in bits per byte. The estimate is symmetric, so
 -- the exact side is symmetrised too: the mean over contexts of (KL(a||b) + KL(b||a)) / 2, per

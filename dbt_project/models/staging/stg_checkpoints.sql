@@ -44,6 +44,8 @@ renamed as (
         -- a partition could go without a seed
         list_sort(coalesce(seeds_missing, [])) as seeds_missing,
         len(coalesce(seeds_missing, [])) as n_seeds_missing,
+        -- the step the size trains to, as the suite said at extraction; NULL when it did not
+        final_step,
         eval_set,
         eval_set_hash,
         top_k,

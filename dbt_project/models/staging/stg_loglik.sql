@@ -1,4 +1,4 @@
--- Log-likelihood vectors (Oyama et al.) of complete partitions only: per seed and text, the
+-- Log-likelihood vectors (Kishino et al. 2026) of complete partitions only: per seed and text, the
 -- natural-log probability of the whole text (macros/complete_partition_rows.sql). A lake
 -- written before log-likelihoods were extracted reads as no rows, with the contract's columns.
 

@@ -1,4 +1,4 @@
--- The suite's log-likelihood text set (Oyama et al.): the texts every model scores whole, with
+-- The suite's log-likelihood text set (Kishino et al. 2026): the texts every model scores whole, with
 -- their UTF-8 length, which turns a KL per text into a KL per byte. Empty when the lake has
 -- none yet.
 
