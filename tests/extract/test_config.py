@@ -61,6 +61,8 @@ HUB = '[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
         ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\n[suites.eval]\nbogus = 1', "suites.p.eval"),
         ('[extraction]\ndtype = "auto"', 'no longer accepted.*dtype = "float32"'),
         ('[extraction]\ndtype = "float16"', "extraction.dtype must be one of float32, tf32, bfloat16"),
+        (HUB + "final_step = 143000", r"suites\.p\.final_step is for local suites; a hub suite's is its last step"),
+        ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\nfinal_step = -1', r"suites\.p\.final_step must be"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):
@@ -120,3 +122,14 @@ def test_hub_suite_repo_pattern_and_cache_budget(tmp_path):
     suite = open_suite(hub)
     assert suite.repo_id("160m", 2) == "EleutherAI/pythia-160m-weight-seed2"
     assert suite.cache_budget_bytes == 2_500_000_000
+
+
+def test_final_steps_of_the_mini_and_local_suites(tmp_path):
+    """A mini suite's final step is its `steps`; a local suite's what it configures, or None."""
+    document = '[mini]\nsteps = 64\n[[suites]]\nname = "runs"\nkind = "local"\npath = "x"\nfinal_step = 2000\n'
+    document += '[[suites]]\nname = "open"\nkind = "local"\npath = "y"\n'
+    settings = parse_settings(tomllib.loads(document), tmp_path)
+    assert settings.suite("mini").final_step == 64
+    assert settings.suite("mini-mlm").final_step == settings.mini_mlm.steps
+    assert settings.suite("runs").final_step == 2000
+    assert settings.suite("open").final_step is None

@@ -129,6 +129,7 @@ def test_a_seed_that_skipped_the_step_is_left_out_and_named(warehouse_copy, tmp_
     shutil.rmtree(settings.paths.suites / "micro" / "a-seed2" / "step4")
     short, after = extract_checkpoints(settings, "micro", [("a", 4), ("a", 8)])
     assert (short["seeds"], short["seeds_missing"], short["n_pairs"]) == ([1, 3], [2], 2)
+    assert short["final_step"] == after["final_step"] == settings.mini.steps  # the micro suite trains to step 8
     (gap,) = short["missing_checkpoints"]
     assert gap["seed"] == 2 and gap["source"].endswith("a-seed2/step4") and "later checkpoints" in gap["reason"]
     assert [c["seed"] for c in short["checkpoints"]] == [1, 3]

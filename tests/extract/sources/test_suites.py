@@ -88,6 +88,15 @@ def test_partition_keys_round_trip():
         parse_partition_key("mini/m/64")
 
 
+def test_final_steps_are_the_configured_last_checkpoints(micro_suite, micro_settings):
+    """The step each size trains to (final surprisal is read there), whether extracted or not."""
+    assert HubSuite("polypythia", ("14m",), (0, 1)).final_step("14m") == 143_000
+    assert HubSuite("polypythia", ("14m",), (0, 1), steps=(0, 512, 64)).final_step("14m") == 512
+    assert MultiBertSuite("multibert", (0, 1)).final_step("base") == 2_000_000
+    assert micro_suite.final_step("a") == micro_settings.mini.steps == 8
+    assert LocalSuite("open", micro_suite.root).final_step("a") is None
+
+
 def test_local_suite_discovers_the_micro_suite(micro_suite, micro_settings):
     assert micro_suite.sizes() == ["a", "b"]
     assert micro_suite.seeds("a") == [1, 2, 3]
