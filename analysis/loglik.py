@@ -1,4 +1,5 @@
-"""Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): KL between models from their log-probabilities of fixed texts.
+"""Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): KL between models from their
+log-probabilities of fixed texts.
 
 A model's log-likelihood vector is l(x_i) = log p(x_i), the natural-log probability of each text
 x_i of a fixed set (summed over its tokens). For two models a and b,

@@ -39,6 +39,7 @@ from reports.plots import (  # noqa: E402
     plot_model_map,
     plot_overview,
     plot_similarity_curves,
+    plot_tag_groups,
     plot_variance,
 )
 from reports.style import apply_style  # noqa: E402
@@ -80,11 +81,19 @@ def caption_values(settings: Settings | None = None) -> dict[str, object]:
     thresholds = regime_thresholds()
     return {
         "target_position": icl.target_position,
+        # the scored token's ordinal, as the paper words it: index 499 is the 500th token
+        "target_token": ordinal(icl.target_position + 1),
         "short_context": icl.short_context,
         "long_context": icl.long_context,
         "regime_chaotic_below": thresholds.chaotic_below,
         "regime_stable_from": thresholds.stable_from,
     }
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st, ..., 500th."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -127,78 +136,141 @@ class FigureSpec:
         return objective in self.objectives
 
 
-NOUN_AND_VERB_TAGS = ("NN", "NNS", "NNP", "NNPS", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ")
+NOUN_TAGS = ("NN", "NNS", "NNP", "NNPS")
+VERB_TAGS = ("VB", "VBD", "VBG", "VBN", "VBP", "VBZ")
+FEHLAUER = "Fehlauer et al. 2025"
 
-
+# The report's figures, in the order of the page: the papers' figures and tables under their own
+# numbers (README, "Figures and tables"), then ours. A name says whose it is: fehlauer_figN_...,
+# mcentire_tableN_..., kishino_... (the KL-scale paper's figures are not numbered in our copy), and
+# ours_... for analyses the papers do not have.
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
-        "figure1_convergence",
-        "Convergence over training",
-        "Expected convergence across seeds per model size, with a band of one standard deviation across seed "
-        "pairs, beside each model's KL to the uniform and to the unigram distribution and its cross-entropy.",
+        "fehlauer_fig1_convergence",
+        f"Figure 1 ({FEHLAUER}): convergence over training",
+        "Top: expected convergence across seeds per model size, with a band of one standard deviation across "
+        "seed pairs. Mid-top: each model's KL to the uniform (solid) and unigram (dashed) distributions. "
+        "Mid-bottom: the ICL score (the {target_token} token's surprisal given {short_context} minus "
+        "{long_context} tokens of context). Bottom: cross-entropy. Bands below the top: one standard deviation "
+        "across seeds.",
         plot_overview,
     ),
     FigureSpec(
-        "figure3_frequency",
-        "Convergence by token frequency",
-        "Expected convergence restricted to contexts whose target token falls in each frequency bin "
-        "(the token type's count in the evaluation data), one panel per model size.",
+        "fehlauer_fig2_blimp",
+        f"Figure 2, left ({FEHLAUER}): convergence on BLiMP minimal pairs",
+        "Per size: the expected two-point KL between seeds restricted to each minimal pair's two sentences (minus "
+        "it, E[conv]; per pair, then per paradigm, then over the paradigms), with a band of one standard "
+        "deviation across seed pairs; beside it BLiMP accuracy, the share of pairs whose grammatical sentence "
+        "is the more probable.",
+        plot_blimp_convergence,
+        optional=True,
+        objectives=("causal",),
+    ),
+    FigureSpec(
+        "fehlauer_fig2_masked",
+        f"Figure 2, right ({FEHLAUER}): masked-LM convergence over training",
+        "Expected convergence of masked language models across seeds per size, each target predicted from its "
+        "window with that token masked, with a band of one standard deviation across seed pairs.",
+        plot_masked_convergence,
+        objectives=("masked",),
+    ),
+    FigureSpec(
+        "fehlauer_fig3_frequency",
+        f"Figure 3, left ({FEHLAUER}): convergence by token frequency",
+        "Expected convergence restricted to contexts whose target token falls in each log-spaced frequency bin "
+        "(the token type's count in the frequency corpus), one panel per model size.",
         plot_by_level("expected_conv", "E[conv | frequency bin]  (nats)"),
     ),
     FigureSpec(
-        "figure4_word_class",
-        "Convergence by word class",
-        "Expected convergence restricted to contexts whose target token's Penn tag falls in each word class.",
-        plot_by_level("expected_conv", "E[conv | word class]  (nats)", ordered=False),
+        "fehlauer_fig3_pos",
+        f"Figure 3, centre ({FEHLAUER}): convergence of function and content words",
+        "Expected convergence restricted to contexts whose target token is a function word the paper names (DT, "
+        "PRP, IN, MD; solid) or a content word (nouns, verbs, JJ; dashed), one panel per size.",
+        plot_by_level("expected_conv", "E[conv | tag]  (nats)", ordered=False),
     ),
     FigureSpec(
-        "figure4_pos",
-        "Convergence of noun and verb subclasses",
-        "Expected convergence restricted to contexts whose target token has each noun or verb tag; the table "
-        "holds every Penn tag with its count of contexts.",
-        plot_by_level("expected_conv", "E[conv | tag]  (nats)", only=NOUN_AND_VERB_TAGS, ordered=False),
-    ),
-    FigureSpec(
-        "figure7_final_surprisal",
-        "Convergence by final surprisal",
-        "Expected convergence restricted to contexts by how surprising their target token still is to the "
-        "fully trained models of that size (2-nat bins).",
+        "fehlauer_fig3_final_surprisal",
+        f"Figure 3, right ({FEHLAUER}): convergence by final surprisal",
+        "Expected convergence restricted to contexts by how surprising their target token is to the size's final "
+        "checkpoint (log-spaced bins in bits); a size whose final checkpoint is not extracted yet says so.",
         plot_by_level("expected_conv", "E[conv | final surprisal]  (nats)"),
     ),
     FigureSpec(
-        "figure8_variance",
-        "Variance of convergence",
-        "How much convergence varies from context to context at each step, per model size.",
+        "fehlauer_fig4_variance",
+        f"Figure 4 ({FEHLAUER}): how convergence varies across contexts",
+        "conv(s<t) over training per size, averaged over contexts, with a band of one standard deviation across "
+        "contexts.",
         plot_variance,
     ),
     FigureSpec(
-        "figure9_previous_pos",
-        "Convergence by the previous token's part of speech",
-        "Expected convergence restricted to contexts by the word class of the token before the target.",
-        plot_by_level("expected_conv", "E[conv | previous word class]  (nats)", ordered=False),
+        "fehlauer_fig7_noun_verb_tags",
+        f"Figure 7 ({FEHLAUER}): convergence of noun and verb subclasses",
+        "Expected convergence restricted to contexts whose target token has each noun tag (top) or verb tag "
+        "(bottom), one column per size; the table holds every Penn tag with its count of contexts.",
+        plot_tag_groups({"noun tags": NOUN_TAGS, "verb tags": VERB_TAGS}, "expected_conv", "E[conv | tag]  (nats)"),
     ),
     FigureSpec(
-        "figure10_cross_entropy",
-        "Cross-entropy by token frequency",
-        "The models' mean surprisal (over seeds) on contexts in each frequency bin of the target token, "
-        "one panel per model size.",
-        plot_by_level("cross_entropy", "cross-entropy  (nats)"),
-    ),
-    FigureSpec(
-        "figure11_regression",
-        "What predicts convergence",
+        "fehlauer_fig8_regression",
+        f"Figure 8 ({FEHLAUER}): what predicts convergence",
         "Coefficients of log frequency and model size in a per-step regression of conv on log frequency, the "
         "target's and previous token's tags and model size, with 95% intervals clustered by token type.",
         plot_coefficients,
     ),
     FigureSpec(
-        "icl_score",
-        "In-context learning",
-        "Surprisal of the token at position {target_position} given {short_context} tokens of context minus given "
-        "{long_context}: how much the models gain from long context, per size, with a band of one standard "
-        "deviation across seeds.",
+        "fehlauer_fig9_cross_entropy_frequency",
+        f"Figure 9, left ({FEHLAUER}): cross-entropy by token frequency",
+        "The models' mean surprisal (over seeds) on contexts in each frequency bin of the target token, one panel "
+        "per model size.",
+        plot_by_level("cross_entropy", "cross-entropy  (nats)"),
+    ),
+    FigureSpec(
+        "fehlauer_fig9_cross_entropy_pos",
+        f"Figure 9, centre ({FEHLAUER}): cross-entropy of function and content words",
+        "The models' mean surprisal on contexts whose target is a function word (DT, PRP, IN, MD; solid) or a "
+        "content word (nouns, verbs, JJ; dashed), one panel per size.",
+        plot_by_level("cross_entropy", "cross-entropy  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "fehlauer_fig9_cross_entropy_final_surprisal",
+        f"Figure 9, right ({FEHLAUER}): cross-entropy by final surprisal",
+        "The models' mean surprisal over training on contexts in each final-surprisal bin (bits, at the size's "
+        "final checkpoint), one panel per size.",
+        plot_by_level("cross_entropy", "cross-entropy  (nats)"),
+    ),
+    FigureSpec(
+        "fehlauer_fig10_previous_pos",
+        f"Figure 10 ({FEHLAUER}): convergence by the previous token's tag",
+        "Expected convergence restricted to contexts by the Penn tag of the token before the target (the eight "
+        "most frequent fine tags), one panel per size (the paper shows its largest size).",
+        plot_by_level("expected_conv", "E[conv | previous tag]  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "fehlauer_fig11_previous_pos_cross_entropy",
+        f"Figure 11 ({FEHLAUER}): cross-entropy by the previous token's tag",
+        "The models' mean surprisal on contexts by the Penn tag of the token before the target (the eight most "
+        "frequent), one panel per size.",
+        plot_by_level("cross_entropy", "cross-entropy  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "ours_icl_over_training",
+        "Ours: in-context learning per seed",
+        "Surprisal of the {target_token} token given {short_context} tokens of context minus given "
+        "{long_context} (the ICL score of Figure 1), per size, with a band of one standard deviation across seeds.",
         plot_icl,
         objectives=("causal",),
+    ),
+    FigureSpec(
+        "ours_word_class",
+        "Ours: function against content words",
+        "Expected convergence restricted to contexts whose target token is a function word or a content word "
+        "(penn_tags.word_class; modals count as function words, as in the paper), one panel per size.",
+        plot_by_level("expected_conv", "E[conv | word class]  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "ours_pos_group",
+        "Ours: convergence by part-of-speech group",
+        "Expected convergence restricted to contexts whose target token's Penn tag falls in each coarse group.",
+        plot_by_level("expected_conv", "E[conv | PoS group]  (nats)", ordered=False),
     ),
     FigureSpec(
         "fingerprint_regimes",
@@ -249,38 +321,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         objectives=("causal",),
     ),
     FigureSpec(
-        "blimp_convergence",
-        "Convergence on BLiMP minimal pairs",
-        "Per size: the expected two-point KL between seeds restricted to each minimal pair's two sentences (minus "
-        "it, E[conv]; per pair, then per paradigm, then over the paradigms), with a band of one standard "
-        "deviation across seed pairs; beside it BLiMP accuracy, the share of pairs whose grammatical sentence "
-        "is the more probable (Fehlauer et al. 2025, fig. 2 left).",
-        plot_blimp_convergence,
-        optional=True,
-        objectives=("causal",),
-    ),
-    FigureSpec(
-        "blimp_fields",
-        "BLiMP convergence by linguistic field",
+        "ours_blimp_fields",
+        "Ours: BLiMP convergence by linguistic field",
         "BLiMP E[conv] averaged over the paradigms of each linguistic field (morphology, syntax, semantics, "
         "their interfaces), one panel per size, with the field's accuracy in the table.",
         plot_by_level("expected_conv", "BLiMP E[conv | field]  (nats)", ordered=False),
         optional=True,
         objectives=("causal",),
     ),
-    FigureSpec(
-        "masked_convergence",
-        "Masked-LM convergence over training",
-        "Expected convergence of masked language models across seeds per size, each target predicted from its "
-        "window with that token masked, with a band of one standard deviation across seed pairs (Fehlauer et al. "
-        "2025, fig. 2 right).",
-        plot_masked_convergence,
-        objectives=("masked",),
-    ),
 )
 
-# Table 1 (the report's token rankings): a query file like the figures'.
-TOKEN_RANKINGS = QueryFile("table1_token_rankings")
+# Fehlauer et al. 2025, Table 1 (the report's token rankings): a query file like the figures'.
+TOKEN_RANKINGS = QueryFile("fehlauer_table1_token_rankings")
 
 
 def suite_objectives(database: Path) -> dict[str, str]:

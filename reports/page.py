@@ -102,7 +102,7 @@ def rankings_section(rankings: pd.DataFrame, anchor: str) -> str:
         blocks.append(f"{heading}<div class='rankings'>{''.join(groups)}</div>")
     return f"""
 <section id="{anchor}">
-  <h2>Table 1: which tokens the seeds agree on</h2>
+  <h2>Table 1 (Fehlauer et al. 2025): which tokens the seeds agree on</h2>
   <p class="caption">Token types ranked by their mean KL between seeds (over their contexts and all ordered
   seed pairs) at each size's last checkpoint: the lowest, the middle and the highest.</p>
   {"".join(blocks)}

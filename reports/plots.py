@@ -7,6 +7,7 @@ regime plots draw the dbt project's regime thresholds (reports.dbt_vars) unless 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 import matplotlib
@@ -66,29 +67,52 @@ def _size_legend(axis, marked: bool) -> None:
 
 
 def plot_overview(data: pd.DataFrame) -> plt.Figure:
-    """Figure 1: E[conv] with its band across seed pairs, beside the reference KLs and CE."""
+    """Fehlauer et al. 2025, Figure 1: four rows over training as the paper stacks them. E[conv] with its
+    band across seed pairs (top); KL to the uniform (solid) and unigram (dashed) distributions
+    (mid-top); the ICL score (mid-bottom; none for a masked suite); cross-entropy (bottom). Bands of
+    the last three: one standard deviation across seeds."""
     panels = (
-        ("expected_conv", None, "Expected convergence", "E[conv]  (nats)"),
-        ("kl_uniform", "kl_uniform_seed_std", "KL to uniform", "KL(p ‖ uniform)  (nats)"),
-        ("kl_unigram", "kl_unigram_seed_std", "KL to unigram", "KL(p ‖ unigram)  (nats)"),
-        ("cross_entropy", "cross_entropy_seed_std", "Cross-entropy", "nats per token"),
+        ("Expected convergence", "E[conv]  (nats)", (("expected_conv", None, "-"),)),
+        (
+            "KL to uniform (solid) and to unigram (dashed)",
+            "KL  (nats)",
+            (("kl_uniform", "kl_uniform_seed_std", "-"), ("kl_unigram", "kl_unigram_seed_std", "--")),
+        ),
+        ("In-context learning", "ICL score  (nats)", (("icl_score", "icl_score_seed_std", "-"),)),
+        ("Cross-entropy", "nats per token", (("cross_entropy", "cross_entropy_seed_std", "-"),)),
     )
     sizes = _sizes(data)
-    figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6), constrained_layout=True)
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 11), sharex=True, constrained_layout=True)
     marked = False
-    for axis, (column, spread, title, label) in zip(axes, panels):
+    for axis, (title, label, curves) in zip(axes, panels):
+        drawn = False
         for size, color in zip(sizes, size_colors(len(sizes))):
             rows = data[data["size"] == size].sort_values("step")
-            low, high = (
-                (rows["band_low"], rows["band_high"])
-                if spread is None
-                else (rows[column] - rows[spread], rows[column] + rows[spread])
-            )
-            axis.fill_between(rows["step"], low, high, color=color, alpha=0.18, linewidth=0)
-            axis.plot(rows["step"], rows[column], color=color, marker="o", markersize=2.5, label=size)
-            marked |= _mark_missing_seeds(axis, rows, column, color)
+            for column, spread, linestyle in curves:
+                if column not in rows or rows[column].isna().all():
+                    continue
+                rows_with = rows.dropna(subset=[column])
+                low, high = (
+                    (rows_with["band_low"], rows_with["band_high"])
+                    if spread is None
+                    else (rows_with[column] - rows_with[spread], rows_with[column] + rows_with[spread])
+                )
+                axis.fill_between(rows_with["step"], low, high, color=color, alpha=0.18, linewidth=0)
+                axis.plot(
+                    rows_with["step"],
+                    rows_with[column],
+                    color=color,
+                    linestyle=linestyle,
+                    marker="o",
+                    markersize=2.5,
+                    label=size if linestyle == "-" else None,
+                )
+                marked |= _mark_missing_seeds(axis, rows_with, column, color)
+                drawn = True
+        if not drawn:
+            _panel_note(axis, "No ICL score: a masked LM predicts no next token.")
         _step_axis(axis)
-        axis.set_title(title)
+        axis.set_title(title, loc="left", fontsize=10)
         axis.set_ylabel(label)
     _size_legend(axes[0], marked)
     return figure
@@ -100,7 +124,10 @@ def plot_by_level(
     """Small multiples, one panel per size, one line per level (frequency bin, tag, ...).
 
     `only` draws just those levels (in that order) while the data keeps all of them; ordered
-    levels (bins) get a sequential palette, unordered ones (tags) distinct hues.
+    levels (bins) get a sequential palette, unordered ones (tags) distinct hues. With a
+    `word_class` column, content words are dashed and function words solid; with a `status`
+    column, a size whose rows have no level shows its status instead (a final checkpoint not
+    extracted yet).
     """
 
     def plot(data: pd.DataFrame) -> plt.Figure:
@@ -110,16 +137,62 @@ def plot_by_level(
         figure, axes = plt.subplots(
             1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
         )
-        levels = list(dict.fromkeys(data.sort_values("level_order")["level"]))
+        with_level = data.dropna(subset=["level"])
+        levels = list(dict.fromkeys(with_level.sort_values("level_order")["level"]))
         colors = dict(zip(levels, (level_colors if ordered else category_colors)(len(levels))))
         for axis, size in zip(axes[0], sizes):
             for level in levels:
-                rows = data[(data["size"] == size) & (data["level"] == level)].sort_values("step")
-                axis.plot(rows["step"], rows[value], color=colors[level], marker="o", markersize=2, label=level)
+                rows = with_level[(with_level["size"] == size) & (with_level["level"] == level)].sort_values("step")
+                content = "word_class" in rows and (rows["word_class"] == "content").any()
+                axis.plot(
+                    rows["step"],
+                    rows[value],
+                    color=colors[level],
+                    linestyle="--" if content else "-",
+                    marker="o",
+                    markersize=2,
+                    label=level,
+                )
+            waiting = data[(data["size"] == size) & data["level"].isna()]
+            if "status" in data and len(waiting) and not (with_level["size"] == size).any():
+                _panel_note(axis, "\n".join(textwrap.wrap(str(waiting["status"].iloc[0]), 40)))
             _step_axis(axis)
             axis.set_title(f"size {size}")
         axes[0][0].set_ylabel(ylabel)
         axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        return figure
+
+    return plot
+
+
+def plot_tag_groups(
+    groups: dict[str, tuple[str, ...]], value: str, ylabel: str
+) -> Callable[[pd.DataFrame], plt.Figure]:
+    """One row per group of tags (Fehlauer et al. 2025, Figure 7: noun tags, verb tags), one column per
+    size, one line per tag of the group."""
+
+    def plot(data: pd.DataFrame) -> plt.Figure:
+        sizes = _sizes(data)
+        figure, axes = plt.subplots(
+            len(groups),
+            len(sizes),
+            figsize=(4.4 * len(sizes), 3.2 * len(groups)),
+            sharex=True,
+            sharey="row",
+            constrained_layout=True,
+            squeeze=False,
+        )
+        for row_axes, (group, tags) in zip(axes, groups.items()):
+            colors = dict(zip(tags, category_colors(len(tags))))
+            for axis, size in zip(row_axes, sizes):
+                for tag in tags:
+                    rows = data[(data["size"] == size) & (data["level"] == tag)].sort_values("step")
+                    if len(rows):
+                        axis.plot(rows["step"], rows[value], color=colors[tag], marker="o", markersize=2, label=tag)
+                _step_axis(axis)
+                axis.set_title(f"{group}, size {size}", fontsize=10)
+            row_axes[0].set_ylabel(ylabel)
+            row_axes[-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         return figure
 
     return plot
@@ -163,13 +236,23 @@ def plot_blimp_convergence(data: pd.DataFrame) -> plt.Figure:
 
 
 def plot_variance(data: pd.DataFrame) -> plt.Figure:
+    """Fehlauer et al. 2025, Figure 4: conv(s_<t) over training per size, averaged over contexts, with a
+    band of one standard deviation across contexts (how much convergence varies from context to context)."""
     sizes = _sizes(data)
     figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
     for size, color in zip(sizes, size_colors(len(sizes))):
         rows = data[data["size"] == size].sort_values("step")
-        axis.plot(rows["step"], rows["conv_variance"], color=color, marker="o", markersize=2.5, label=size)
+        axis.fill_between(
+            rows["step"],
+            rows["expected_conv"] - rows["conv_std"],
+            rows["expected_conv"] + rows["conv_std"],
+            color=color,
+            alpha=0.18,
+            linewidth=0,
+        )
+        axis.plot(rows["step"], rows["expected_conv"], color=color, marker="o", markersize=2.5, label=size)
     _step_axis(axis)
-    axis.set_ylabel("Var[conv] across contexts  (nats²)")
+    axis.set_ylabel("conv(s<t)  (nats; band ± 1 sd across contexts)")
     axis.legend(title="size", frameon=False)
     return figure
 

@@ -2,9 +2,10 @@
 
 A model that uses its context predicts a late token better from 400 tokens before it than from
 50. The score of a checkpoint is the expected surprisal of the token at 0-based index
-`target_position` (499: the 500th token, as the paper's footnote 2 words it) given the `short_context` tokens before it, minus given the `long_context` tokens before
-it, over sequences cut from the held-out documents. Both contexts are fed bare (no BOS), so the
-only difference between the two passes is how much of the same text the model sees.
+`target_position` (499: the 500th token, as the paper's footnote 2 words it) given the
+`short_context` tokens before it, minus given the `long_context` tokens before it, over sequences
+cut from the held-out documents. Both contexts are fed bare (no BOS), so the only difference
+between the two passes is how much of the same text the model sees.
 
 The published code only ran on CUDA; here everything is ordinary torch on whatever device the
 models sit on, and the log-softmax is taken in fp32 whatever precision the models run in.

@@ -1,4 +1,5 @@
-"""Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): each model's log-probability of a fixed set of texts.
+"""Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): each model's log-probability of a
+fixed set of texts.
 
 The texts are the suite's `loglik_texts` (extract/inputs/loglik_texts.py).
 A model's log-likelihood of a text is log p(x) = sum_t log p(x_t | x_<t) in nats, with the text

@@ -53,7 +53,8 @@ def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     deps=[dg.AssetKey(name) for name in loglik.INPUTS],
 )
 def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
-    """Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): the model map, diffusion exponents, agreement with exact KL.
+    """Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): the model map, diffusion exponents,
+    agreement with exact KL.
 
     Written as the tables `loglik_model_map`, `diffusion_exponents` and `loglik_exact_agreement`
     into the warehouse dbt builds, before it is published. A lake without log-likelihood vectors

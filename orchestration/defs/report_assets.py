@@ -66,13 +66,13 @@ figure_assets = [figure_asset(spec) for spec in FIGURES]
 
 @dg.asset(group_name=GROUP, kinds={"csv"}, deps=[published_warehouse])
 def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
-    """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
+    """Fehlauer et al. 2025, Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     paths = seedconv.load().paths
     metadata: dict[str, dg.MetadataValue] = {}
     every_suite = query(paths.published_duckdb, TOKEN_RANKINGS.sql)
     for suite in suite_objectives(paths.published_duckdb):
         rankings = rows_for_suite(every_suite, suite)
-        _, csv_path = figure_paths(paths, suite, "table1_token_rankings")
+        _, csv_path = figure_paths(paths, suite, TOKEN_RANKINGS.name)
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         rankings.to_csv(csv_path, index=False)
         metadata[f"{suite}_table"] = dg.MetadataValue.md(rankings.to_markdown(index=False))
@@ -102,9 +102,10 @@ def build_report(settings: Settings) -> Path:
                 )
             )
             nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
-        _, rankings_csv = figure_paths(paths, suite, "table1_token_rankings")
+        _, rankings_csv = figure_paths(paths, suite, TOKEN_RANKINGS.name)
         body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
-        nav.append((f"{suite}-table1", f"Token rankings ({suite})" if len(suites) > 1 else "Token rankings"))
+        title = "Table 1 (Fehlauer et al. 2025): token rankings"
+        nav.append((f"{suite}-table1", f"{title} ({suite})" if len(suites) > 1 else title))
     with duckdb.connect(str(database), read_only=True) as connection:
         overview = (
             connection.execute(

@@ -53,13 +53,13 @@ def test_definitions_load_with_one_lineage_graph():
         "mart_conditional_convergence",
         "regression_coefficients",
         "published_warehouse",
-        "figure1_convergence",
+        "fehlauer_fig1_convergence",
         "report_page",
     } <= keys
     # From checkpoint to figure, one edge at a time: a figure's parents are the marts its query
     # reads, and the published copy it reads them from.
-    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("figure1_convergence")).parent_keys}
-    assert upstream == {"published_warehouse", "mart_expected_convergence", "mart_model_stats"}
+    upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("fehlauer_fig1_convergence")).parent_keys}
+    assert upstream == {"published_warehouse", "mart_expected_convergence", "mart_model_stats", "mart_icl_summary"}
     loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("loglik_map")).parent_keys}
     assert loglik_map == {"published_warehouse", "loglik_analysis"}  # the asset that writes its table
     # Each dbt model sits in the group of its topic folder.
@@ -167,8 +167,8 @@ def test_figures_and_report_page(materialized, micro_settings):
     page = (micro_settings.paths.reports / "report.html").read_text()
     assert page.count("data:image/png;base64,") == sum(len(specs) for specs in drawn.values())
     assert all(html.escape(spec.title) in page for spec in FIGURES)
-    assert "Masked-LM convergence over training (micro-mlm)" in page
-    assert "Convergence on BLiMP minimal pairs (micro)" in page
+    assert "Figure 2, right (Fehlauer et al. 2025): masked-LM convergence over training (micro-mlm)" in page
+    assert "Figure 2, left (Fehlauer et al. 2025): convergence on BLiMP minimal pairs (micro)" in page
     assert "Table 1" in page and "lowest mean KL" in page
     assert materialized.get_latest_materialization_event(report_page.key) is not None
 

@@ -53,8 +53,25 @@ def level_frame(value, labels=("1–9", "10–99", "100–999")):
     return pd.concat(parts, ignore_index=True)
 
 
+def word_class_frame(value):
+    """Figure 3 (centre)'s levels: two function-word tags and two content-word groups."""
+    rows = level_frame(value, ("DT", "MD", "noun", "JJ"))
+    return rows.assign(word_class=np.where(rows["level"].isin(["DT", "MD"]), "function", "content"))
+
+
+def final_surprisal_frame():
+    """Size s with its bins; size l's final checkpoint not extracted yet: one status row, no bins."""
+    rows = level_frame("expected_conv", ("0.5–1", "1–2"))
+    rows = rows.assign(final_step=8, status="final checkpoint, step 8, extracted")
+    rows = rows[rows["size"] == "s"]
+    waiting = pd.DataFrame(
+        [{"size": "l", "n_params": 100, "final_step": 16, "status": "final checkpoint, step 16, not extracted yet"}]
+    )
+    return pd.concat([rows, waiting], ignore_index=True)
+
+
 SAMPLES = {
-    "figure1_convergence": with_a_missing_seed(
+    "fehlauer_fig1_convergence": with_a_missing_seed(
         frame(
             expected_conv=-0.2,
             band_low=-0.25,
@@ -63,26 +80,33 @@ SAMPLES = {
             kl_uniform_seed_std=0.1,
             kl_unigram=0.5,
             kl_unigram_seed_std=0.05,
+            icl_score=0.3,
+            icl_score_seed_std=0.05,
             cross_entropy=6.0,
             cross_entropy_seed_std=0.1,
         )
     ),
-    "figure3_frequency": level_frame("expected_conv"),
-    "figure4_word_class": level_frame("expected_conv", ("noun", "verb", "determiner")),
-    "figure4_pos": level_frame("expected_conv", ("DT", "NN", "VBZ")),
-    "figure7_final_surprisal": level_frame("expected_conv"),
-    "figure8_variance": frame(conv_variance=0.01, conv_std=0.1),
-    "figure9_previous_pos": level_frame("expected_conv"),
-    "figure10_cross_entropy": level_frame("cross_entropy"),
-    "figure11_regression": pd.DataFrame(
+    "fehlauer_fig3_frequency": level_frame("expected_conv"),
+    "fehlauer_fig3_pos": word_class_frame("expected_conv"),
+    "ours_pos_group": level_frame("expected_conv", ("noun", "verb", "determiner")),
+    "ours_word_class": level_frame("expected_conv", ("function", "content")),
+    "fehlauer_fig7_noun_verb_tags": level_frame("expected_conv", ("DT", "NN", "VBZ")),
+    "fehlauer_fig3_final_surprisal": final_surprisal_frame(),
+    "fehlauer_fig4_variance": frame(expected_conv=-0.2, conv_variance=0.01, conv_std=0.1),
+    "fehlauer_fig10_previous_pos": level_frame("expected_conv", ("DT", "NN")),
+    "fehlauer_fig11_previous_pos_cross_entropy": level_frame("cross_entropy", ("DT", "NN")),
+    "fehlauer_fig9_cross_entropy_frequency": level_frame("cross_entropy"),
+    "fehlauer_fig9_cross_entropy_pos": word_class_frame("cross_entropy"),
+    "fehlauer_fig9_cross_entropy_final_surprisal": level_frame("cross_entropy", ("0.5–1", "1–2")),
+    "fehlauer_fig8_regression": pd.DataFrame(
         [
             {"step": s, "term": t, "estimate": 0.1, "std_error": 0.01, "ci_low": 0.08, "ci_high": 0.12}
             for s in STEPS
             for t in ("log_frequency", "size=l", "pos=VB")
         ]
     ),
-    "icl_score": frame(icl_score=0.3, icl_score_seed_std=0.05),
-    "blimp_convergence": frame(
+    "ours_icl_over_training": frame(icl_score=0.3, icl_score_seed_std=0.05),
+    "fehlauer_fig2_blimp": frame(
         expected_conv=-0.05,
         band_low=-0.07,
         band_high=-0.03,
@@ -93,8 +117,8 @@ SAMPLES = {
         n_pairs=1340,
         n_seeds=5,
     ),
-    "blimp_fields": level_frame("expected_conv", ("morphology", "semantics", "syntax", "syntax_semantics")),
-    "masked_convergence": with_a_missing_seed(
+    "ours_blimp_fields": level_frame("expected_conv", ("morphology", "semantics", "syntax", "syntax_semantics")),
+    "fehlauer_fig2_masked": with_a_missing_seed(
         frame(expected_conv=-0.3, band_low=-0.35, band_high=-0.25, n_contexts=100)
     ),
     **LOGLIK_SAMPLES,
@@ -118,20 +142,32 @@ def test_figures_are_drawn_for_the_suites_they_apply_to():
     # a masked LM has no left-to-right probability of a text: no ICL, log-likelihood vectors or BLiMP
     assert (
         not {
-            "icl_score",
+            "ours_icl_over_training",
             "loglik_map",
             "diffusion_over_training",
             "loglik_vs_exact",
-            "blimp_convergence",
-            "blimp_fields",
+            "fehlauer_fig2_blimp",
+            "ours_blimp_fields",
         }
         & masked
     )
-    assert "masked_convergence" in masked - causal
-    assert {"figure1_convergence", "figure3_frequency", "fingerprint_regimes"} <= causal & masked
+    assert "fehlauer_fig2_masked" in masked - causal
+    assert {"fehlauer_fig1_convergence", "fehlauer_fig3_frequency", "fingerprint_regimes"} <= causal & masked
 
 
-@pytest.mark.parametrize("name", ["figure1_convergence", "masked_convergence"])
+def test_figure_names_say_whose_figure_it_is():
+    """The papers' figures carry their own numbers in name and title; ours say they are ours."""
+    for spec in FIGURES:
+        paper, _, rest = spec.name.partition("_")
+        if paper == "fehlauer":
+            number = re.fullmatch(r"fig(\d+)_.+", rest).group(1)
+            assert spec.title.startswith(f"Figure {number}") and "Fehlauer et al. 2025" in spec.title, spec.name
+        elif paper == "ours":
+            assert spec.title.startswith("Ours: "), spec.name
+    assert TOKEN_RANKINGS.name == "fehlauer_table1_token_rankings"
+
+
+@pytest.mark.parametrize("name", ["fehlauer_fig1_convergence", "fehlauer_fig2_masked"])
 def test_a_step_compared_without_a_seed_is_ringed(name):
     """A step where a seed of the suite has no checkpoint is drawn with a ring, which the legend
     names; with every seed at every step there is neither."""
@@ -158,14 +194,15 @@ def test_a_step_compared_without_a_seed_is_ringed(name):
 
 
 def test_empty_data_names_the_mart(tmp_path):
-    spec = figure_by_name("figure3_frequency")
+    spec = figure_by_name("fehlauer_fig3_frequency")
     with pytest.raises(ValueError, match="mart_conditional_convergence"):
         render(spec, SAMPLES[spec.name].iloc[0:0], tmp_path / "x.png")
 
 
 def test_page_embeds_figures_numbers_and_escapes_text(tmp_path):
-    png = render(figure_by_name("figure8_variance"), SAMPLES["figure8_variance"], tmp_path / "v.png").read_bytes()
-    data = SAMPLES["figure8_variance"]
+    spec = figure_by_name("fehlauer_fig4_variance")
+    png = render(spec, SAMPLES[spec.name], tmp_path / "v.png").read_bytes()
+    data = SAMPLES["fehlauer_fig4_variance"]
     rankings = pd.DataFrame(
         {
             "size": "s",
@@ -200,10 +237,10 @@ def test_page_embeds_figures_numbers_and_escapes_text(tmp_path):
 def test_figures_are_shown_at_one_text_scale(tmp_path):
     from reports.page import display_width
 
-    wide = render(figure_by_name("figure1_convergence"), SAMPLES["figure1_convergence"], tmp_path / "a.png")
-    narrow = render(figure_by_name("figure8_variance"), SAMPLES["figure8_variance"], tmp_path / "b.png")
-    # 16 x 3.6 in and 7 x 3.6 in at 150 dpi, shown as at 100 dpi.
-    assert display_width(wide.read_bytes()) == 1600
+    wide = render(figure_by_name("fehlauer_fig1_convergence"), SAMPLES["fehlauer_fig1_convergence"], tmp_path / "a.png")
+    narrow = render(figure_by_name("fehlauer_fig4_variance"), SAMPLES["fehlauer_fig4_variance"], tmp_path / "b.png")
+    # 8 x 11 in (four stacked rows, as the paper's) and 7 x 3.6 in at 150 dpi, shown as at 100 dpi.
+    assert display_width(wide.read_bytes()) == 800
     assert display_width(narrow.read_bytes()) == 700
 
 
@@ -239,31 +276,41 @@ def rankings_frame():
 CONDITION_LEVELS = {
     "frequency_bin": ("1–9", "10–99", "100–999"),
     "pos_group": ("noun", "verb", "determiner"),
-    "pos": ("DT", "NN", "VBZ"),
-    "final_surprisal_bin": ("0–2", "2–4"),
+    "pos": ("DT", "MD", "JJ", "NN", "VBZ"),
+    "word_class": ("function", "content"),
+    "final_surprisal_bin": ("0.5–1", "1–2"),
+    "prev_pos": ("DT", "NN"),
     "prev_pos_group": ("noun", "verb"),
 }
 WAREHOUSE_TABLES = {
     "mart_expected_convergence": lambda: with_a_missing_seed(
         frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_contexts=100)
     ),
-    "mart_model_stats": lambda: SAMPLES["figure1_convergence"].drop(
-        columns=["expected_conv", "band_low", "band_high", "n_seeds_missing"]
+    "mart_model_stats": lambda: SAMPLES["fehlauer_fig1_convergence"].drop(
+        columns=["expected_conv", "band_low", "band_high", "n_seeds_missing", "icl_score", "icl_score_seed_std"]
+    ),
+    "mart_final_steps": lambda: pd.DataFrame(
+        {
+            "size": ["s", "l"],
+            "final_step": [8, 16],
+            "final_extracted": [True, False],
+            "status": ["final checkpoint, step 8, extracted", "final checkpoint, step 16, not extracted yet"],
+        }
     ),
     "mart_conditional_convergence": lambda: pd.concat(
         [
-            level_frame("expected_conv", levels).assign(cross_entropy=6.0, condition=condition)
+            level_frame("expected_conv", levels).assign(cross_entropy=6.0, conv_std=0.1, condition=condition)
             for condition, levels in CONDITION_LEVELS.items()
         ],
         ignore_index=True,
     ),
-    "regression_coefficients": lambda: SAMPLES["figure11_regression"].assign(
+    "regression_coefficients": lambda: SAMPLES["fehlauer_fig8_regression"].assign(
         n_obs=100, r_squared=0.3, reference="size=s"
     ),
-    "mart_icl_summary": lambda: SAMPLES["icl_score"],
-    "mart_blimp_convergence": lambda: SAMPLES["blimp_convergence"],
+    "mart_icl_summary": lambda: SAMPLES["ours_icl_over_training"],
+    "mart_blimp_convergence": lambda: SAMPLES["fehlauer_fig2_blimp"],
     "mart_blimp_field": lambda: (
-        SAMPLES["blimp_fields"]
+        SAMPLES["ours_blimp_fields"]
         .rename(columns={"level": "field"})
         .drop(columns=["level_order", "n_contexts"])
         .assign(n_paradigms=5, accuracy=0.6)
@@ -323,7 +370,7 @@ def test_table1_query_orders_groups_within_each_size(warehouse):
 
 
 def test_blimp_field_levels_are_numbered_within_a_suite(warehouse):
-    every_suite = query(warehouse, figure_by_name("blimp_fields").sql)
+    every_suite = query(warehouse, figure_by_name("ours_blimp_fields").sql)
     for suite in ("mine", "other"):
         rows = rows_for_suite(every_suite, suite)
         assert sorted(rows["level_order"].unique()) == [1, 2, 3, 4]
@@ -365,13 +412,22 @@ def test_relations_read_come_from_the_sql_without_its_ctes():
 def test_every_query_reads_relations_of_the_warehouse():
     for query_file in QUERY_FILES:
         assert query_file.reads and set(query_file.reads) <= MARTS | PYTHON_TABLES, query_file.name
-    assert figure_by_name("figure1_convergence").reads == ("mart_expected_convergence", "mart_model_stats")
+    assert figure_by_name("fehlauer_fig1_convergence").reads == (
+        "mart_expected_convergence",
+        "mart_icl_summary",
+        "mart_model_stats",
+    )
+    assert figure_by_name("fehlauer_fig3_final_surprisal").reads == (
+        "mart_conditional_convergence",
+        "mart_expected_convergence",
+        "mart_final_steps",
+    )
     assert figure_by_name("fingerprint_similarity").reads == (
         "mart_fingerprint_cross_seed",
         "mart_fingerprint_similarity",
     )
-    assert figure_by_name("figure11_regression").reads == ("regression_coefficients",)
-    assert figure_by_name("figure3_frequency").source == "mart_conditional_convergence"
+    assert figure_by_name("fehlauer_fig8_regression").reads == ("regression_coefficients",)
+    assert figure_by_name("fehlauer_fig3_frequency").source == "mart_conditional_convergence"
     assert TOKEN_RANKINGS.reads == ("mart_token_rankings",)
 
 
@@ -389,9 +445,21 @@ def test_every_caption_renders_from_the_settings(tmp_path):
 
 
 def test_icl_caption_follows_the_icl_settings(tmp_path):
+    """The paper's 500th token is index 499, the default; captions name the ordinal."""
     default = Settings(paths=WarehousePaths(tmp_path))
-    icl = figure_by_name("icl_score")
-    assert "position 500 given 50 tokens of context minus given 400:" in icl.caption_for(default)
+    icl = figure_by_name("ours_icl_over_training")
+    overview = figure_by_name("fehlauer_fig1_convergence")
+    assert "the 500th token given 50 tokens of context minus given 400" in icl.caption_for(default)
+    assert "the 500th token's surprisal given 50 minus 400 tokens" in overview.caption_for(default)
     custom = dataclasses.replace(default, icl=IclConfig(short_context=4, long_context=16, target_position=20))
-    assert "position 20 given 4 tokens of context minus given 16:" in icl.caption_for(custom)
-    assert all(spec.caption_for(custom) == spec.caption_for(default) for spec in FIGURES if spec is not icl)
+    assert "the 21st token given 4 tokens of context minus given 16" in icl.caption_for(custom)
+    assert all(spec.caption_for(custom) == spec.caption_for(default) for spec in FIGURES if spec not in (icl, overview))
+
+
+@pytest.mark.parametrize(
+    "n, text", [(1, "1st"), (2, "2nd"), (3, "3rd"), (11, "11th"), (13, "13th"), (21, "21st"), (500, "500th")]
+)
+def test_ordinals(n, text):
+    from reports.figures import ordinal
+
+    assert ordinal(n) == text
