@@ -34,6 +34,7 @@ from reports.plots import (  # noqa: E402
     plot_diffusion_exponents,
     plot_fingerprint_regimes,
     plot_icl,
+    plot_kl_scale,
     plot_llv_vs_exact,
     plot_masked_convergence,
     plot_model_map,
@@ -317,6 +318,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         "For pairs of seeds at the same step: the KL estimated from log-likelihood vectors against the exact "
         "per-token KL (symmetrised, mean over contexts), both in bits per byte, with the line of equality.",
         plot_llv_vs_exact,
+        optional=True,
+        objectives=("causal",),
+    ),
+    FigureSpec(
+        "kishino_kl_scale",
+        "After Kishino et al. 2026: the KL scale",
+        "Log-likelihood-vector KL (bits per byte) between consecutive checkpoints of one seed, between seeds at one "
+        "step and between sizes of one seed at one step, over training (median over seeds or seed pairs, band: "
+        "their range), on one log scale; the grey bands are the paper's own figures for Pythia on the Pile "
+        "(consecutive 410M checkpoints after step 10k about 0.02-0.07, seeds about 0.1, sizes 0.3-2), a "
+        "different corpus and far larger models than a mini suite.",
+        plot_kl_scale,
         optional=True,
         objectives=("causal",),
     ),

@@ -631,3 +631,61 @@ def plot_llv_vs_exact(data: pd.DataFrame) -> plt.Figure:
     )
     axis.legend(title="size", frameon=False, fontsize=7, loc="upper left")
     return figure
+
+
+KL_SCALE_COMPARISONS = ("consecutive checkpoints", "seeds", "sizes")
+# log-likelihood-vector KL of identical models is 0, which a log axis cannot show: drawn on this floor
+KL_FLOOR_BITS = 1e-6
+
+
+def plot_kl_scale(data: pd.DataFrame) -> plt.Figure:
+    """After Kishino et al. 2026: our log-likelihood-vector KL for consecutive checkpoints, seeds and
+    sizes over training (median over seeds or seed pairs, with their range), one panel each, on a
+    shared log scale, beside the paper's figures for Pythia on the Pile (grey band, labelled)."""
+    figure, axes = plt.subplots(1, 3, figsize=(15, 3.8), sharey=True, constrained_layout=True)
+    for axis, comparison in zip(axes, KL_SCALE_COMPARISONS):
+        rows = data[data["comparison"] == comparison]
+        labels = list(dict.fromkeys(rows["label"]))
+        for label, color in zip(labels, category_colors(len(labels))):
+            series = rows[rows["label"] == label].sort_values("step")
+            axis.fill_between(
+                series["step"],
+                series["kl_min"].clip(lower=KL_FLOOR_BITS),
+                series["kl_max"].clip(lower=KL_FLOOR_BITS),
+                color=color,
+                alpha=0.15,
+                linewidth=0,
+            )
+            axis.plot(
+                series["step"],
+                series["kl_bits_per_byte"].clip(lower=KL_FLOOR_BITS),
+                color=color,
+                marker="o",
+                markersize=2.5,
+                label=label,
+            )
+        paper = rows.dropna(subset=["paper_low"]).head(1)
+        for _, ref in paper.iterrows():
+            low, high = ref["paper_low"], ref["paper_high"]
+            if high > low:
+                axis.axhspan(low, high, color="#888888", alpha=0.22, linewidth=0, zorder=0)
+            else:
+                axis.axhline(low, color="#888888", linewidth=2.0, alpha=0.6, zorder=0)
+            axis.text(
+                0.01,
+                high,
+                "Kishino et al. 2026: " + str(ref["paper_note"]),
+                transform=axis.get_yaxis_transform(),
+                fontsize=7,
+                color="#555555",
+                va="bottom",
+            )
+        if not labels:
+            _panel_note(axis, f"No {comparison} pairs in this suite.")
+        axis.set_yscale("log")
+        _step_axis(axis)
+        axis.set_title(comparison)
+        if labels:
+            axis.legend(frameon=False, fontsize=7, loc="lower right")
+    axes[0].set_ylabel("log-likelihood-vector KL  (bits per byte)")
+    return figure

@@ -328,6 +328,7 @@ NEW_MARTS = (
     "mart_weight_stats",
     "mart_weight_distances",
     "mart_loglik_kl",
+    "mart_loglik_size_kl",
     "mart_loglik_vs_exact",
 )
 MART_COLUMNS = {
@@ -381,6 +382,7 @@ def test_build_passes_every_model_and_test(built):
         "mart_fingerprint_cross_seed_in_range",
         "mart_weight_distances_nonnegative",
         "mart_loglik_kl_nonnegative",
+        "mart_loglik_size_kl_nonnegative",
         "mart_loglik_vs_exact_nonnegative",
     ):
         assert by_name[name] == "pass", name
@@ -662,6 +664,27 @@ def test_loglik_kl_equals_hand_computation(built):
     assert [k for k in rows if k[0] == size and k[1] == "seeds" and k[2] == step]
     # multi-byte characters count as their UTF-8 bytes
     assert mean_bytes > np.mean([len(t) for t in LOGLIK_TEXTS])
+
+
+def test_loglik_size_kl_equals_hand_computation(built):
+    """Sizes small and large of one seed at one step (small first: fewer parameters), at the steps
+    both have on the same text set; small's step 16 (another text set) pairs with nothing."""
+    synth, con, _ = built
+    rows = {
+        (r["size_a"], r["size_b"], r["step"], r["seed"]): r for r in _rows(con, "select * from mart_loglik_size_kl")
+    }
+    expected = {}
+    for step in sorted({s for z, s in synth.loglik if z == "small"} & {s for z, s in synth.loglik if z == "large"}):
+        if synth.loglik_hash["small", step] != synth.loglik_hash["large", step]:
+            continue
+        for i, seed in enumerate(SEEDS):
+            diff = synth.loglik["small", step][i] - synth.loglik["large", step][i]
+            expected["small", "large", step, seed] = np.var(diff) / 2
+    assert expected and set(rows) == set(expected)
+    mean_bytes = synth.text_bytes.mean()
+    for key, kl in expected.items():
+        assert rows[key]["kl_nats_per_text"] == pytest.approx(kl, rel=1e-12)
+        assert rows[key]["kl_bits_per_byte"] == pytest.approx(kl / (np.log(2) * mean_bytes), rel=1e-12)
 
 
 def test_loglik_vs_exact_equals_hand_computation(built):

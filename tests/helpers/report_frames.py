@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from extract.config import REPO_ROOT
 from reports.plots import (
     regime_of,
 )
@@ -128,12 +129,72 @@ def vs_exact_frame(sizes=SIZES):
     return pd.DataFrame(rows)
 
 
+def loglik_kl_frame(sizes=SIZES):
+    """mart_loglik_kl: every seed pair at a step and every step pair of a seed, KL growing with distance."""
+    rows = []
+    for size, _ in sizes:
+        for step in STEPS:
+            rows.append({"size": size, "pair_kind": "seeds", "step_a": step, "seed_a": 1, "step_b": step, "seed_b": 2})
+        for seed in SEEDS:
+            for i, step_a in enumerate(STEPS):
+                for step_b in STEPS[i + 1 :]:
+                    pair = {"step_a": step_a, "seed_a": seed, "step_b": step_b, "seed_b": seed}
+                    rows.append({"size": size, "pair_kind": "steps", **pair})
+    frame = pd.DataFrame(rows)
+    distance = 1 + (frame["step_b"] - frame["step_a"]).abs() + (frame["seed_b"] - frame["seed_a"])
+    return frame.assign(n_texts=64, kl_nats_per_text=0.01 * distance, mean_bytes_per_text=200.0).assign(
+        kl_bits_per_byte=lambda f: f["kl_nats_per_text"] / (np.log(2) * f["mean_bytes_per_text"])
+    )
+
+
+def size_kl_frame():
+    """mart_loglik_size_kl: sizes s and l of each seed at each step."""
+    rows = [{"size_a": "s", "size_b": "l", "step": step, "seed": seed} for step in STEPS for seed in SEEDS]
+    return pd.DataFrame(rows).assign(
+        n_texts=64, kl_nats_per_text=0.5, mean_bytes_per_text=200.0, kl_bits_per_byte=0.004
+    )
+
+
+def reference_kl_frame():
+    """The seed kishino_reference_kl as dbt loads it."""
+    path = REPO_ROOT / "dbt_project" / "seeds" / "kishino_reference_kl.csv"
+    return pd.read_csv(path)
+
+
+def kl_scale_frame():
+    """The kishino_kl_scale query's shape: each comparison with our medians and the paper's range."""
+    rows = []
+    for comparison, labels, low, high in (
+        ("consecutive checkpoints", ("s", "l"), 0.02, 0.07),
+        ("seeds", ("s", "l"), 0.1, 0.1),
+        ("sizes", ("s vs l",), 0.3, 2.0),
+    ):
+        for label in labels:
+            for step in STEPS[1:]:
+                rows.append(
+                    {
+                        "comparison": comparison,
+                        "label": label,
+                        "step": step,
+                        "kl_bits_per_byte": 0.01 * step,
+                        "kl_min": 0.005 * step,
+                        "kl_max": 0.02 * step,
+                        "n_pairs": 2,
+                        "paper_low": low,
+                        "paper_high": high,
+                        "paper_note": "Pythia on the Pile",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 LOGLIK_SAMPLES = {
     "fingerprint_regimes": regimes_frame(),
     "fingerprint_similarity": similarity_frame(),
     "loglik_map": map_frame(),
     "diffusion_over_training": exponents_frame(),
     "loglik_vs_exact": vs_exact_frame(),
+    "kishino_kl_scale": kl_scale_frame(),
 }
 
 
@@ -153,4 +214,7 @@ CONTRACT_TABLES = {
     "loglik_model_map": map_frame,
     "diffusion_exponents": exponents_frame,
     "mart_loglik_vs_exact": vs_exact_frame,
+    "mart_loglik_kl": loglik_kl_frame,
+    "mart_loglik_size_kl": size_kl_frame,
+    "kishino_reference_kl": reference_kl_frame,
 }
