@@ -293,8 +293,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         optional=True,
     ),
     FigureSpec(
-        "loglik_map",
-        "Every model in one space",
+        "kishino_model_map",
+        "After Kishino et al. 2026: every model in one space",
         "Each checkpoint of each seed and size placed by its log-likelihood vector (double-centred, first two "
         "principal coordinates), scaled so that squared distance is the KL estimate in bits per byte; lines follow "
         "one seed through training.",
@@ -303,8 +303,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         objectives=("causal",),
     ),
     FigureSpec(
-        "diffusion_over_training",
-        "Diffusion exponents over training",
+        "kishino_diffusion_exponents",
+        "After Kishino et al. 2026: diffusion exponents over training",
         "For each start checkpoint, the slope of log KL(t0, t0+Δ) against log Δ over every later checkpoint (95% "
         "bootstrap interval over texts), beside the same slope for the squared distance between weights; "
         "1 is diffusive, below 1 subdiffusive.",
@@ -313,8 +313,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         objectives=("causal",),
     ),
     FigureSpec(
-        "loglik_vs_exact",
-        "Log-likelihood-vector KL against exact KL",
+        "ours_loglik_vs_exact",
+        "Ours: log-likelihood-vector KL against exact KL",
         "For pairs of seeds at the same step: the KL estimated from log-likelihood vectors against the exact "
         "per-token KL (symmetrised, mean over contexts), both in bits per byte, with the line of equality.",
         plot_llv_vs_exact,

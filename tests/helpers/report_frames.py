@@ -191,9 +191,9 @@ def kl_scale_frame():
 LOGLIK_SAMPLES = {
     "fingerprint_regimes": regimes_frame(),
     "fingerprint_similarity": similarity_frame(),
-    "loglik_map": map_frame(),
-    "diffusion_over_training": exponents_frame(),
-    "loglik_vs_exact": vs_exact_frame(),
+    "kishino_model_map": map_frame(),
+    "kishino_diffusion_exponents": exponents_frame(),
+    "ours_loglik_vs_exact": vs_exact_frame(),
     "kishino_kl_scale": kl_scale_frame(),
 }
 

@@ -60,7 +60,7 @@ def test_definitions_load_with_one_lineage_graph():
     # reads, and the published copy it reads them from.
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("fehlauer_fig1_convergence")).parent_keys}
     assert upstream == {"published_warehouse", "mart_expected_convergence", "mart_model_stats", "mart_icl_summary"}
-    loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("loglik_map")).parent_keys}
+    loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("kishino_model_map")).parent_keys}
     assert loglik_map == {"published_warehouse", "loglik_analysis"}  # the asset that writes its table
     # Each dbt model sits in the group of its topic folder.
     assert graph.get(dg.AssetKey("mart_expected_convergence")).group_name == "convergence"

@@ -143,9 +143,9 @@ def test_figures_are_drawn_for_the_suites_they_apply_to():
     assert (
         not {
             "ours_icl_over_training",
-            "loglik_map",
-            "diffusion_over_training",
-            "loglik_vs_exact",
+            "kishino_model_map",
+            "kishino_diffusion_exponents",
+            "ours_loglik_vs_exact",
             "fehlauer_fig2_blimp",
             "ours_blimp_fields",
         }
@@ -164,6 +164,8 @@ def test_figure_names_say_whose_figure_it_is():
             assert spec.title.startswith(f"Figure {number}") and "Fehlauer et al. 2025" in spec.title, spec.name
         elif paper == "ours":
             assert spec.title.startswith("Ours: "), spec.name
+        elif paper == "kishino":
+            assert spec.title.startswith("After Kishino et al. 2026: "), spec.name
     assert TOKEN_RANKINGS.name == "fehlauer_table1_token_rankings"
 
 

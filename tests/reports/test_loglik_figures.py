@@ -32,9 +32,9 @@ from tests.helpers.report_frames import (
 BUILDERS = {
     "fingerprint_regimes": regimes_frame,
     "fingerprint_similarity": similarity_frame,
-    "loglik_map": map_frame,
-    "diffusion_over_training": exponents_frame,
-    "loglik_vs_exact": vs_exact_frame,
+    "kishino_model_map": map_frame,
+    "kishino_diffusion_exponents": exponents_frame,
+    "ours_loglik_vs_exact": vs_exact_frame,
 }
 
 
@@ -51,7 +51,7 @@ def test_a_single_size_draws_one_panel_per_row(name):
     data = BUILDERS[name](sizes=(("s", 10),))
     figure = figure_by_name(name).plot(data)
     panels = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
-    assert len(panels) == (2 if name == "diffusion_over_training" else 1)
+    assert len(panels) == (2 if name == "kishino_diffusion_exponents" else 1)
     plt.close(figure)
 
 
