@@ -309,3 +309,33 @@ def test_an_empty_warehouse_gives_an_empty_table_with_its_types(tmp_path):
         )
         assert connection.execute("select count(*) from convergence_phases").fetchone() == (0,)
     assert types["step"] == "BIGINT" and types["reason"] == "VARCHAR" and types["n_pairs_located"] == "INTEGER"
+
+
+def test_the_dagster_asset_writes_the_table_into_the_warehouse(tmp_path):
+    import dagster as dg
+
+    from orchestration.defs.analysis_tables import WRITTEN_BY, convergence_phases
+    from orchestration.defs.resources import SeedconvSettings
+
+    settings = SeedconvSettings(warehouse_root=str(tmp_path))
+    with duckdb.connect(str(settings.load().paths.duckdb)) as connection:
+        synthetic_warehouse(connection)
+    result = dg.materialize([convergence_phases], resources={"seedconv": settings})
+    assert result.success
+    metadata = result.asset_materializations_for_node("convergence_phases")[0].metadata
+    assert metadata["rows"].value == 8 and metadata["located"].value == 6
+    with duckdb.connect(str(settings.load().paths.duckdb), read_only=True) as connection:
+        steps = connection.execute(
+            "select turning_point, step from convergence_phases where size = 'l' order by turning_order"
+        ).fetchall()
+    assert steps == [
+        ("uniform_end", 4),
+        ("convergence_peak", 32),
+        ("divergence_bottom", 128),
+        ("reconvergence_start", 128),
+    ]
+    assert {key.to_user_string() for key in convergence_phases.dependency_keys} == {
+        "mart_expected_convergence",
+        "int_pair_convergence",
+    }
+    assert WRITTEN_BY["convergence_phases"] == "convergence_phases"
