@@ -135,7 +135,9 @@ FIGURES: tuple[FigureSpec, ...] = (
         "figure1_convergence",
         "Convergence over training",
         "Expected convergence across seeds per model size, with a band of one standard deviation across seed "
-        "pairs, beside each model's KL to the uniform and to the unigram distribution and its cross-entropy.",
+        "pairs, beside each model's KL to the uniform and to the unigram distribution and its cross-entropy. "
+        "Markers on the E[conv] curves are the turning points between the four phases (convergence_phases), "
+        "bars where the seed pairs' own curves put them (central 80 %).",
         plot_overview,
     ),
     FigureSpec(

@@ -65,8 +65,64 @@ def _size_legend(axis, marked: bool) -> None:
     axis.legend(handles, labels, title="size", frameon=False)
 
 
+# The turning points between Fehlauer et al.'s four phases (analysis/phases.py, the table
+# convergence_phases): marker and legend label of each, in the order they come in training.
+PHASE_MARKERS = {
+    "uniform_end": ("s", "uniform phase ends"),
+    "convergence_peak": ("^", "convergence peaks"),
+    "divergence_bottom": ("v", "divergence bottoms out"),
+    "reconvergence_start": ("D", "reconvergence starts"),
+}
+
+
+def mark_phases(axis, rows: pd.DataFrame, value: str, color) -> set[str]:
+    """Marks one size's located turning points on its curve of `value`, each with the interval
+    of the seed pairs' own turning points as a horizontal bar; the names of those it marked.
+
+    `rows` are the size's rows of the figure's query, each carrying the size's turning points as
+    columns `<name>`, `<name>_low`, `<name>_high` (steps; NULL where not located). Rows without
+    those columns mark nothing."""
+    at_step = dict(zip(rows["step"], rows[value]))
+    marked = set()
+    for name, (marker, _) in PHASE_MARKERS.items():
+        if name not in rows or rows.empty or pd.isna(rows[name].iloc[0]):
+            continue
+        step, low, high = (rows[column].iloc[0] for column in (name, f"{name}_low", f"{name}_high"))
+        if step not in at_step:
+            continue
+        xerr = None if pd.isna(low) or pd.isna(high) else [[step - low], [high - step]]
+        axis.errorbar(
+            [step],
+            [at_step[step]],
+            xerr=xerr,
+            fmt=marker,
+            color=color,
+            markerfacecolor="white",
+            markersize=6,
+            elinewidth=1.2,
+            capsize=2.5,
+            zorder=3,
+        )
+        marked.add(name)
+    return marked
+
+
+def _phase_legend(figure: plt.Figure, marked: set[str]) -> None:
+    """One legend below the panels for the turning points' markers, when any is marked."""
+    if not marked:
+        return
+    handles = [
+        Line2D([], [], linestyle="none", marker=marker, markerfacecolor="white", markeredgecolor="0.2", color="0.2")
+        for name, (marker, _) in PHASE_MARKERS.items()
+        if name in marked
+    ]
+    labels = [label for name, (_, label) in PHASE_MARKERS.items() if name in marked]
+    figure.legend(handles, labels, loc="outside lower left", ncol=len(handles), frameon=False, fontsize=8)
+
+
 def plot_overview(data: pd.DataFrame) -> plt.Figure:
-    """Figure 1: E[conv] with its band across seed pairs, beside the reference KLs and CE."""
+    """Figure 1: E[conv] with its band across seed pairs, beside the reference KLs and CE; the
+    turning points between the four phases marked on E[conv] (`mark_phases`)."""
     panels = (
         ("expected_conv", None, "Expected convergence", "E[conv]  (nats)"),
         ("kl_uniform", "kl_uniform_seed_std", "KL to uniform", "KL(p ‖ uniform)  (nats)"),
@@ -75,7 +131,7 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
     )
     sizes = _sizes(data)
     figure, axes = plt.subplots(1, len(panels), figsize=(16, 3.6), constrained_layout=True)
-    marked = False
+    marked, phases = False, set()
     for axis, (column, spread, title, label) in zip(axes, panels):
         for size, color in zip(sizes, size_colors(len(sizes))):
             rows = data[data["size"] == size].sort_values("step")
@@ -87,10 +143,13 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
             axis.fill_between(rows["step"], low, high, color=color, alpha=0.18, linewidth=0)
             axis.plot(rows["step"], rows[column], color=color, marker="o", markersize=2.5, label=size)
             marked |= _mark_missing_seeds(axis, rows, column, color)
+            if column == "expected_conv":
+                phases |= mark_phases(axis, rows, column, color)
         _step_axis(axis)
         axis.set_title(title)
         axis.set_ylabel(label)
     _size_legend(axes[0], marked)
+    _phase_legend(figure, phases)
     return figure
 
 
