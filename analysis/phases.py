@@ -128,8 +128,8 @@ def locate_turning_points(steps, expected_conv, tolerance: float = TOLERANCE) ->
 
     # Zigzag from the departure: follow the running extreme of the current move and confirm it as
     # a turning point when the KL has come back from it by more than the tolerance.
-    falling = bool(y[start] < y[0])
-    extreme, turns = start, []  # turns: (index of the extreme, index where the turn is confirmed)
+    first_falls = bool(y[start] < y[0])
+    falling, extreme, turns = first_falls, start, []  # turns: (extreme's index, confirming index)
     for i in range(start + 1, y.size):
         if (y[i] < y[extreme]) if falling else (y[i] > y[extreme]):
             extreme = i
@@ -138,31 +138,27 @@ def locate_turning_points(steps, expected_conv, tolerance: float = TOLERANCE) ->
             falling, extreme = not falling, i
             if len(turns) == 2:
                 break
-    first_falls = bool(y[start] < y[0])
-    if first_falls:
-        minimum, maximum = (turns + [None, None])[:2]
-    else:
-        # No sharp convergence: the first move is already the divergence.
-        minimum, maximum = None, (turns + [None])[0]
+
+    if not first_falls:
+        # No sharp convergence: the first move out of the uniform phase is already the divergence.
         found["convergence_peak"] = point(
             "convergence_peak",
             status=ABSENT,
             reason=f"the KL rises out of the uniform phase (step {steps[start]}): no sharp-convergence phase",
         )
-    if first_falls:
-        if minimum is None:
-            found["convergence_peak"] = point(
-                "convergence_peak",
-                status=NOT_REACHED,
-                reason=f"by step {last} the KL has not risen by more than {factor} from its lowest so far "
-                f"(step {steps[extreme]})",
-            )
-            found.update(
-                missing(NOT_REACHED, f"the convergence peak is not located by step {last}", TURNING_POINTS[2:])
-            )
-            return found
-        found["convergence_peak"] = point("convergence_peak", minimum[0])
-    if maximum is None:
+    elif not turns:
+        found["convergence_peak"] = point(
+            "convergence_peak",
+            status=NOT_REACHED,
+            reason=f"by step {last} the KL has not risen by more than {factor} from its lowest so far "
+            f"(step {steps[extreme]})",
+        )
+        found.update(missing(NOT_REACHED, f"the convergence peak is not located by step {last}", TURNING_POINTS[2:]))
+        return found
+    else:
+        found["convergence_peak"] = point("convergence_peak", turns.pop(0)[0])
+
+    if not turns:
         found.update(
             missing(
                 NOT_REACHED,
@@ -172,8 +168,10 @@ def locate_turning_points(steps, expected_conv, tolerance: float = TOLERANCE) ->
             )
         )
         return found
-    found["divergence_bottom"] = point("divergence_bottom", maximum[0])
-    found["reconvergence_start"] = point("reconvergence_start", maximum[1] - 1)
+    maximum, confirmed = turns[0]
+    found["divergence_bottom"] = point("divergence_bottom", maximum)
+    # The last step still within the tolerance of the maximum: the end of the top.
+    found["reconvergence_start"] = point("reconvergence_start", confirmed - 1)
     return found
 
 
