@@ -71,6 +71,14 @@ def test_the_mini_suites_grid():
         assert located(MINI_STEPS, knots, noise=NOISE, seed=seed) == expected
 
 
+def test_a_dip_as_shallow_as_the_mini_suites():
+    """The demo's size l: the KL drifts 8 % down by step 8, the sharp convergence takes 21 % off it
+    at 16, the divergence more than doubles it to 256, and 512 is 30 % below that."""
+    knots = [(0, 0.205), (8, 0.189), (16, 0.163), (256, 0.452), (512, 0.311)]
+    expected = {"uniform_end": 8, "convergence_peak": 16, "divergence_bottom": 256, "reconvergence_start": 256}
+    assert located(MINI_STEPS, knots) == expected
+
+
 def test_a_slow_fall_from_the_top_starts_where_it_has_taken_the_tolerance_off():
     """Reconvergence by 0.11 of log KL per octave from the maximum at 2k: 3k is 6.6 % below it,
     4k 11 %, so the top ends, and reconvergence starts, at 3k."""
