@@ -66,13 +66,15 @@ def _size_legend(axis, marked: bool) -> None:
 
 
 # The turning points between Fehlauer et al.'s four phases (analysis/phases.py, the table
-# convergence_phases): marker and legend label of each, in the order they come in training.
+# convergence_phases): marker and legend label of each, in the order they come in training. The
+# reconvergence often starts at the divergence's bottom: its diamond is larger and drawn beneath.
 PHASE_MARKERS = {
     "uniform_end": ("s", "uniform phase ends"),
     "convergence_peak": ("^", "convergence peaks"),
     "divergence_bottom": ("v", "divergence bottoms out"),
     "reconvergence_start": ("D", "reconvergence starts"),
 }
+BENEATH = {"reconvergence_start": {"markersize": 9, "zorder": 2.9}}
 
 
 def mark_phases(axis, rows: pd.DataFrame, value: str, color) -> set[str]:
@@ -98,10 +100,9 @@ def mark_phases(axis, rows: pd.DataFrame, value: str, color) -> set[str]:
             fmt=marker,
             color=color,
             markerfacecolor="white",
-            markersize=6,
             elinewidth=1.2,
             capsize=2.5,
-            zorder=3,
+            **BENEATH.get(name, {"markersize": 6, "zorder": 3}),
         )
         marked.add(name)
     return marked
