@@ -153,7 +153,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         "seed pairs. Mid-top: each model's KL to the uniform (solid) and unigram (dashed) distributions. "
         "Mid-bottom: the ICL score (the {target_token} token's surprisal given {short_context} minus "
         "{long_context} tokens of context). Bottom: cross-entropy. Bands below the top: one standard deviation "
-        "across seeds.",
+        "across seeds. Markers on the E[conv] curves are the turning points between the four phases "
+        "(convergence_phases), bars where the seed pairs' own curves put them (central 80 %).",
         plot_overview,
     ),
     FigureSpec(

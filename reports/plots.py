@@ -66,11 +66,68 @@ def _size_legend(axis, marked: bool) -> None:
     axis.legend(handles, labels, title="size", frameon=False)
 
 
+# The turning points between Fehlauer et al.'s four phases (analysis/phases.py, the table
+# convergence_phases): marker and legend label of each, in the order they come in training. The
+# reconvergence often starts at the divergence's bottom: its diamond is larger and drawn beneath.
+PHASE_MARKERS = {
+    "uniform_end": ("s", "uniform phase ends"),
+    "convergence_peak": ("^", "convergence peaks"),
+    "divergence_bottom": ("v", "divergence bottoms out"),
+    "reconvergence_start": ("D", "reconvergence starts"),
+}
+BENEATH = {"reconvergence_start": {"markersize": 9, "zorder": 2.9}}
+
+
+def mark_phases(axis, rows: pd.DataFrame, value: str, color) -> set[str]:
+    """Marks one size's located turning points on its curve of `value`, each with the interval
+    of the seed pairs' own turning points as a horizontal bar; the names of those it marked.
+
+    `rows` are the size's rows of the figure's query, each carrying the size's turning points as
+    columns `<name>`, `<name>_low`, `<name>_high` (steps; NULL where not located). Rows without
+    those columns mark nothing."""
+    at_step = dict(zip(rows["step"], rows[value]))
+    marked = set()
+    for name, (marker, _) in PHASE_MARKERS.items():
+        if name not in rows or rows.empty or pd.isna(rows[name].iloc[0]):
+            continue
+        step, low, high = (rows[column].iloc[0] for column in (name, f"{name}_low", f"{name}_high"))
+        if step not in at_step:
+            continue
+        xerr = None if pd.isna(low) or pd.isna(high) else [[step - low], [high - step]]
+        axis.errorbar(
+            [step],
+            [at_step[step]],
+            xerr=xerr,
+            fmt=marker,
+            color=color,
+            markerfacecolor="white",
+            elinewidth=1.2,
+            capsize=2.5,
+            **BENEATH.get(name, {"markersize": 6, "zorder": 3}),
+        )
+        marked.add(name)
+    return marked
+
+
+def _phase_legend(figure: plt.Figure, marked: set[str]) -> None:
+    """One legend below the panels for the turning points' markers, when any is marked."""
+    if not marked:
+        return
+    handles = [
+        Line2D([], [], linestyle="none", marker=marker, markerfacecolor="white", markeredgecolor="0.2", color="0.2")
+        for name, (marker, _) in PHASE_MARKERS.items()
+        if name in marked
+    ]
+    labels = [label for name, (_, label) in PHASE_MARKERS.items() if name in marked]
+    figure.legend(handles, labels, loc="outside lower left", ncol=len(handles), frameon=False, fontsize=8)
+
+
 def plot_overview(data: pd.DataFrame) -> plt.Figure:
     """Fehlauer et al. 2025, Figure 1: four rows over training as the paper stacks them. E[conv] with its
     band across seed pairs (top); KL to the uniform (solid) and unigram (dashed) distributions
     (mid-top); the ICL score (mid-bottom; none for a masked suite); cross-entropy (bottom). Bands of
-    the last three: one standard deviation across seeds."""
+    the last three: one standard deviation across seeds. The turning points between the four phases are
+    marked on E[conv] (`mark_phases`)."""
     panels = (
         ("Expected convergence", "E[conv]  (nats)", (("expected_conv", None, "-"),)),
         (
@@ -83,7 +140,7 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
     )
     sizes = _sizes(data)
     figure, axes = plt.subplots(len(panels), 1, figsize=(8, 11), sharex=True, constrained_layout=True)
-    marked = False
+    marked, phases = False, set()
     for axis, (title, label, curves) in zip(axes, panels):
         drawn = False
         for size, color in zip(sizes, size_colors(len(sizes))):
@@ -108,6 +165,8 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
                     label=size if linestyle == "-" else None,
                 )
                 marked |= _mark_missing_seeds(axis, rows_with, column, color)
+                if column == "expected_conv":
+                    phases |= mark_phases(axis, rows_with, column, color)
                 drawn = True
         if not drawn:
             _panel_note(axis, "No ICL score: a masked LM predicts no next token.")
@@ -115,6 +174,7 @@ def plot_overview(data: pd.DataFrame) -> plt.Figure:
         axis.set_title(title, loc="left", fontsize=10)
         axis.set_ylabel(label)
     _size_legend(axes[0], marked)
+    _phase_legend(figure, phases)
     return figure
 
 

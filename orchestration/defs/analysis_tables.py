@@ -1,10 +1,11 @@
-"""Python analyses over the marts: the per-step convergence regression and the log-likelihood-vector
-analyses (model map, diffusion exponents, agreement with the exact KL)."""
+"""Python analyses over the marts: the per-step convergence regression, the log-likelihood-vector
+analyses (model map, diffusion exponents, agreement with the exact KL) and the four phases of
+convergence."""
 
 import dagster as dg
 import duckdb
 
-from analysis import loglik
+from analysis import loglik, phases
 from analysis.regression import fit_all_steps
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 
@@ -13,6 +14,7 @@ GROUP = "analysis"
 WRITTEN_BY = {
     "regression_coefficients": "regression_coefficients",
     **{table: "loglik_analysis" for table in loglik.TABLES},
+    phases.TABLE: "convergence_phases",
 }
 
 
@@ -93,5 +95,32 @@ def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
             "map_explained_variance": dg.MetadataValue.md(explained.to_markdown(index=False)),
             "diffusion_exponents_by_size": dg.MetadataValue.md(by_size.to_markdown(index=False)),
             "loglik_vs_exact": dg.MetadataValue.md(agreement.to_markdown(index=False)),
+        }
+    )
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[dg.AssetKey(name) for name in phases.INPUTS],
+)
+def convergence_phases(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Fehlauer et al.'s four phases located per size: where the uniform phase ends, E[conv] peaks,
+    bottoms out and starts to rise again, with the interval over seed pairs (analysis/phases.py).
+
+    Written as the table `convergence_phases` into the warehouse dbt builds, before it is
+    published. A turning point the curve has not passed is NULL with the reason.
+    """
+    database = seedconv.load().paths.duckdb
+    with duckdb.connect(str(database)) as connection:
+        table = phases.compute_table(connection)
+        phases.write_table(connection, table)
+    shown = table[["suite", "size", "turning_point", "step", "step_low", "step_high", "n_pairs_located", "status"]]
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(table),
+            "located": int((table["status"] == phases.LOCATED).sum()),
+            "turning_points": dg.MetadataValue.md(shown.to_markdown(index=False)),
         }
     )

@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from extract.config import REPO_ROOT, Settings
 from extract.lake.atomic_writes import replaced_atomically
 from extract.lake.repair import guard
-from orchestration.defs.analysis_tables import loglik_analysis, regression_coefficients
+from orchestration.defs.analysis_tables import convergence_phases, loglik_analysis, regression_coefficients
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -119,7 +119,7 @@ def publish_copy(source: Path, target: Path) -> None:
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[warehouse_models, regression_coefficients, loglik_analysis],
+    deps=[warehouse_models, regression_coefficients, loglik_analysis, convergence_phases],
 )
 def published_warehouse(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """The read-only copy of the DuckDB file that users query while the next one is built."""

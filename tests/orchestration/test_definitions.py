@@ -59,14 +59,22 @@ def test_definitions_load_with_one_lineage_graph():
     # From checkpoint to figure, one edge at a time: a figure's parents are the marts its query
     # reads, and the published copy it reads them from.
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("fehlauer_fig1_convergence")).parent_keys}
-    assert upstream == {"published_warehouse", "mart_expected_convergence", "mart_model_stats", "mart_icl_summary"}
+    assert upstream == {
+        "published_warehouse",
+        "mart_expected_convergence",
+        "mart_model_stats",
+        "mart_icl_summary",
+        "convergence_phases",
+    }
     loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("kishino_model_map")).parent_keys}
     assert loglik_map == {"published_warehouse", "loglik_analysis"}  # the asset that writes its table
     # Each dbt model sits in the group of its topic folder.
     assert graph.get(dg.AssetKey("mart_expected_convergence")).group_name == "convergence"
     assert graph.get(dg.AssetKey("mart_blimp_paradigm")).group_name == "blimp"
     publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
-    assert {"regression_coefficients", "loglik_analysis"} <= publish_parents
+    assert {"regression_coefficients", "loglik_analysis", "convergence_phases"} <= publish_parents
+    phases_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("convergence_phases")).parent_keys}
+    assert phases_parents == {"mart_expected_convergence", "int_pair_convergence"}
     mart_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("int_context_convergence")).parent_keys}
     assert mart_parents == {"stg_pair_kl"}
     staging_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_pair_kl")).parent_keys}
@@ -136,6 +144,31 @@ def test_end_to_end_warehouse(materialized, micro_settings):
         assert (n_seeds, n_pairs, n_contexts) == (3, 6, micro_settings.eval.n_tokens)
         assert conv < 0 and low <= conv <= high
     assert stats[0] == 10 and stats[1] > 0
+
+
+def test_the_phases_table_on_the_micro_suites(materialized, micro_settings):
+    """Four turning points per size, each at a checkpoint step of its curve or NULL with the
+    reason, from the published warehouse's own curves by analysis/phases.py's rule."""
+    from analysis.phases import LOCATED, TURNING_POINTS, locate_turning_points
+
+    with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
+        table = connection.execute("select * from convergence_phases order by suite, n_params, turning_order").df()
+        curves = connection.execute("select suite, size, step, expected_conv from mart_expected_convergence").df()
+    sizes = [("micro", "a"), ("micro", "b"), ("micro-mlm", "a")]
+    assert sorted(set(zip(table["suite"], table["size"]))) == sizes
+    assert list(table["turning_point"]) == list(TURNING_POINTS) * 3
+    assert (table["n_seed_pairs"] == 3).all(), "3 seeds: 3 pairs, each once"
+    assert (table["last_step"] == 8).all() and (table["n_steps"] == 5).all()
+    for (suite, size), rows in table.groupby(["suite", "size"]):
+        curve = curves[(curves["suite"] == suite) & (curves["size"] == size)]
+        expected = locate_turning_points(curve["step"], curve["expected_conv"])
+        for row in rows.itertuples():
+            assert row.status == expected[row.turning_point].status, (suite, size, row.turning_point)
+            if row.status == LOCATED:
+                assert row.step == expected[row.turning_point].step and row.step in (0, 1, 2, 4, 8)
+                assert pd.isna(row.reason) and row.n_pairs_located >= 1
+            else:
+                assert pd.isna(row.step) and row.reason == expected[row.turning_point].reason
 
 
 def test_lake_checks_pass_after_extraction(materialized):

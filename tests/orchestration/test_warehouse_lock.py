@@ -119,7 +119,13 @@ def test_every_asset_that_writes_the_duckdb_file_is_in_the_warehouse_pool():
         for key in assets.keys
         if any(node.pool == WAREHOUSE_POOL for node in [assets.node_def])
     }
-    writers = {"regression_coefficients", "loglik_analysis", "published_warehouse", "mart_expected_convergence"}
+    writers = {
+        "regression_coefficients",
+        "loglik_analysis",
+        "convergence_phases",
+        "published_warehouse",
+        "mart_expected_convergence",
+    }
     assert writers <= pooled
     assert not any(key.startswith("fig") or key == "report_page" for key in pooled)
 

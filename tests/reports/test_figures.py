@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlglot
+from matplotlib.collections import LineCollection
 from sqlglot import exp
 
 from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
@@ -53,6 +54,43 @@ def level_frame(value, labels=("1–9", "10–99", "100–999")):
     return pd.concat(parts, ignore_index=True)
 
 
+# Each size's turning points as convergence_phases has them: located (step, interval over pairs),
+# or not located (NULL): the uniform phase ends at 1 and E[conv] peaks at 4; nothing after.
+PHASES = {
+    "uniform_end": (1, 0, 2),
+    "convergence_peak": (4, 2, 8),
+    "divergence_bottom": (None, None, None),
+    "reconvergence_start": (None, None, None),
+}
+
+
+def phases_frame():
+    """convergence_phases' rows for the sizes of `frame`."""
+    return pd.DataFrame(
+        [
+            {
+                "size": size,
+                "n_params": n_params,
+                "turning_point": name,
+                "turning_order": order,
+                "step": step,
+                "step_low": low,
+                "step_high": high,
+                "status": "located" if step is not None else "not_reached",
+            }
+            for size, n_params in (("s", 10), ("l", 100))
+            for order, (name, (step, low, high)) in enumerate(PHASES.items(), start=1)
+        ]
+    ).astype({"step": "Int64", "step_low": "Int64", "step_high": "Int64"})
+
+
+def with_phases(rows):
+    """The rows with each size's turning points as the query puts them on every row."""
+    for name, (step, low, high) in PHASES.items():
+        rows = rows.assign(**{name: step, f"{name}_low": low, f"{name}_high": high})
+    return rows
+
+
 def word_class_frame(value):
     """Figure 3 (centre)'s levels: two function-word tags and two content-word groups."""
     rows = level_frame(value, ("DT", "MD", "noun", "JJ"))
@@ -71,19 +109,21 @@ def final_surprisal_frame():
 
 
 SAMPLES = {
-    "fehlauer_fig1_convergence": with_a_missing_seed(
-        frame(
-            expected_conv=-0.2,
-            band_low=-0.25,
-            band_high=-0.15,
-            kl_uniform=1.0,
-            kl_uniform_seed_std=0.1,
-            kl_unigram=0.5,
-            kl_unigram_seed_std=0.05,
-            icl_score=0.3,
-            icl_score_seed_std=0.05,
-            cross_entropy=6.0,
-            cross_entropy_seed_std=0.1,
+    "fehlauer_fig1_convergence": with_phases(
+        with_a_missing_seed(
+            frame(
+                expected_conv=-0.2,
+                band_low=-0.25,
+                band_high=-0.15,
+                kl_uniform=1.0,
+                kl_uniform_seed_std=0.1,
+                kl_unigram=0.5,
+                kl_unigram_seed_std=0.05,
+                icl_score=0.3,
+                icl_score_seed_std=0.05,
+                cross_entropy=6.0,
+                cross_entropy_seed_std=0.1,
+            )
         )
     ),
     "fehlauer_fig3_frequency": level_frame("expected_conv"),
@@ -195,6 +235,37 @@ def test_a_step_compared_without_a_seed_is_ringed(name):
     assert not rings and "a seed missing" not in labels
 
 
+def test_figure1_marks_the_located_turning_points_with_the_pairs_interval():
+    """Each size's uniform-phase end and convergence peak are marked on its E[conv] curve, with
+    a bar over the seed pairs' steps; the turning points not located are not, nor named in the
+    legend; and a frame without the phase columns draws as before."""
+    figure = figure_by_name("fehlauer_fig1_convergence").plot(SAMPLES["fehlauer_fig1_convergence"])
+    convergence, *others = figure.axes
+    markers = [
+        (line.get_marker(), tuple(line.get_xdata()))
+        for line in convergence.get_lines()
+        if line.get_markerfacecolor() == "white"
+    ]
+    assert sorted(markers) == sorted([("s", (1,)), ("^", (4,))] * 2), "two sizes, two turning points each"
+    # The bars: the horizontal segments of the error bars' line collections, (from, to) in steps.
+    spans = [
+        (start[0], end[0])
+        for collection in convergence.collections
+        if isinstance(collection, LineCollection)
+        for start, end in collection.get_segments()
+    ]
+    assert sorted(spans) == sorted([(0, 2), (2, 8)] * 2)
+    assert not any(line.get_markerfacecolor() == "white" for axis in others for line in axis.get_lines())
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["uniform phase ends", "convergence peaks"]
+
+    without = SAMPLES["fehlauer_fig1_convergence"].drop(
+        columns=[f"{name}{end}" for name in PHASES for end in ("", "_low", "_high")]
+    )
+    figure = figure_by_name("fehlauer_fig1_convergence").plot(without)
+    assert not figure.legends and not any(line.get_markerfacecolor() == "white" for line in figure.axes[0].get_lines())
+
+
 def test_empty_data_names_the_mart(tmp_path):
     spec = figure_by_name("fehlauer_fig3_frequency")
     with pytest.raises(ValueError, match="mart_conditional_convergence"):
@@ -252,7 +323,13 @@ def test_figures_are_shown_at_one_text_scale(tmp_path):
 
 MARTS = {path.stem for path in (REPO_ROOT / "dbt_project" / "models").glob("*/mart_*.sql")}
 DBT_SEEDS = {path.stem for path in (REPO_ROOT / "dbt_project" / "seeds").glob("*.csv")}
-PYTHON_TABLES = {"regression_coefficients", "loglik_model_map", "diffusion_exponents", "loglik_exact_agreement"}
+PYTHON_TABLES = {
+    "regression_coefficients",
+    "loglik_model_map",
+    "diffusion_exponents",
+    "loglik_exact_agreement",
+    "convergence_phases",
+}
 QUERY_FILES = (*(spec.query_file for spec in FIGURES), TOKEN_RANKINGS)
 
 
@@ -289,8 +366,13 @@ WAREHOUSE_TABLES = {
     "mart_expected_convergence": lambda: with_a_missing_seed(
         frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_contexts=100)
     ),
-    "mart_model_stats": lambda: SAMPLES["fehlauer_fig1_convergence"].drop(
-        columns=["expected_conv", "band_low", "band_high", "n_seeds_missing", "icl_score", "icl_score_seed_std"]
+    "mart_model_stats": lambda: frame(
+        kl_uniform=1.0,
+        kl_uniform_seed_std=0.1,
+        kl_unigram=0.5,
+        kl_unigram_seed_std=0.05,
+        cross_entropy=6.0,
+        cross_entropy_seed_std=0.1,
     ),
     "mart_final_steps": lambda: pd.DataFrame(
         {
@@ -300,6 +382,7 @@ WAREHOUSE_TABLES = {
             "status": ["final checkpoint, step 8, extracted", "final checkpoint, step 16, not extracted yet"],
         }
     ),
+    "convergence_phases": phases_frame,
     "mart_conditional_convergence": lambda: pd.concat(
         [
             level_frame("expected_conv", levels).assign(cross_entropy=6.0, conv_std=0.1, condition=condition)
@@ -421,6 +504,7 @@ def test_every_query_reads_relations_of_the_warehouse():
     for query_file in QUERY_FILES:
         assert query_file.reads and set(query_file.reads) <= MARTS | PYTHON_TABLES | DBT_SEEDS, query_file.name
     assert figure_by_name("fehlauer_fig1_convergence").reads == (
+        "convergence_phases",
         "mart_expected_convergence",
         "mart_icl_summary",
         "mart_model_stats",
