@@ -1,8 +1,10 @@
 """Analysis settings the figures share with the dbt project: read from its `vars`, never restated.
 
-The fingerprint regimes' thresholds are dbt vars (dbt_project.yml, used by the macro
-fingerprint_regime). The regime figures draw them as lines and name them in their captions, so
-both read them here, from the one file dbt reads its defaults from.
+The fingerprint regimes' thresholds and step gap are dbt vars (dbt_project.yml, used by the macro
+fingerprint_regime): the defaults regime_tau_low, regime_tau_high and regime_gap, and a suite's
+own in regime_suites. The regime figures and tables name them in their captions, so they read
+them here, from the one file dbt reads its defaults from. (The figures draw the thresholds each
+row was classified by, which the marts carry: those are what a build with other --vars used.)
 """
 
 from __future__ import annotations
@@ -25,14 +27,22 @@ def dbt_vars(path: Path | None = None) -> dict:
 
 
 @dataclass(frozen=True)
-class RegimeThresholds:
-    """Chaotic below `chaotic_below`, stable from `stable_from` on, transition between (cosine similarity)."""
+class RegimeSettings:
+    """McEntire's eq. 2 on the cosine similarity s_t of a fingerprint to the same seed's `gap`
+    steps earlier: stable if s_t > tau_high, chaotic if s_t < tau_low, transition otherwise."""
 
-    chaotic_below: float
-    stable_from: float
+    tau_low: float
+    tau_high: float
+    gap: int
 
 
-def regime_thresholds(path: Path | None = None) -> RegimeThresholds:
-    """The dbt vars regime_chaotic_below and regime_stable_from."""
+def regime_settings(suite: str | None = None, path: Path | None = None) -> RegimeSettings:
+    """The dbt vars regime_tau_low, regime_tau_high and regime_gap, with `suite`'s own from
+    regime_suites over them (the defaults alone when `suite` is None or has none)."""
     variables = dbt_vars(path)
-    return RegimeThresholds(float(variables["regime_chaotic_below"]), float(variables["regime_stable_from"]))
+    own = (variables.get("regime_suites") or {}).get(suite, {}) if suite is not None else {}
+    return RegimeSettings(
+        float(own.get("regime_tau_low", variables["regime_tau_low"])),
+        float(own.get("regime_tau_high", variables["regime_tau_high"])),
+        int(own.get("regime_gap", variables["regime_gap"])),
+    )

@@ -5,7 +5,8 @@ shell on the published warehouse) returns every suite's rows, `suite` first, and
 draws one suite's (`rows_for_suite`), offering those exact numbers beside the image. The plots
 are pure functions of those rows (reports/plots.py). Which warehouse relations a figure reads is
 read off its SQL (`FigureSpec.reads`), and its caption is a template rendered from the settings
-it depends on (`FigureSpec.caption_for`).
+it depends on (`FigureSpec.caption_for`). A table of the report (`TableSpec`, the registry
+`TABLES`) is the same without the plot: its query's rows are shown as they are.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sqlglot  # noqa: E402
 from sqlglot import exp  # noqa: E402
 
 from extract.config import IclConfig, Settings  # noqa: E402
-from reports.dbt_vars import regime_thresholds  # noqa: E402
+from reports.dbt_vars import regime_settings  # noqa: E402
 from reports.plots import (  # noqa: E402
     no_data_figure,
     plot_blimp_convergence,
@@ -75,19 +76,21 @@ class QueryFile:
         return relations_read(self.sql)
 
 
-def caption_values(settings: Settings | None = None) -> dict[str, object]:
+def caption_values(settings: Settings | None = None, suite: str | None = None) -> dict[str, object]:
     """The named values a caption template may use: the ICL settings (`settings.icl`, the defaults when
-    `settings` is None) and the fingerprint regimes' thresholds (the dbt vars)."""
+    `settings` is None) and the fingerprint regimes' thresholds and step gap (the dbt vars, `suite`'s own
+    where regime_suites sets them)."""
     icl = settings.icl if settings is not None else IclConfig()
-    thresholds = regime_thresholds()
+    regimes = regime_settings(suite)
     return {
         "target_position": icl.target_position,
         # the scored token's ordinal, as the paper words it: index 499 is the 500th token
         "target_token": ordinal(icl.target_position + 1),
         "short_context": icl.short_context,
         "long_context": icl.long_context,
-        "regime_chaotic_below": thresholds.chaotic_below,
-        "regime_stable_from": thresholds.stable_from,
+        "regime_tau_low": regimes.tau_low,
+        "regime_tau_high": regimes.tau_high,
+        "regime_gap": regimes.gap,
     }
 
 
@@ -129,9 +132,44 @@ class FigureSpec:
         """What the report names as the figure's source: the relations it reads."""
         return ", ".join(self.reads)
 
-    def caption_for(self, settings: Settings | None = None) -> str:
-        """The caption with the values it names from `settings` (the defaults when None) and the dbt vars."""
-        return self.caption_template.format(**caption_values(settings))
+    def caption_for(self, settings: Settings | None = None, suite: str | None = None) -> str:
+        """The caption with the values it names from `settings` (the defaults when None) and the dbt
+        vars (`suite`'s own where it has them)."""
+        return self.caption_template.format(**caption_values(settings, suite))
+
+    def applies_to(self, objective: str) -> bool:
+        return objective in self.objectives
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of the report: its query's rows (one suite's) shown as they are, with a title and a
+    caption template as a figure's."""
+
+    name: str  # also its query file's: reports/queries/<name>.sql
+    title: str
+    caption_template: str
+    objectives: tuple[str, ...] = ("causal", "masked")
+    digits: int = 4  # significant digits of its floats on the page (similarities near 1 need more)
+
+    @property
+    def query_file(self) -> QueryFile:
+        return QueryFile(self.name)
+
+    @property
+    def sql(self) -> str:
+        return self.query_file.sql
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return self.query_file.reads
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.reads)
+
+    def caption_for(self, settings: Settings | None = None, suite: str | None = None) -> str:
+        return self.caption_template.format(**caption_values(settings, suite))
 
     def applies_to(self, objective: str) -> bool:
         return objective in self.objectives
@@ -275,21 +313,23 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_by_level("expected_conv", "E[conv | PoS group]  (nats)", ordered=False),
     ),
     FigureSpec(
-        "fingerprint_regimes",
-        "Fingerprint regimes over training",
-        "How far each seed's activation fingerprint moves between consecutive checkpoints (1 minus their cosine "
-        "similarity, log scale), one panel per size, on the chaotic, transition and stable regimes set by the "
-        "thresholds {regime_chaotic_below} and {regime_stable_from} on the similarity.",
+        "ours_fingerprint_regimes",
+        "Ours: fingerprint regimes over training (McEntire 2026's measure)",
+        "How far each seed's activation fingerprint moves (1 minus the cosine similarity s_t, log scale), one "
+        "column per size: above, from the same seed's checkpoint {regime_gap} steps earlier, McEntire's (2026) "
+        "measure, where the suite has it; below (dashed), from its previous log-spaced checkpoint. Shaded: "
+        "chaotic if s_t < {regime_tau_low}, stable if s_t > {regime_tau_high}, transition between.",
         plot_fingerprint_regimes,
         optional=True,
     ),
     FigureSpec(
-        "fingerprint_similarity",
-        "Fingerprint similarity within and across seeds",
-        "Per size: the fingerprint distance (1 minus cosine similarity) between consecutive checkpoints, averaged "
-        "over seeds, beside the distance between different seeds at the same step (mean and least similar pair) "
-        "and 1 minus their linear CKA. The cross-seed cosine compares raw hidden coordinates, which each seed lays "
-        "out in its own basis, so near 0 means unaligned bases; CKA does not depend on the basis.",
+        "ours_fingerprint_similarity",
+        "Ours: fingerprint similarity within and across seeds",
+        "Per size: the fingerprint distance (1 minus cosine similarity) to the previous log-spaced checkpoint, "
+        "averaged over seeds, beside the distance between different seeds at the same step (mean and least "
+        "similar pair) and 1 minus their linear CKA. The cross-seed cosine compares raw hidden coordinates, "
+        "which each seed lays out in its own basis, so near 0 means unaligned bases; CKA does not depend on the "
+        "basis.",
         plot_similarity_curves,
         optional=True,
     ),
@@ -348,6 +388,46 @@ FIGURES: tuple[FigureSpec, ...] = (
 # Fehlauer et al. 2025, Table 1 (the report's token rankings): a query file like the figures'.
 TOKEN_RANKINGS = QueryFile("fehlauer_table1_token_rankings")
 
+# Which measure a regime table's rows use, and its thresholds (dbt vars; a suite's own where set).
+REGIME_MEASURES = (
+    " Rows `fixed_gap` compare each checkpoint with the same seed's {regime_gap} steps earlier (the paper's "
+    "measure, its Δ = 50), where the suite has both; rows `log_spaced` with its previous log-spaced checkpoint. "
+    "Chaotic if s_t < {regime_tau_low}, stable if s_t > {regime_tau_high}, transition between."
+)
+
+# McEntire (2026)'s tables, after the figures; each a query file like a figure's.
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(
+        "mcentire_table1_final_loss",
+        "McEntire (2026), Table 1: final loss across seeds",
+        "Per size: each seed's cross-entropy on the evaluation tokens (nats per token; the paper's is "
+        "WikiText-103 validation loss) at the size's last step, with the mean, sample standard deviation and "
+        "range across seeds, and their coefficient of variation (100 × std / mean).",
+    ),
+    TableSpec(
+        "mcentire_table2_regime_entry",
+        "McEntire (2026), Table 2: when the seeds enter each regime",
+        "Per size and measure: the first step at which each seed is in each fingerprint regime, with the mean, "
+        "sample standard deviation (the paper's ± steps of synchronisation) and range across the seeds that "
+        "enter it." + REGIME_MEASURES,
+    ),
+    TableSpec(
+        "mcentire_table3_regime_share",
+        "McEntire (2026), Table 3: training spent in each regime",
+        "Per size and measure: the percentage of each seed's checkpoints in each regime, averaged across seeds, "
+        "and the cross-seed regime agreement, the percentage of checkpoints where every seed is in the same "
+        "regime. As in the paper, the measure's first checkpoint (nothing to compare it with) counts in every "
+        "denominator, so the three shares sum to less than 100 %." + REGIME_MEASURES,
+    ),
+    TableSpec(
+        "mcentire_table4_regime_similarity",
+        "McEntire (2026), Table 4: fingerprint similarity by regime",
+        "Per size and measure: the mean similarity s_t of the checkpoints in each regime, taken per seed and then "
+        "averaged across seeds (n_seeds: the seeds ever in the regime)." + REGIME_MEASURES,
+        digits=6,
+    ),
+)
+
 
 def suite_objectives(database: Path) -> dict[str, str]:
     """Every suite with convergence rows, with its objective (`causal` or `masked`), in name order."""
@@ -398,6 +478,13 @@ def render(spec: FigureSpec, data: pd.DataFrame, out_path: Path) -> Path:
 
 def figure_by_name(name: str) -> FigureSpec:
     for spec in FIGURES:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def table_by_name(name: str) -> TableSpec:
+    for spec in TABLES:
         if spec.name == name:
             return spec
     raise KeyError(name)

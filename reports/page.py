@@ -2,7 +2,8 @@
 
 Every figure is embedded (base64 PNG) with a sentence saying what it shows, the mart it comes
 from, and its numbers a click away: an inline table and a CSV download, both embedded too, so
-the page can be mailed or archived as one file.
+the page can be mailed or archived as one file. A table of the report is shown whole, with the
+same caption, source and CSV download.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class FigureSection:
     data: pd.DataFrame
 
 
-def _table(data: pd.DataFrame) -> str:
-    return data.to_html(index=False, border=0, float_format=lambda x: f"{x:.4g}", na_rep="–")
+def _table(data: pd.DataFrame, digits: int = 4) -> str:
+    return data.to_html(index=False, border=0, float_format=lambda x: f"{x:.{digits}g}", na_rep="–")
 
 
 def _csv_link(data: pd.DataFrame, name: str) -> str:
@@ -85,6 +86,28 @@ def figure_section(section: FigureSection) -> str:
     {_csv_link(section.data, section.anchor)}
     <div class="table-wrap">{_table(section.data)}</div>
   </details>
+  <div class="source">From <code>{html.escape(section.source)}</code></div>
+</section>"""
+
+
+@dataclass(frozen=True)
+class TableSection:
+    anchor: str
+    title: str
+    caption: str
+    source: str
+    data: pd.DataFrame
+    digits: int = 4  # significant digits of its floats
+
+
+def table_section(section: TableSection) -> str:
+    """A table of the report, every row shown, with its CSV a click away."""
+    return f"""
+<section id="{section.anchor}">
+  <h2>{html.escape(section.title)}</h2>
+  <p class="caption">{html.escape(section.caption)}</p>
+  <div class="table-wrap">{_table(section.data, section.digits)}</div>
+  {_csv_link(section.data, section.anchor)}
   <div class="source">From <code>{html.escape(section.source)}</code></div>
 </section>"""
 

@@ -2,7 +2,8 @@
 
 Each takes a DataFrame and returns a matplotlib Figure, so a test can draw it from a hand-made
 frame. The training-step axis is symmetric-log everywhere, so step 0 shows. The fingerprint
-regime plots draw the dbt project's regime thresholds (reports.dbt_vars) unless given others.
+regime plots draw the thresholds the rows were classified by (the marts' tau_low and tau_high),
+or the dbt project's defaults (reports.dbt_vars) for rows without them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from matplotlib.colors import SymLogNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.loglik import agreement  # noqa: E402
-from reports.dbt_vars import RegimeThresholds, regime_thresholds  # noqa: E402
+from reports.dbt_vars import RegimeSettings, regime_settings  # noqa: E402
 from reports.style import (  # noqa: E402
     REGIME_COLORS,
     category_colors,
@@ -359,14 +360,15 @@ def plot_icl(data: pd.DataFrame) -> plt.Figure:
 # Fingerprints (McEntire) and log-likelihood vectors (Kishino et al. 2026)
 # ------------------------------------------------------------------------------------------------
 
-# The regime thresholds are the dbt project's vars regime_chaotic_below and regime_stable_from
-# (reports.dbt_vars.regime_thresholds). The marts' regime labels only bound the thresholds, so the
-# lines are drawn from the vars' defaults; a warehouse built with other --vars is detected (its
-# labels disagree with these lines) and the figure says so rather than draw wrong bands.
-# 1 - similarity is drawn on a log axis so that 0.9, 0.99 and 0.999 are equally far apart;
+# The regime thresholds are the dbt vars regime_tau_low and regime_tau_high (or a suite's own in
+# regime_suites); mart_fingerprint_similarity carries, per row, the ones its regime was set by, so
+# the lines drawn are those of the build the rows come from, whatever --vars it ran with.
+# 1 - similarity is drawn on a log axis so that 0.99, 0.999 and 0.9999 are equally far apart;
 # checkpoints with identical fingerprints (distance 0) sit on this floor.
 DISTANCE_FLOOR = 1e-7
 SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# The two measures of the regimes (mart_fingerprint_similarity.comparison), the paper's first.
+COMPARISONS = ("fixed_gap", "log_spaced")
 
 
 def no_data_figure(message: str = "No data for this suite.") -> plt.Figure:
@@ -380,30 +382,35 @@ def _panel_note(axis, message: str) -> None:
     axis.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, color="#888888", transform=axis.transAxes)
 
 
-def regime_of(similarity: pd.Series, thresholds: RegimeThresholds | None = None) -> pd.Series:
-    """The dbt macro fingerprint_regime with the dbt vars' thresholds (None where similarity is)."""
-    thresholds = thresholds or regime_thresholds()
+def regime_of(similarity: pd.Series, thresholds: RegimeSettings | None = None) -> pd.Series:
+    """McEntire's eq. 2 as the dbt macro fingerprint_regime applies it, strict on both sides:
+    stable above tau_high, chaotic below tau_low (the dbt vars' defaults unless given); None
+    where the similarity is."""
+    thresholds = thresholds or regime_settings()
     regime = np.where(
-        similarity < thresholds.chaotic_below,
-        "chaotic",
-        np.where(similarity >= thresholds.stable_from, "stable", "transition"),
+        similarity > thresholds.tau_high,
+        "stable",
+        np.where(similarity < thresholds.tau_low, "chaotic", "transition"),
     )
     return pd.Series(regime, index=similarity.index).where(similarity.notna())
 
 
-def thresholds_match(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> bool:
-    """True when every labelled checkpoint's regime is the one these thresholds give."""
-    labelled = data.dropna(subset=["similarity_prev", "regime"])
-    return bool((regime_of(labelled["similarity_prev"], thresholds) == labelled["regime"]).all())
+def rows_thresholds(data: pd.DataFrame) -> tuple[float, float]:
+    """(tau_low, tau_high) the rows were classified by (their tau_low and tau_high, one suite's),
+    or the dbt vars' defaults for rows without them."""
+    if {"tau_low", "tau_high"} <= set(data.columns) and data["tau_low"].notna().any():
+        return float(data["tau_low"].dropna().iloc[0]), float(data["tau_high"].dropna().iloc[0])
+    defaults = regime_settings()
+    return defaults.tau_low, defaults.tau_high
 
 
 def _distance(similarity: pd.Series) -> pd.Series:
     return (1.0 - similarity.astype(float)).clip(lower=DISTANCE_FLOOR)
 
 
-def _regime_axis(axis, distances: pd.Series, thresholds: RegimeThresholds, shade: bool = True) -> None:
+def _regime_axis(axis, distances: pd.Series, tau_low: float, tau_high: float, shade: bool = True) -> None:
     """Log y axis of 1 - similarity with the thresholds drawn and (`shade`) the three regimes shaded."""
-    chaotic_from, stable_below = 1.0 - thresholds.chaotic_below, 1.0 - thresholds.stable_from
+    chaotic_from, stable_below = 1.0 - tau_low, 1.0 - tau_high
     finite = distances[np.isfinite(distances)]
     low = min(finite.min() if len(finite) else stable_below, stable_below / 10) / 2
     high = max(finite.max() if len(finite) else chaotic_from, chaotic_from * 10) * 2
@@ -429,60 +436,76 @@ def _regime_axis(axis, distances: pd.Series, thresholds: RegimeThresholds, shade
             zorder=1.5,
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "linewidth": 0},
         )
-    for threshold in (thresholds.chaotic_below, thresholds.stable_from):
-        axis.axhline(1.0 - threshold, color="#777777", linewidth=0.8, linestyle="--", zorder=1)
+    for threshold in (tau_low, tau_high):
+        axis.axhline(1.0 - threshold, color="#777777", linewidth=0.8, linestyle="--", zorder=1, gid="threshold")
 
 
-def plot_fingerprint_regimes(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> plt.Figure:
-    """Per size, each seed's fingerprint distance to its previous checkpoint over training, on the regimes
-    (`thresholds`: the dbt vars' unless given)."""
-    thresholds = thresholds or regime_thresholds()
+def _measure_title(size: str, comparison: str, rows: pd.DataFrame) -> str:
+    if comparison == "log_spaced":
+        return f"size {size}: to the previous log-spaced checkpoint"
+    gaps = (rows["step"] - rows["prev_step"]).dropna().unique()
+    return f"size {size}: to {int(gaps[0])} steps earlier" if len(gaps) == 1 else f"size {size}: a fixed gap earlier"
+
+
+def plot_fingerprint_regimes(data: pd.DataFrame) -> plt.Figure:
+    """Per size, each seed's fingerprint distance (1 - s_t) over training on the three regimes:
+    the top row the fixed-gap measure (McEntire's s_t, to the seed's checkpoint a gap earlier),
+    the bottom row the log-spaced one (to its previous log-spaced checkpoint), with the thresholds
+    the rows were classified by (`rows_thresholds`)."""
     data = data.dropna(subset=["similarity_prev"])
     if data.empty:
-        return no_data_figure("No consecutive fingerprint similarities for this suite.")
+        return no_data_figure("No fingerprint similarities for this suite.")
+    tau_low, tau_high = rows_thresholds(data)
     sizes = _sizes(data)
     seeds = sorted(data["seed"].unique())
     colors = dict(zip(seeds, category_colors(len(seeds))))
     figure, axes = plt.subplots(
-        1, len(sizes), figsize=(4.4 * len(sizes), 3.6), sharey=True, constrained_layout=True, squeeze=False
+        len(COMPARISONS),
+        len(sizes),
+        figsize=(4.4 * len(sizes), 3.2 * len(COMPARISONS)),
+        sharey=True,
+        constrained_layout=True,
+        squeeze=False,
     )
     distances = _distance(data["similarity_prev"])
-    for axis, size in zip(axes[0], sizes):
-        for seed in seeds:
-            rows = data[(data["size"] == size) & (data["seed"] == seed)].sort_values("step")
-            if len(rows):
-                axis.plot(
-                    rows["step"],
-                    _distance(rows["similarity_prev"]),
-                    color=colors[seed],
-                    marker="o",
-                    markersize=2,
-                    linewidth=1,
-                    label=f"seed {seed}",
+    for row, comparison in enumerate(COMPARISONS):
+        measured = data[data["comparison"] == comparison]
+        for axis, size in zip(axes[row], sizes):
+            rows = measured[measured["size"] == size]
+            for seed in seeds:
+                line = rows[rows["seed"] == seed].sort_values("step")
+                if len(line):
+                    axis.plot(
+                        line["step"],
+                        _distance(line["similarity_prev"]),
+                        color=colors[seed],
+                        marker="o",
+                        markersize=2,
+                        linewidth=1,
+                        linestyle="-" if comparison == "fixed_gap" else "--",
+                        label=f"seed {seed}",
+                    )
+            if rows.empty:
+                message = (
+                    "no two checkpoints a fixed gap apart" if comparison == "fixed_gap" else "no log-spaced neighbours"
                 )
-        _regime_axis(axis, distances, thresholds)
-        _step_axis(axis)
-        axis.set_title(f"size {size}")
-    axes[0][0].set_ylabel("1 − cosine similarity to the previous checkpoint")
-    axes[0][-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if not thresholds_match(data, thresholds):
-        figure.text(
-            0.01,
-            0.0,
-            "The marts' regime labels disagree with the thresholds drawn "
-            f"({thresholds.chaotic_below}, {thresholds.stable_from}): the warehouse was built with other "
-            "dbt vars.",
-            fontsize=8,
-            color="#b03a2e",
-            va="bottom",
-        )
+                _panel_note(axis, message)
+            _regime_axis(axis, distances, tau_low, tau_high)
+            _step_axis(axis)
+            axis.set_title(_measure_title(size, comparison, rows), fontsize=9)
+        axes[row][0].set_ylabel("1 − s_t (fixed gap)" if comparison == "fixed_gap" else "1 − s_t (log-spaced)")
+    handles = [Line2D([], [], color=colors[seed], marker="o", markersize=2, label=f"seed {seed}") for seed in seeds]
+    handles.append(Line2D([], [], color="#777777", linestyle="--", linewidth=0.8, label=f"τ_low = {tau_low:g}"))
+    handles.append(Line2D([], [], color="#777777", linestyle="--", linewidth=0.8, label=f"τ_high = {tau_high:g}"))
+    axes[0][-1].legend(handles=handles, frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return figure
 
 
-def plot_similarity_curves(data: pd.DataFrame, thresholds: RegimeThresholds | None = None) -> plt.Figure:
-    """Per size: consecutive similarity (mean over seeds) beside the cross-seed cosine (mean and
-    minimum) and the cross-seed linear CKA (mean), with the regime thresholds (the dbt vars' unless given)."""
-    thresholds = thresholds or regime_thresholds()
+def plot_similarity_curves(data: pd.DataFrame) -> plt.Figure:
+    """Per size: the similarity to the previous log-spaced checkpoint (mean over seeds) beside the
+    cross-seed cosine (mean and minimum) and the cross-seed linear CKA (mean), with the regime
+    thresholds (`rows_thresholds`)."""
+    tau_low, tau_high = rows_thresholds(data)
     values = ["consecutive_mean", "cross_seed_mean", "cross_seed_min", "cross_seed_cka"]
     data = data.dropna(subset=values, how="all")
     if data.empty:
@@ -503,13 +526,16 @@ def plot_similarity_curves(data: pd.DataFrame, thresholds: RegimeThresholds | No
             alpha=0.15,
             linewidth=0,
         )
+        # The checkpoints that only the fixed gap compares have no log-spaced similarity: skipped,
+        # so the line joins the log-spaced ones.
+        log_spaced = rows.dropna(subset=["consecutive_mean"])
         axis.plot(
-            rows["step"],
-            _distance(rows["consecutive_mean"]),
+            log_spaced["step"],
+            _distance(log_spaced["consecutive_mean"]),
             color=consecutive,
             marker="o",
             markersize=2,
-            label="consecutive checkpoints (mean over seeds)",
+            label="to the previous log-spaced checkpoint (mean over seeds)",
         )
         axis.plot(
             rows["step"],
@@ -535,8 +561,8 @@ def plot_similarity_curves(data: pd.DataFrame, thresholds: RegimeThresholds | No
             markersize=2,
             label="across seeds, 1 − linear CKA (mean over pairs)",
         )
-        # The regimes are defined on consecutive similarity: thresholds drawn for reference, bands not.
-        _regime_axis(axis, everything, thresholds, shade=False)
+        # The regimes are defined on one seed's similarity over time: thresholds drawn for reference, bands not.
+        _regime_axis(axis, everything, tau_low, tau_high, shade=False)
         _step_axis(axis)
         axis.set_title(f"size {size}")
     axes[0][0].set_ylabel("1 − similarity of fingerprints")

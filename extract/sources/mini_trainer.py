@@ -3,8 +3,9 @@
 The causal suite (GPT-NeoX) stands in for PolyPythia and the masked suite (BERT) for MultiBERT
 where no hub can be reached, so they copy what matters for convergence: one tokenizer shared by
 every run, a seed that changes the initialisation, the order of the training data and (masked
-suite) which tokens are masked, and checkpoints at steps 0, 1, 2, 4, ... saved with
-`save_pretrained` in the layout `<size>-seed<n>/step<N>/` that `LocalSuite` reads.
+suite) which tokens are masked, and checkpoints at steps 0, 1, 2, 4, ... (plus every `every`
+steps, for the fingerprint regimes' fixed step gap) saved with `save_pretrained` in the layout
+`<size>-seed<n>/step<N>/` that `LocalSuite` reads.
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ EOS = "<|endoftext|>"
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 
 
-def checkpoint_steps(last_step: int) -> list[int]:
-    """PolyPythia's log-spaced schedule: 0, 1, 2, 4, ... and always the last step."""
+def checkpoint_steps(last_step: int, every: int = 0) -> list[int]:
+    """PolyPythia's log-spaced schedule: 0, 1, 2, 4, ... and always the last step; with `every`,
+    also every multiple of it up to the last step (McEntire 2026 compares checkpoints a fixed
+    number of steps apart, which a log-spaced schedule never has twice)."""
     steps = {0, last_step}
     power = 1
     while power < last_step:
         steps.add(power)
         power *= 2
+    if every:
+        steps.update(range(every, last_step + 1, every))
     return sorted(steps)
 
 
@@ -198,7 +203,7 @@ def train_run(
     order = data_order(seed, epoch, n_blocks)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_at = set(checkpoint_steps(suite.steps))
+    save_at = set(checkpoint_steps(suite.steps, suite.every))
     cursor = 0
     for step in range(suite.steps + 1):
         if step in save_at:
@@ -226,7 +231,8 @@ def train_run(
 
 
 def run_is_complete(run_dir: Path, suite: MiniSuiteConfig) -> bool:
-    return all((run_dir / f"step{step}" / "config.json").exists() for step in checkpoint_steps(suite.steps))
+    steps = checkpoint_steps(suite.steps, suite.every)
+    return all((run_dir / f"step{step}" / "config.json").exists() for step in steps)
 
 
 def train_suite(

@@ -1,4 +1,5 @@
-"""Report assets: one per figure (image in its metadata), Table 1, and the report page."""
+"""Report assets: one per figure (image in its metadata), one per table (Table 1, McEntire's
+tables), and the report page."""
 
 import base64
 import datetime as dt
@@ -13,8 +14,18 @@ from extract.lake.atomic_writes import replaced_atomically
 from orchestration.defs.analysis_tables import WRITTEN_BY
 from orchestration.defs.dbt_warehouse import published_warehouse
 from orchestration.defs.resources import SeedconvSettings
-from reports.figures import FIGURES, TOKEN_RANKINGS, FigureSpec, query, render, rows_for_suite, suite_objectives
-from reports.page import FigureSection, figure_section, rankings_section, render_page
+from reports.figures import (
+    FIGURES,
+    TABLES,
+    TOKEN_RANKINGS,
+    FigureSpec,
+    TableSpec,
+    query,
+    render,
+    rows_for_suite,
+    suite_objectives,
+)
+from reports.page import FigureSection, TableSection, figure_section, rankings_section, render_page, table_section
 
 GROUP = "reports"
 
@@ -55,13 +66,41 @@ def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     return _figure
 
 
-def spec_deps(spec: FigureSpec) -> list[dg.AssetKey]:
+def spec_deps(spec: FigureSpec | TableSpec) -> list[dg.AssetKey]:
     """The assets of the relations the figure's query reads: dbt models, or the Python analyses
     that write their tables beside the marts."""
     return [dg.AssetKey(WRITTEN_BY.get(relation, relation)) for relation in spec.reads]
 
 
 figure_assets = [figure_asset(spec) for spec in FIGURES]
+
+
+def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.name,
+        group_name=GROUP,
+        kinds={"csv"},
+        deps=[published_warehouse, *spec_deps(spec)],
+        description=f"{spec.title}: {spec.caption_for()}",
+    )
+    def _table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+        paths = seedconv.load().paths
+        metadata: dict[str, dg.MetadataValue] = {"source": spec.source}
+        every_suite = query(paths.published_duckdb, spec.sql)
+        for suite, objective in suite_objectives(paths.published_duckdb).items():
+            if not spec.applies_to(objective):
+                continue
+            rows = rows_for_suite(every_suite, suite)
+            _, csv_path = figure_paths(paths, suite, spec.name)
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+            rows.to_csv(csv_path, index=False)
+            metadata[f"{suite}_table"] = dg.MetadataValue.md(rows.to_markdown(index=False))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _table
+
+
+table_assets = [table_asset(spec) for spec in TABLES]
 
 
 @dg.asset(group_name=GROUP, kinds={"csv"}, deps=[published_warehouse])
@@ -94,10 +133,27 @@ def build_report(settings: Settings) -> Path:
                     FigureSection(
                         anchor,
                         f"{spec.title} ({suite})",
-                        spec.caption_for(settings),
+                        spec.caption_for(settings, suite),
                         spec.source,
                         png_path.read_bytes(),
                         pd.read_csv(csv_path),
+                    )
+                )
+            )
+            nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
+        for spec in (spec for spec in TABLES if spec.applies_to(objective)):
+            _, csv_path = figure_paths(paths, suite, spec.name)
+            anchor = f"{suite}-{spec.name}"
+            rows = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+            body.append(
+                table_section(
+                    TableSection(
+                        anchor,
+                        f"{spec.title} ({suite})",
+                        spec.caption_for(settings, suite),
+                        spec.source,
+                        rows,
+                        spec.digits,
                     )
                 )
             )
@@ -139,8 +195,8 @@ def build_report(settings: Settings) -> Path:
     return out
 
 
-@dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, token_rankings_table])
+@dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, *table_assets, token_rankings_table])
 def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
-    """One self-contained HTML page with every figure, its numbers, and Table 1."""
+    """One self-contained HTML page with every figure, its numbers, and the tables."""
     out = build_report(seedconv.load())
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)), "bytes": out.stat().st_size})

@@ -5,10 +5,16 @@ seed identical to another (cross-seed similarity 1), weight sketches, exact weig
 log-likelihood vectors drawn as dyadic fractions. Every mart is compared with the same numbers
 computed here with numpy from the arrays the lake was written from.
 
-Also: the regime thresholds at their boundaries through the real macro (`dbt show`), with the
-default and with moved dbt vars; a lake written before these tables existed builds with the new
-marts empty; a lake whose new tables disagree with their manifests fails the build on the data
-tests. One dbt build per lake (module-scoped fixtures), as tests/helpers/dbt.py runs dbt.
+The lake is built with the suite's own regime settings (dbt var regime_suites): thresholds 0.9 and
+0.99, far from the chosen cosines, and a step gap of 4, which sizes `small` and `mid` have
+checkpoints for, so both measures of the regimes (fixed_gap, log_spaced) have rows. McEntire's
+Tables 1, 3 and 4 are compared with the same arithmetic done here.
+
+Also: the regime thresholds at their boundaries through the real macro (`dbt show`): strict on
+both sides, with the defaults, with moved dbt vars and per suite; bad vars refused with errors
+naming them; a lake written before these tables existed builds with the new marts empty; a lake
+whose new tables disagree with their manifests fails the build on the data tests. One dbt build
+per lake (module-scoped fixtures), as tests/helpers/dbt.py runs dbt.
 """
 
 from __future__ import annotations
@@ -43,16 +49,27 @@ from tests.helpers.lakes import (
 )
 
 SUITE = "mini"
-SIZES = {"small": 1_000, "large": 4_000}
+SIZES = {"small": 1_000, "mid": 2_000, "large": 4_000}
 SEEDS = (1, 2, 3)
 N_PROBES, HIDDEN = 3, 4
 SKETCH_DIM = 16
 PARAM_GROUPS = ("embedding", "attention", "mlp", "norm", "head", "all")
-CHAOTIC_BELOW, STABLE_FROM = 0.9, 0.99  # dbt_project.yml defaults
+TAU_LOW, TAU_HIGH = 0.997, 0.999  # dbt_project.yml defaults
+GAP = 50
+# The suite's own settings, which the lake is built with: every chosen cosine is far from 0.9 and
+# 0.99 (stored as float32, they are only within 1e-7 of what was chosen), and `small` and `mid`
+# have checkpoints 4 steps apart.
+SUITE_TAU_LOW, SUITE_TAU_HIGH, SUITE_GAP = 0.9, 0.99, 4
+BUILD_VARS = (
+    f"{{regime_suites: {{{SUITE}: {{regime_tau_low: {SUITE_TAU_LOW}, regime_tau_high: {SUITE_TAU_HIGH}, "
+    f"regime_gap: {SUITE_GAP}}}}}}}"
+)
 
 # Steps of each size; OLD partitions were written before fingerprints, weight statistics and
 # log-likelihoods: token_stats and pair_kl only, and a manifest without the new keys.
-STEPS = {"small": (0, 1, 2, 4, 8, 16), "large": (0, 1, 2, 4)}
+# `mid` has checkpoints off the log-spaced schedule, as the mini suite's every 50 steps: with a
+# gap of 4 it has two chains, 2-6 and 0-4-8-12-16, and 6 and 12 leave its log-spaced measure.
+STEPS = {"small": (0, 1, 2, 4, 8, 16), "mid": (0, 1, 2, 4, 6, 8, 12, 16), "large": (0, 1, 2, 4)}
 OLD = {("large", 0)}
 # The cosine similarity of each seed's fingerprint to its previous fingerprinted checkpoint,
 # per fingerprinted step after the first. In `small`, seed 3's fingerprints are seed 1's.
@@ -60,6 +77,9 @@ CONSECUTIVE_COSINE = {
     ("small", 1): (0.5, 0.95, 0.995, 0.999, 0.9995),
     ("small", 2): (0.5, 0.995, 0.5, 0.995, 0.999),  # visits stable at step 2, leaves, stays from 8
     ("small", 3): (0.5, 0.95, 0.995, 0.999, 0.9995),
+    ("mid", 1): (0.2, 0.9, 0.999, 0.995, 0.9995, 0.9999, 0.9999),
+    ("mid", 2): (0.4, 0.99, 0.95, 0.999, 0.999, 0.9995, 0.9995),
+    ("mid", 3): (0.6, 0.995, 0.9999, 0.98, 0.9999, 0.999, 0.9999),
     ("large", 1): (0.3, 0.97),
     ("large", 2): (0.95, 0.999),
     ("large", 3): (0.95, 0.999),
@@ -266,32 +286,63 @@ def linear_cka(f: np.ndarray, g: np.ndarray) -> float:
     return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
 
 
-def regime(similarity: float | None, chaotic_below: float = CHAOTIC_BELOW, stable_from: float = STABLE_FROM):
+def regime(similarity: float | None, tau_low: float = SUITE_TAU_LOW, tau_high: float = SUITE_TAU_HIGH):
+    """McEntire's eq. 2, strict on both sides."""
     if similarity is None:
         return None
-    if similarity < chaotic_below:
-        return "chaotic"
-    return "stable" if similarity >= stable_from else "transition"
+    if similarity > tau_high:
+        return "stable"
+    return "chaotic" if similarity < tau_low else "transition"
 
 
 def fingerprinted_steps(synth: FingerprintLake, size: str) -> list[int]:
     return sorted(step for s, step in synth.fingerprints if s == size)
 
 
-def expected_similarity(synth: FingerprintLake) -> dict[tuple[str, int, int], dict]:
-    """(size, step, seed) -> prev_step, similarity_prev, regime."""
+def measure_steps(steps: list[int], gap: int) -> dict[tuple[str, int], int | None]:
+    """(comparison, step) -> the step it is compared with (None for a measure's first), for one
+    seed's fingerprinted steps: fixed_gap takes every step with one gap before or after it and
+    compares it with step - gap; log_spaced leaves out the steps fixed_gap compares unless 0 or a
+    power of two, and compares each with the one before."""
+    present = set(steps)
+    compared: dict[tuple[str, int], int | None] = {}
+    for step in steps:
+        if step - gap in present or step + gap in present:
+            compared["fixed_gap", step] = step - gap if step - gap in present else None
+    on_schedule = [s for s in steps if s - gap not in present or s == 0 or s & (s - 1) == 0]
+    for k, step in enumerate(on_schedule):
+        compared["log_spaced", step] = on_schedule[k - 1] if k else None
+    return compared
+
+
+def expected_similarity(synth: FingerprintLake) -> dict[tuple[str, int, int, str], dict]:
+    """(size, step, seed, comparison) -> prev_step, similarity_prev, regime."""
     expected = {}
     for size in STEPS:
-        steps = fingerprinted_steps(synth, size)
+        measures = measure_steps(fingerprinted_steps(synth, size), SUITE_GAP)
         for i, seed in enumerate(SEEDS):
-            for k, step in enumerate(steps):
-                if k == 0:
-                    expected[size, step, seed] = {"prev_step": None, "similarity_prev": None, "regime": None}
-                    continue
-                prev = steps[k - 1]
-                sim = cosine(synth.fingerprints[size, step][i], synth.fingerprints[size, prev][i])
-                expected[size, step, seed] = {"prev_step": prev, "similarity_prev": sim, "regime": regime(sim)}
+            for (comparison, step), prev in measures.items():
+                sim = (
+                    None
+                    if prev is None
+                    else cosine(synth.fingerprints[size, step][i], synth.fingerprints[size, prev][i])
+                )
+                expected[size, step, seed, comparison] = {
+                    "prev_step": prev,
+                    "similarity_prev": sim,
+                    "regime": regime(sim),
+                }
     return expected
+
+
+def by_measure(expected: dict) -> dict[tuple[str, str], dict[int, list[tuple[int, str | None, float | None]]]]:
+    """(size, comparison) -> seed -> [(step, regime, similarity)] in step order."""
+    grouped: dict = {}
+    for (size, step, seed, comparison), want in sorted(expected.items(), key=lambda kv: kv[0][1]):
+        grouped.setdefault((size, comparison), {}).setdefault(seed, []).append(
+            (step, want["regime"], want["similarity_prev"])
+        )
+    return grouped
 
 
 def _rows(con, sql: str, params=None) -> list[dict]:
@@ -316,7 +367,7 @@ def built(tmp_path_factory):
     """The fingerprint lake, built once by `dbt build`; yields (synth, connection, workdir)."""
     workdir = tmp_path_factory.mktemp("dbt_fingerprints")
     synth = write_fingerprint_lake(workdir / "lake")
-    with built_warehouse(workdir, synth.root) as con:
+    with built_warehouse(workdir, synth.root, BUILD_VARS) as con:
         yield synth, con, workdir
 
 
@@ -325,6 +376,9 @@ NEW_MARTS = (
     "mart_fingerprint_cross_seed",
     "mart_regime_entry",
     "mart_regime_agreement",
+    "mart_mcentire_table1_final_loss",
+    "mart_mcentire_table3_regime_share",
+    "mart_mcentire_table4_regime_similarity",
     "mart_weight_stats",
     "mart_weight_distances",
     "mart_loglik_kl",
@@ -333,18 +387,31 @@ NEW_MARTS = (
 )
 MART_COLUMNS = {
     "mart_fingerprint_similarity": [
-        "suite", "size", "step", "seed", "n_params", "prev_step", "similarity_prev", "regime",
+        "suite", "size", "step", "seed", "comparison", "n_params", "prev_step", "similarity_prev", "regime",
+        "tau_low", "tau_high",
     ],
     "mart_fingerprint_cross_seed": [
         "suite", "size", "step", "n_params", "n_seeds", "n_pairs", "mean_similarity", "min_similarity",
-        "mean_cka", "min_cka", "n_regimes", "modal_regime_share", "all_seeds_agree",
+        "mean_cka", "min_cka",
     ],
     "mart_regime_entry": [
-        "suite", "size", "n_params", "regime", "n_seeds", "n_seeds_entered", "mean_first_step",
-        "std_first_step", "min_first_step", "max_first_step", "n_seeds_settled", "mean_settled_step",
-        "std_settled_step",
+        "suite", "size", "n_params", "comparison", "gap", "regime", "n_seeds", "n_seeds_entered",
+        "mean_first_step", "std_first_step", "min_first_step", "max_first_step", "n_seeds_settled",
+        "mean_settled_step", "std_settled_step",
     ],
-    "mart_regime_agreement": ["suite", "size", "n_params", "n_checkpoints", "share_all_agree"],
+    "mart_regime_agreement": ["suite", "size", "comparison", "n_params", "gap", "n_checkpoints", "share_all_agree"],
+    "mart_mcentire_table1_final_loss": [
+        "suite", "size", "n_params", "step", "n_seeds", "mean_loss", "std_loss", "min_loss", "max_loss",
+        "cv_percent",
+    ],
+    "mart_mcentire_table3_regime_share": [
+        "suite", "size", "n_params", "comparison", "gap", "n_seeds", "n_checkpoints", "share_chaotic",
+        "share_transition", "share_stable", "share_unclassified", "n_checkpoints_agree", "share_all_agree",
+    ],
+    "mart_mcentire_table4_regime_similarity": [
+        "suite", "size", "n_params", "comparison", "gap", "regime", "n_seeds", "n_checkpoints",
+        "mean_similarity", "seed_std_similarity",
+    ],
     "mart_weight_stats": [
         "suite", "size", "step", "seed", "n_params", "param_group", "group_n_params", "l2_norm", "prev_step",
         "sq_dist_prev", "sq_dist_init",
@@ -379,6 +446,11 @@ def test_build_passes_every_model_and_test(built):
         "stg_fingerprints_probe_in_probe_set",
         "stg_loglik_text_in_text_set",
         "mart_fingerprint_similarity_in_range",
+        "mart_fingerprint_similarity_regime_follows_thresholds",
+        "int_fingerprint_checkpoints_gap_kept",
+        "int_regime_checkpoints_in_range",
+        "mart_mcentire_table3_regime_share_sums_to_one",
+        "mart_mcentire_table4_regime_similarity_in_range",
         "mart_fingerprint_cross_seed_in_range",
         "mart_weight_distances_nonnegative",
         "mart_loglik_kl_nonnegative",
@@ -421,7 +493,10 @@ def test_stg_checkpoints_reads_the_new_manifest_keys(built):
 def test_fingerprint_similarity_equals_hand_computation(built):
     synth, con, _ = built
     expected = expected_similarity(synth)
-    rows = {(r["size"], r["step"], r["seed"]): r for r in _rows(con, "select * from mart_fingerprint_similarity")}
+    rows = {
+        (r["size"], r["step"], r["seed"], r["comparison"]): r
+        for r in _rows(con, "select * from mart_fingerprint_similarity")
+    }
     assert set(rows) == set(expected)
     for key, want in expected.items():
         row = rows[key]
@@ -429,16 +504,48 @@ def test_fingerprint_similarity_equals_hand_computation(built):
         assert row["prev_step"] == want["prev_step"], key
         assert row["similarity_prev"] == _approx_or_none(want["similarity_prev"], rel=1e-12, abs=1e-12), key
         assert row["regime"] == want["regime"], key
+        # the suite's own thresholds (regime_suites), not the defaults
+        assert (row["tau_low"], row["tau_high"]) == (SUITE_TAU_LOW, SUITE_TAU_HIGH)
+    assert {key[3] for key in rows} == {"fixed_gap", "log_spaced"}
+
+
+def test_fixed_gap_compares_t_minus_gap_and_skips_checkpoints_without_one(built):
+    """By hand, with the suite's gap of 4: `mid` (steps 0, 1, 2, 4, 6, 8, 12, 16) has two chains,
+    2-6 and 0-4-8-12-16, so step 1 is left out and 0 and 2 are firsts; 6 and 12 are compared 4
+    steps back and so leave the log-spaced measure, where 16 follows 8. `small` (0, 1, 2, 4, 8,
+    16) has 0-4-8, and 16 has no checkpoint at 12 or 20; `large`'s step 0 has no fingerprints,
+    so it has no fixed-gap row at all."""
+    _, con, _ = built
+
+    def compared(size: str, comparison: str) -> list[tuple[int, int | None]]:
+        return [
+            (step, prev)
+            for step, prev in con.execute(
+                "select step, prev_step from mart_fingerprint_similarity "
+                "where size = ? and comparison = ? and seed = 1 order by step",
+                [size, comparison],
+            ).fetchall()
+        ]
+
+    assert compared("mid", "fixed_gap") == [(0, None), (2, None), (4, 0), (6, 2), (8, 4), (12, 8), (16, 12)]
+    assert compared("mid", "log_spaced") == [(0, None), (1, 0), (2, 1), (4, 2), (8, 4), (16, 8)]
+    assert compared("small", "fixed_gap") == [(0, None), (4, 0), (8, 4)]
+    assert compared("small", "log_spaced") == [(0, None), (1, 0), (2, 1), (4, 2), (8, 4), (16, 8)]
+    assert compared("large", "fixed_gap") == []
+    assert compared("large", "log_spaced") == [(1, None), (2, 1), (4, 2)]
 
 
 def test_fingerprint_similarity_is_the_chosen_cosine(built):
-    """The similarities are the cosines the lake was built from (up to float32 storage), and
+    """The log-spaced similarities of `small` and `large`, whose checkpoints are all on the
+    log-spaced schedule, are the cosines the lake was built from (up to float32 storage), and
     those put the seeds in the regimes they were chosen for."""
     _, con, _ = built
     for (size, seed), cosines in CONSECUTIVE_COSINE.items():
+        if size == "mid":
+            continue  # 6 and 12 are off the schedule: 8 and 16 are compared across two turns
         got = con.execute(
             "select similarity_prev, regime from mart_fingerprint_similarity "
-            "where size = ? and seed = ? and prev_step is not null order by step",
+            "where size = ? and seed = ? and comparison = 'log_spaced' and prev_step is not null order by step",
             [size, seed],
         ).fetchall()
         assert [s for s, _ in got] == pytest.approx(list(cosines), abs=1e-6)
@@ -446,6 +553,7 @@ def test_fingerprint_similarity_is_the_chosen_cosine(built):
     # the first fingerprinted checkpoint of `large` is step 1: step 0 was written before fingerprints
     first = con.execute(
         "select min(step) from mart_fingerprint_similarity where size = 'large' and prev_step is null"
+        " and comparison = 'log_spaced'"
     ).fetchone()[0]
     assert first == 1
     regimes = {r[0] for r in con.execute("select distinct regime from mart_fingerprint_similarity").fetchall()}
@@ -454,14 +562,11 @@ def test_fingerprint_similarity_is_the_chosen_cosine(built):
 
 def test_fingerprint_cross_seed_equals_hand_computation(built):
     synth, con, _ = built
-    similarity = expected_similarity(synth)
     rows = {(r["size"], r["step"]): r for r in _rows(con, "select * from mart_fingerprint_cross_seed")}
     assert set(rows) == set(synth.fingerprints)
     for (size, step), fingerprints in synth.fingerprints.items():
         row = rows[size, step]
         pairs = [cosine(fingerprints[i], fingerprints[j]) for i, j in itertools.combinations(range(len(SEEDS)), 2)]
-        regimes = [similarity[size, step, seed]["regime"] for seed in SEEDS]
-        present = [r for r in regimes if r is not None]
         assert row["n_params"] == SIZES[size]
         assert row["n_seeds"] == len(SEEDS)
         assert row["n_pairs"] == len(pairs) == 3
@@ -470,6 +575,18 @@ def test_fingerprint_cross_seed_equals_hand_computation(built):
         ckas = [linear_cka(fingerprints[i], fingerprints[j]) for i, j in itertools.combinations(range(len(SEEDS)), 2)]
         assert row["mean_cka"] == pytest.approx(np.mean(ckas), rel=1e-9, abs=1e-12)
         assert row["min_cka"] == pytest.approx(min(ckas), rel=1e-9, abs=1e-12)
+
+
+def test_regime_checkpoints_equal_hand_computation(built):
+    synth, con, _ = built
+    expected = expected_similarity(synth)
+    rows = {(r["size"], r["comparison"], r["step"]): r for r in _rows(con, "select * from int_regime_checkpoints")}
+    assert set(rows) == {(size, comparison, step) for size, step, _, comparison in expected}
+    for (size, comparison, step), row in rows.items():
+        regimes = [expected[size, step, seed, comparison]["regime"] for seed in SEEDS]
+        present = [r for r in regimes if r is not None]
+        assert row["n_seeds"] == len(SEEDS) and row["n_seeds_with_regime"] == len(present)
+        assert row["gap"] == (SUITE_GAP if comparison == "fixed_gap" else None)
         assert row["n_regimes"] == len(set(present))
         if present:
             modal = max(present.count(r) for r in set(present))
@@ -518,34 +635,36 @@ def test_a_rotated_hidden_space_has_cka_one_but_not_cosine_one(built):
 
 
 def test_regime_entry_equals_hand_computation(built):
+    """Table 2: per measure, each seed's first step in each regime, and their mean, sample
+    standard deviation (the paper's ±) and range across seeds; and the step a seed settles from."""
     synth, con, _ = built
-    similarity = expected_similarity(synth)
-    first_steps: dict[tuple[str, str], list[int]] = {}
-    for (size, step, seed), want in sorted(similarity.items(), key=lambda kv: kv[0][1]):
-        if want["regime"] is not None:
-            per_seed = first_steps.setdefault((size, want["regime"]), {})
-            per_seed.setdefault(seed, step)
-    # settled: the regime of each seed's last checkpoint, from the step after its last other regime
-    settled: dict[tuple[str, str], dict[int, int]] = {}
-    for size in STEPS:
-        for seed in SEEDS:
-            history = [(step, similarity[size, step, seed]["regime"]) for step in fingerprinted_steps(synth, size)]
-            history = [(step, r) for step, r in history if r is not None]
+    histories = by_measure(expected_similarity(synth))
+    first_steps: dict[tuple[str, str, str], dict[int, int]] = {}
+    settled: dict[tuple[str, str, str], dict[int, int]] = {}
+    for (size, comparison), seeds in histories.items():
+        for seed, history in seeds.items():
+            history = [(step, r) for step, r, _ in history if r is not None]
+            for step, r in history:
+                first_steps.setdefault((size, comparison, r), {}).setdefault(seed, step)
+            # settled: the regime of the seed's last checkpoint, from the step after its last other regime
             final = history[-1][1]
             last_other = max((step for step, r in history if r != final), default=-1)
-            settled.setdefault((size, final), {})[seed] = min(step for step, r in history if step > last_other)
+            settled.setdefault((size, comparison, final), {})[seed] = min(
+                step for step, r in history if step > last_other
+            )
     entry_rows = _rows(con, "select * from int_regime_entry")
-    assert {(r["size"], r["seed"], r["regime"]): r["first_step"] for r in entry_rows} == {
-        (size, seed, regime_): step for (size, regime_), seeds in first_steps.items() for seed, step in seeds.items()
+    assert {(r["size"], r["comparison"], r["regime"], r["seed"]): r["first_step"] for r in entry_rows} == {
+        (*key, seed): step for key, seeds in first_steps.items() for seed, step in seeds.items()
     }
-    assert {(r["size"], r["seed"], r["regime"]): r["settled_step"] for r in entry_rows if r["settled_step"]} == {
-        (size, seed, regime_): step for (size, regime_), seeds in settled.items() for seed, step in seeds.items()
-    }
-    rows = {(r["size"], r["regime"]): r for r in _rows(con, "select * from mart_regime_entry")}
-    assert set(rows) == {(size, r) for size in STEPS for r in ("chaotic", "transition", "stable")}
-    for (size, regime_), row in rows.items():
-        steps = np.array(list(first_steps.get((size, regime_), {}).values()), dtype=float)
+    assert {
+        (r["size"], r["comparison"], r["regime"], r["seed"]): r["settled_step"] for r in entry_rows if r["settled_step"]
+    } == {(*key, seed): step for key, seeds in settled.items() for seed, step in seeds.items()}
+    rows = {(r["size"], r["comparison"], r["regime"]): r for r in _rows(con, "select * from mart_regime_entry")}
+    assert set(rows) == {(size, c, r) for size, c in histories for r in ("chaotic", "transition", "stable")}
+    for (size, comparison, regime_), row in rows.items():
+        steps = np.array(list(first_steps.get((size, comparison, regime_), {}).values()), dtype=float)
         assert row["n_params"] == SIZES[size] and row["n_seeds"] == len(SEEDS)
+        assert row["gap"] == (SUITE_GAP if comparison == "fixed_gap" else None)
         assert row["n_seeds_entered"] == len(steps)
         if len(steps) == 0:
             assert row["mean_first_step"] is None and row["min_first_step"] is None
@@ -553,37 +672,138 @@ def test_regime_entry_equals_hand_computation(built):
         assert row["mean_first_step"] == pytest.approx(steps.mean())
         assert row["std_first_step"] == _approx_or_none(steps.std(ddof=1) if len(steps) > 1 else None)
         assert row["min_first_step"] == steps.min() and row["max_first_step"] == steps.max()
-        stays = np.array(list(settled.get((size, regime_), {}).values()), dtype=float)
+        stays = np.array(list(settled.get((size, comparison, regime_), {}).values()), dtype=float)
         assert row["n_seeds_settled"] == len(stays)
         assert row["mean_settled_step"] == _approx_or_none(stays.mean() if len(stays) else None)
         assert row["std_settled_step"] == _approx_or_none(stays.std(ddof=1) if len(stays) > 1 else None)
-    # by hand: in `small` every seed is chaotic first at step 1; seeds 1 and 3 turn stable at 4 and
-    # stay, seed 2 visits stable at 2, is chaotic again at 4 and stable for good from 8
-    assert rows["small", "chaotic"]["std_first_step"] == 0
-    assert rows["small", "stable"]["mean_first_step"] == pytest.approx(10 / 3)
-    assert rows["small", "stable"]["mean_settled_step"] == pytest.approx(16 / 3)
-    assert rows["small", "stable"]["n_seeds_settled"] == 3 and rows["small", "chaotic"]["n_seeds_settled"] == 0
+    # by hand, log-spaced: in `small` every seed is chaotic first at step 1; seeds 1 and 3 turn
+    # stable at 4 and stay, seed 2 visits stable at 2, is chaotic again at 4 and stable for good from 8
+    log = {key[::2]: row for key, row in rows.items() if key[1] == "log_spaced"}
+    assert log["small", "chaotic"]["std_first_step"] == 0
+    assert log["small", "stable"]["mean_first_step"] == pytest.approx(10 / 3)
+    assert log["small", "stable"]["mean_settled_step"] == pytest.approx(16 / 3)
+    assert log["small", "stable"]["n_seeds_settled"] == 3 and log["small", "chaotic"]["n_seeds_settled"] == 0
     # in `large` only seed 1 is ever chaotic: one seed, no spread
-    assert rows["large", "chaotic"]["n_seeds_entered"] == 1 and rows["large", "chaotic"]["std_first_step"] is None
+    assert log["large", "chaotic"]["n_seeds_entered"] == 1 and log["large", "chaotic"]["std_first_step"] is None
+    # `large` has no fixed-gap measure: no rows for it, not rows of seeds that never entered
+    assert not [key for key in rows if key[0] == "large" and key[1] == "fixed_gap"]
 
 
 def test_regime_agreement_equals_hand_computation(built):
     synth, con, _ = built
-    similarity = expected_similarity(synth)
-    rows = {r["size"]: r for r in _rows(con, "select * from mart_regime_agreement")}
-    assert set(rows) == set(STEPS)
-    for size in STEPS:
+    expected = expected_similarity(synth)
+    rows = {(r["size"], r["comparison"]): r for r in _rows(con, "select * from mart_regime_agreement")}
+    assert set(rows) == {(size, comparison) for size, _, _, comparison in expected}
+    for size, comparison in rows:
         agree = []
-        for step in fingerprinted_steps(synth, size):
-            regimes = [similarity[size, step, seed]["regime"] for seed in SEEDS]
+        steps = sorted({step for s, step, _, c in expected if (s, c) == (size, comparison)})
+        for step in steps:
+            regimes = [expected[size, step, seed, comparison]["regime"] for seed in SEEDS]
             if any(r is not None for r in regimes):
                 agree.append(None not in regimes and len(set(regimes)) == 1)
-        assert rows[size]["n_params"] == SIZES[size]
-        assert rows[size]["n_checkpoints"] == len(agree)
-        assert rows[size]["share_all_agree"] == pytest.approx(np.mean(agree))
-    # by hand: `small` agrees at steps 1, 8 and 16 of 5; `large` at neither of its 2
-    assert rows["small"]["share_all_agree"] == pytest.approx(3 / 5)
-    assert rows["large"]["share_all_agree"] == 0
+        row = rows[size, comparison]
+        assert row["n_params"] == SIZES[size]
+        assert row["gap"] == (SUITE_GAP if comparison == "fixed_gap" else None)
+        assert row["n_checkpoints"] == len(agree)
+        assert row["share_all_agree"] == pytest.approx(np.mean(agree))
+    # by hand, log-spaced: `small` agrees at steps 1, 8 and 16 of 5; `large` at neither of its 2
+    assert rows["small", "log_spaced"]["share_all_agree"] == pytest.approx(3 / 5)
+    assert rows["large", "log_spaced"]["share_all_agree"] == 0
+
+
+# --- McEntire's Tables 1, 3 and 4 -----------------------------------------------------------------
+
+
+def test_table1_final_loss_equals_hand_computation(built):
+    """Per size: each seed's mean surprisal over the evaluation tokens at the size's last step,
+    then their mean, sample standard deviation, range and CV in percent."""
+    synth, con, _ = built
+    rows = {r["size"]: r for r in _rows(con, "select * from mart_mcentire_table1_final_loss")}
+    assert set(rows) == set(STEPS)
+    for size, steps in STEPS.items():
+        losses = synth.surprisal[size, steps[-1]].mean(axis=1)  # one per seed
+        row = rows[size]
+        assert (row["suite"], row["n_params"], row["step"], row["n_seeds"]) == (SUITE, SIZES[size], steps[-1], 3)
+        assert row["mean_loss"] == pytest.approx(losses.mean(), rel=1e-12)
+        assert row["std_loss"] == pytest.approx(losses.std(ddof=1), rel=1e-12)
+        assert (row["min_loss"], row["max_loss"]) == pytest.approx((losses.min(), losses.max()), rel=1e-12)
+        assert row["cv_percent"] == pytest.approx(100 * losses.std(ddof=1) / losses.mean(), rel=1e-12)
+
+
+def test_table3_regime_share_equals_hand_computation(built):
+    """Per measure: each seed's share of its checkpoints in each regime, the first (no regime)
+    in the denominator as the paper's, then the mean across seeds; agreement over the same
+    checkpoints."""
+    synth, con, _ = built
+    expected = expected_similarity(synth)
+    histories = by_measure(expected)
+    rows = {(r["size"], r["comparison"]): r for r in _rows(con, "select * from mart_mcentire_table3_regime_share")}
+    assert set(rows) == set(histories)
+    for (size, comparison), seeds in histories.items():
+        row = rows[size, comparison]
+        for regime_ in ("chaotic", "transition", "stable", None):
+            shares = [np.mean([r == regime_ for _, r, _ in history]) for history in seeds.values()]
+            column = f"share_{regime_}" if regime_ else "share_unclassified"
+            assert row[column] == pytest.approx(np.mean(shares), rel=1e-12), (size, comparison, column)
+        steps = [step for step, _, _ in seeds[SEEDS[0]]]
+        agree = [
+            len({expected[size, step, seed, comparison]["regime"] for seed in SEEDS} - {None}) == 1
+            and all(expected[size, step, seed, comparison]["regime"] for seed in SEEDS)
+            for step in steps
+        ]
+        assert (row["n_seeds"], row["n_checkpoints"], row["n_checkpoints_agree"]) == (3, len(steps), sum(agree))
+        assert row["share_all_agree"] == pytest.approx(sum(agree) / len(steps))
+        assert row["gap"] == (SUITE_GAP if comparison == "fixed_gap" else None)
+    # by hand: `mid`'s fixed gap has 7 checkpoints of which two (0 and 2) have nothing 4 steps
+    # before them, so 2/7 of each seed's are unclassified. `small`'s log-spaced measure has 6
+    # checkpoints, its first unclassified: seeds 1 and 3 are chaotic at 1, transition at 2 and
+    # stable at 4, 8, 16; seed 2 chaotic at 1 and 4, stable at 2, 8, 16. So chaotic (1 + 2 + 1)
+    # / 18, transition 2 / 18, stable 9 / 18: 5/6 in all. The seeds agree at 1, 8 and 16: 3/6,
+    # where mart_regime_agreement, which leaves the first out, has 3/5.
+    assert rows["mid", "fixed_gap"]["share_unclassified"] == pytest.approx(2 / 7)
+    small = rows["small", "log_spaced"]
+    assert (small["share_chaotic"], small["share_transition"], small["share_stable"]) == pytest.approx(
+        (2 / 9, 1 / 9, 1 / 2)
+    )
+    assert small["share_unclassified"] == pytest.approx(1 / 6)
+    assert small["share_all_agree"] == pytest.approx(3 / 6)
+
+
+def test_table4_regime_similarity_is_per_seed_then_averaged(built):
+    synth, con, _ = built
+    histories = by_measure(expected_similarity(synth))
+    rows = {
+        (r["size"], r["comparison"], r["regime"]): r
+        for r in _rows(con, "select * from mart_mcentire_table4_regime_similarity")
+    }
+    assert set(rows) == {(size, c, r) for size, c in histories for r in ("chaotic", "transition", "stable")}
+    differs_from_pooled = 0
+    for (size, comparison, regime_), row in rows.items():
+        per_seed = {
+            seed: [sim for _, r, sim in history if r == regime_]
+            for seed, history in histories[size, comparison].items()
+        }
+        means = [np.mean(sims) for sims in per_seed.values() if sims]
+        assert row["n_seeds"] == len(means)
+        assert row["n_checkpoints"] == sum(len(sims) for sims in per_seed.values())
+        assert row["gap"] == (SUITE_GAP if comparison == "fixed_gap" else None)
+        if not means:
+            assert row["mean_similarity"] is None
+            continue
+        assert row["mean_similarity"] == pytest.approx(np.mean(means), rel=1e-12)
+        assert row["seed_std_similarity"] == _approx_or_none(np.std(means, ddof=1) if len(means) > 1 else None)
+        pooled = np.mean([sim for sims in per_seed.values() for sim in sims])
+        differs_from_pooled += not np.isclose(pooled, np.mean(means), rtol=1e-9)
+    # the lake has regimes some seeds visit more often than others, where the two means differ
+    assert differs_from_pooled >= 1
+    # by hand, `small`'s log-spaced measure: chaotic are seed 1's step 1, seed 2's 1 and 4 and
+    # seed 3's 1, each at 0.5; stable are seeds 1 and 3's 0.995, 0.999 and 0.9995 (mean 0.997833)
+    # and seed 2's 0.995, 0.995 and 0.999 (0.996333)
+    assert rows["small", "log_spaced", "chaotic"]["mean_similarity"] == pytest.approx(0.5, abs=1e-6)
+    assert rows["small", "log_spaced", "chaotic"]["n_checkpoints"] == 4
+    assert rows["small", "log_spaced", "stable"]["mean_similarity"] == pytest.approx(
+        (2 * (0.995 + 0.999 + 0.9995) / 3 + (0.995 + 0.995 + 0.999) / 3) / 3, abs=1e-6
+    )
 
 
 def test_weight_stats_are_the_lake_rows(built):
@@ -625,8 +845,8 @@ def test_weight_distances_equal_hand_computation(built):
                 want = None
             assert row["sq_dist_exact"] == want, (size, seed, step_a, step_b)
     assert set(rows) == expected_keys
-    # every pair of the 6 steps of `small` and of the 3 of `large` with weight files (step 0 is old)
-    assert len(rows) == len(SEEDS) * (math.comb(6, 2) + math.comb(3, 2))
+    # every pair of the 6 steps of `small`, the 8 of `mid` and the 3 of `large` with weight files (step 0 is old)
+    assert len(rows) == len(SEEDS) * (math.comb(6, 2) + math.comb(8, 2) + math.comb(3, 2))
     # `large` step 1's previous step is 0, which has no weight files: that distance has no pair
     assert not any(k[0] == "large" and k[2] == 0 for k in rows)
 
@@ -730,11 +950,17 @@ def test_model_stats_cross_entropy_cv(built):
 
 # --- the regime thresholds, through the real macro ----------------------------------------------
 
-BOUNDARY_SQL = "select s, {{ fingerprint_regime('s') }} as regime from (values {values}) t(s) order by s nulls last"
+BOUNDARY_SQL = (
+    "select suite, s, {{ fingerprint_regime('s') }} as regime, {{ regime_value('gap') }} as gap "
+    "from (values {values}) t(suite, s)"
+)
 
 
-def _show(workdir: Path, lake: Path, values: list[str], variables: str | None = None):
-    sql = BOUNDARY_SQL.replace("{values}", ", ".join(f"({v})" for v in values))
+def _show(workdir: Path, lake: Path, values: list[tuple[str, str]], variables: str | None = None):
+    """The real macro on (suite, similarity) rows, in the order given."""
+    quoted = [(suite.replace("'", "''"), s) for suite, s in values]
+    rows = ", ".join(f"('{suite}', {s})" for suite, s in quoted)
+    sql = BOUNDARY_SQL.replace("{values}", rows)
     args = ["--quiet", "show", "--output", "json", "--limit", "-1", "--inline", sql]
     if variables is not None:
         args += ["--vars", variables]
@@ -744,31 +970,85 @@ def _show(workdir: Path, lake: Path, values: list[str], variables: str | None = 
 def _shown(proc) -> list[tuple]:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     start = proc.stdout.index("{")
-    return [(r["s"], r["regime"]) for r in json.loads(proc.stdout[start:])["show"]]
+    return [(r["suite"], r["s"], r["regime"], r["gap"]) for r in json.loads(proc.stdout[start:])["show"]]
 
 
-def test_regime_thresholds_at_their_boundaries(tmp_path):
-    values = ["0.8999::double", "0.9::double", "0.98999::double", "0.99::double", "null::double", "'nan'::double"]
+def test_regime_thresholds_are_strict_at_their_boundaries(tmp_path):
+    """Eq. 2: stable only above tau_high and chaotic only below tau_low, so a similarity equal to
+    either threshold is transition (the defaults 0.997 and 0.999, as doubles exactly)."""
+    values = [
+        ("a", "0.99699::double"),
+        ("a", "0.997::double"),  # = tau_low: transition, not chaotic
+        ("a", "0.998::double"),
+        ("a", "0.999::double"),  # = tau_high: transition, not stable
+        ("a", "0.99901::double"),
+        ("a", "null::double"),
+        ("a", "'nan'::double"),
+    ]
     shown = _shown(_show(tmp_path, tmp_path / "lake", values))
-    assert [r for _, r in shown] == ["chaotic", "transition", "transition", "stable", None, None]
-    assert [s for s, _ in shown[:4]] == [0.8999, 0.9, 0.98999, 0.99]
+    assert [r for _, _, r, _ in shown] == ["chaotic", "transition", "transition", "transition", "stable", None, None]
+    assert [s for _, s, _, _ in shown[:5]] == [0.99699, TAU_LOW, 0.998, TAU_HIGH, 0.99901]
+    assert {gap for *_, gap in shown} == {GAP}
 
 
-def test_regime_thresholds_moved_by_vars(tmp_path):
-    values = ["0.4999::double", "0.5::double", "0.74999::double", "0.75::double", "0.95::double"]
-    shown = _shown(_show(tmp_path, tmp_path / "lake", values, "{regime_chaotic_below: 0.5, regime_stable_from: 0.75}"))
-    assert [r for _, r in shown] == ["chaotic", "transition", "transition", "stable", "stable"]
-
-
-def test_regime_thresholds_out_of_order_are_refused(tmp_path):
-    proc = _show(
-        tmp_path, tmp_path / "lake", ["0.5::double"], "{regime_chaotic_below: 0.995, regime_stable_from: 0.99}"
+def test_regime_thresholds_moved_by_vars_and_per_suite(tmp_path):
+    """The defaults moved by --vars, and regime_suites giving two suites their own thresholds
+    and gap, over the defaults (a key a suite leaves out is the default's)."""
+    variables = (
+        "{regime_tau_low: 0.5, regime_tau_high: 0.75, regime_gap: 10, "
+        "regime_suites: {mini: {regime_tau_low: 0.2, regime_tau_high: 0.3, regime_gap: 4}, "
+        '"it\'s": {regime_tau_high: 0.6}}}'
     )
+    values = [
+        ("other", "0.4999::double"),
+        ("other", "0.5::double"),
+        ("other", "0.75::double"),
+        ("other", "0.75001::double"),
+        ("mini", "0.1999::double"),
+        ("mini", "0.2::double"),
+        ("mini", "0.3::double"),
+        ("mini", "0.5::double"),
+        ("it's", "0.4999::double"),
+        ("it's", "0.6::double"),
+        ("it's", "0.6001::double"),
+    ]
+    shown = _shown(_show(tmp_path, tmp_path / "lake", values, variables))
+    assert [(suite, r, gap) for suite, _, r, gap in shown] == [
+        ("other", "chaotic", 10),
+        ("other", "transition", 10),
+        ("other", "transition", 10),
+        ("other", "stable", 10),
+        ("mini", "chaotic", 4),
+        ("mini", "transition", 4),
+        ("mini", "transition", 4),
+        ("mini", "stable", 4),
+        ("it's", "chaotic", 10),  # its own tau_high, the default tau_low 0.5 and gap 10
+        ("it's", "transition", 10),
+        ("it's", "stable", 10),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            "{regime_tau_low: 0.9995, regime_tau_high: 0.999}",
+            "dbt var regime_tau_low (0.9995) exceeds dbt var regime_tau_high (0.999)",
+        ),
+        ("{regime_tau_high: high}", "dbt var regime_tau_high must be a finite number, got high"),
+        ("{regime_gap: 0}", "dbt var regime_gap must be a whole number of training steps, at least 1, got 0"),
+        (
+            "{regime_suites: {mini: {regime_tau_low: 0.9999}}}",
+            "dbt var regime_suites.mini.regime_tau_low (0.9999) exceeds dbt var regime_suites.mini.regime_tau_high",
+        ),
+        ("{regime_suites: {mini: {tau_low: 0.9}}}", "dbt var regime_suites.mini has an unknown key tau_low"),
+        ("{regime_stable_from: 0.99}", "dbt var regime_stable_from is now regime_tau_high"),
+    ],
+)
+def test_bad_regime_vars_are_refused_naming_the_var(tmp_path, variables, message):
+    proc = _show(tmp_path, tmp_path / "lake", [("mini", "0.5::double")], variables)
     assert proc.returncode != 0
-    assert "regime_chaotic_below (0.995) exceeds regime_stable_from (0.99)" in proc.stdout + proc.stderr
-    proc = _show(tmp_path, tmp_path / "lake", ["0.5::double"], "{regime_stable_from: high}")
-    assert proc.returncode != 0
-    assert "regime_stable_from must be a finite number" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
 
 
 # --- a lake written before these tables ---------------------------------------------------------
@@ -793,9 +1073,12 @@ def test_lake_without_the_new_tables_builds_with_empty_marts(old_lake_build):
     for relation in (
         "stg_fingerprints", "stg_weight_stats", "stg_weight_sketches", "stg_loglik", "stg_fingerprint_probes",
         "stg_loglik_texts", "int_fingerprint_checkpoints", "int_fingerprint_similarity",
-        "int_fingerprint_seed_pairs", "int_regime_entry", *NEW_MARTS,
+        "int_fingerprint_seed_pairs", "int_regime_entry", "int_regime_checkpoints", *NEW_MARTS,
     ):  # fmt: skip
+        if relation == "mart_mcentire_table1_final_loss":
+            continue  # the final loss comes from token_stats, which the old lake has
         assert con.execute(f"select count(*) from {relation}").fetchone()[0] == 0, relation
+    assert con.execute("select count(*) from mart_mcentire_table1_final_loss").fetchone()[0] == len(synth.sizes)
     for mart, columns in MART_COLUMNS.items():
         assert _columns(con, mart) == columns, mart
     nulls = con.execute(
@@ -843,9 +1126,9 @@ def test_bad_new_tables_fail_their_data_tests(tmp_path):
     rewrite("large", 4, "fingerprints", nan_fingerprint)
     rewrite("large", 2, "loglik", unknown_text)
 
-    proc = run_dbt(["build", "--exclude-resource-type", "test"], tmp_path, synth.root)
+    proc = run_dbt(["build", "--exclude-resource-type", "test", "--vars", BUILD_VARS], tmp_path, synth.root)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
-    proc = run_dbt(["test"], tmp_path, synth.root)
+    proc = run_dbt(["test", "--vars", BUILD_VARS], tmp_path, synth.root)
     assert proc.returncode != 0, proc.stdout[-4000:]
     statuses = run_results(tmp_path)
     assert "error" not in statuses.values(), {k: v for k, v in statuses.items() if v == "error"}

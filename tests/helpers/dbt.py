@@ -63,10 +63,10 @@ def dbt_environment(workdir: Path, lake: Path) -> dict[str, str]:
 
 
 @contextmanager
-def built_warehouse(workdir: Path, lake: Path):
-    """`dbt build` of `lake` into `workdir`, which must pass every model and test; yields a
-    read-only connection to the DuckDB file it wrote."""
-    proc = run_dbt(["build"], workdir, lake)
+def built_warehouse(workdir: Path, lake: Path, variables: str | None = None):
+    """`dbt build` of `lake` into `workdir` (with `--vars variables` when given), which must pass
+    every model and test; yields a read-only connection to the DuckDB file it wrote."""
+    proc = run_dbt(["build", *(["--vars", variables] if variables else [])], workdir, lake)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
     with duckdb.connect(str(workdir / "seedconv.duckdb"), read_only=True) as connection:
         yield connection

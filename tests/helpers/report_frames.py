@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from extract.config import REPO_ROOT
+from reports.dbt_vars import regime_settings
 from reports.plots import (
     regime_of,
 )
@@ -20,26 +21,38 @@ SEEDS = (1, 2)
 
 
 SIMILARITY = {0: None, 1: 0.5, 2: 0.95, 4: 0.995, 8: 1.0}  # 1.0: identical fingerprints
+# The fixed-gap measure, a gap of 4: steps 0, 4 and 8 (0 has nothing 4 steps before it).
+GAP = 4
+GAP_SIMILARITY = {0: None, 4: 0.998, 8: 0.9995}
 
 
 def regimes_frame(sizes=SIZES, thresholds=None):
+    """mart_fingerprint_similarity's rows: the fixed-gap measure at steps 0, 4, 8 and the log-spaced
+    one at every step, classified by `thresholds` (the dbt vars' defaults when None)."""
+    thresholds = thresholds or regime_settings()
     rows = []
     for size, n_params in sizes:
-        for seed in SEEDS:
-            for i, step in enumerate(STEPS):
-                similarity = SIMILARITY[step]
-                rows.append(
-                    {
-                        "size": size,
-                        "n_params": n_params,
-                        "step": step,
-                        "seed": seed,
-                        "prev_step": STEPS[i - 1] if i else None,
-                        "similarity_prev": similarity,
-                    }
-                )
+        for comparison, similarities in (("fixed_gap", GAP_SIMILARITY), ("log_spaced", SIMILARITY)):
+            steps = sorted(similarities)
+            for seed in SEEDS:
+                for i, step in enumerate(steps):
+                    rows.append(
+                        {
+                            "size": size,
+                            "n_params": n_params,
+                            "comparison": comparison,
+                            "step": step,
+                            "seed": seed,
+                            "prev_step": steps[i - 1] if i else None,
+                            "similarity_prev": similarities[step],
+                        }
+                    )
     data = pd.DataFrame(rows)
-    return data.assign(regime=regime_of(data["similarity_prev"].astype(float), thresholds))
+    return data.assign(
+        regime=regime_of(data["similarity_prev"].astype(float), thresholds),
+        tau_low=thresholds.tau_low,
+        tau_high=thresholds.tau_high,
+    )
 
 
 def similarity_frame(sizes=SIZES):
@@ -59,6 +72,8 @@ def similarity_frame(sizes=SIZES):
                     "cross_seed_mean": 0.3 + 0.1 * k,
                     "cross_seed_min": 0.2 + 0.1 * k,
                     "cross_seed_cka": 0.5 + 0.05 * k,
+                    "tau_low": 0.997,
+                    "tau_high": 0.999,
                 }
             )
     return pd.DataFrame(rows)
@@ -189,8 +204,8 @@ def kl_scale_frame():
 
 
 LOGLIK_SAMPLES = {
-    "fingerprint_regimes": regimes_frame(),
-    "fingerprint_similarity": similarity_frame(),
+    "ours_fingerprint_regimes": regimes_frame(),
+    "ours_fingerprint_similarity": similarity_frame(),
     "kishino_model_map": map_frame(),
     "kishino_diffusion_exponents": exponents_frame(),
     "ours_loglik_vs_exact": vs_exact_frame(),
@@ -209,7 +224,7 @@ CONTRACT_TABLES = {
                 "cross_seed_cka": "mean_cka",
             }
         )
-        .drop(columns=["consecutive_mean", "n_seeds_consecutive"])
+        .drop(columns=["consecutive_mean", "n_seeds_consecutive", "tau_low", "tau_high"])
     ),
     "loglik_model_map": map_frame,
     "diffusion_exponents": exponents_frame,

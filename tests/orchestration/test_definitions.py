@@ -20,7 +20,7 @@ from orchestration.defs.report_assets import report_page
 from orchestration.defs.resources import SeedconvSettings
 from orchestration.defs.schedules import extraction_is_newer, refresh_warehouse
 from orchestration.defs.sensors import HUB_INTERVAL_S, new_checkpoints
-from reports.figures import FIGURES
+from reports.figures import FIGURES, TABLES
 
 
 @pytest.fixture(scope="module")
@@ -203,11 +203,59 @@ def test_figures_and_report_page(materialized, micro_settings):
     assert "Figure 2, right (Fehlauer et al. 2025): masked-LM convergence over training (micro-mlm)" in page
     assert "Figure 2, left (Fehlauer et al. 2025): convergence on BLiMP minimal pairs (micro)" in page
     assert "Table 1" in page and "lowest mean KL" in page
+    # McEntire's tables, for both suites: the causal micro suite's 8 steps have no two checkpoints
+    # the default gap of 50 apart, so its regime tables hold the log-spaced measure only
+    for spec in TABLES:
+        assert html.escape(f"{spec.title} (micro)") in page and html.escape(f"{spec.title} (micro-mlm)") in page
+        metadata = materialized.get_latest_materialization_event(dg.AssetKey(spec.name)).asset_materialization.metadata
+        assert {"micro_table", "micro-mlm_table"} <= set(metadata), spec.name
+    shares = pd.read_csv(micro_settings.paths.reports / "micro" / "mcentire_table3_regime_share.csv")
+    assert list(shares["comparison"].unique()) == ["log_spaced"] and len(shares) == 2
     assert materialized.get_latest_materialization_event(report_page.key) is not None
 
     with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
         terms = {row[0] for row in connection.execute("select distinct term from regression_coefficients").fetchall()}
     assert {"Intercept", "log_frequency", "size=b"} <= terms
+
+
+def test_the_fixed_gap_measure_on_the_micro_suite(materialized, micro_settings, tmp_path):
+    """The micro suite's checkpoints (0, 1, 2, 4, 8) allow a gap of 4, given as its own in
+    regime_suites: the fingerprint marts rebuilt from its lake compare 4 with 0 and 8 with 4,
+    each the cosine of the two concatenated fingerprints the extraction wrote."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from tests.helpers.dbt import run_dbt
+
+    lake = micro_settings.paths.lake
+    variables = "{regime_suites: {micro: {regime_gap: 4}}}"
+    proc = run_dbt(["run", "--select", "+path:models/fingerprints", "--vars", variables], tmp_path, lake)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+    def fingerprint(size: str, step: int, seed: int) -> np.ndarray:
+        rows = pq.read_table(checkpoint_dir(lake, "micro", size, step) / "fingerprints.parquet").to_pandas()
+        rows = rows[rows["seed"] == seed].sort_values("probe_id")
+        return np.concatenate([np.asarray(f, dtype=np.float64) for f in rows["fingerprint"]])
+
+    with duckdb.connect(str(tmp_path / "seedconv.duckdb"), read_only=True) as connection:
+        rows = connection.execute(
+            "select size, seed, step, prev_step, similarity_prev from mart_fingerprint_similarity "
+            "where suite = 'micro' and comparison = 'fixed_gap' order by size, seed, step"
+        ).fetchall()
+        shares = connection.execute(
+            "select size, n_checkpoints, share_unclassified from mart_mcentire_table3_regime_share "
+            "where suite = 'micro' and comparison = 'fixed_gap' order by size"
+        ).fetchall()
+    assert [(size, seed, step, prev) for size, seed, step, prev, _ in rows] == [
+        (size, seed, step, prev) for size in "ab" for seed in (1, 2, 3) for step, prev in ((0, None), (4, 0), (8, 4))
+    ]
+    for size, seed, step, prev, similarity in rows:
+        if prev is None:
+            assert similarity is None
+            continue
+        a, b = fingerprint(size, step, seed), fingerprint(size, prev, seed)
+        assert similarity == pytest.approx(a @ b / np.sqrt((a @ a) * (b @ b)), rel=1e-9)
+    assert shares == [("a", 3, pytest.approx(1 / 3)), ("b", 3, pytest.approx(1 / 3))]
 
 
 def test_second_run_extracts_nothing_new(materialized, micro_settings):

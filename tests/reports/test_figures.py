@@ -16,6 +16,7 @@ from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
 from reports.figures import (
     FIGURES,
     QUERIES,
+    TABLES,
     TOKEN_RANKINGS,
     figure_by_name,
     query,
@@ -23,8 +24,16 @@ from reports.figures import (
     render,
     rows_for_suite,
     suite_objectives,
+    table_by_name,
 )
-from reports.page import FigureSection, figure_section, rankings_section, render_page
+from reports.page import (
+    FigureSection,
+    TableSection,
+    figure_section,
+    rankings_section,
+    render_page,
+    table_section,
+)
 from tests.helpers.report_frames import CONTRACT_TABLES, LOGLIK_SAMPLES
 
 STEPS = [0, 1, 2, 4, 8]
@@ -192,7 +201,7 @@ def test_figures_are_drawn_for_the_suites_they_apply_to():
         & masked
     )
     assert "fehlauer_fig2_masked" in masked - causal
-    assert {"fehlauer_fig1_convergence", "fehlauer_fig3_frequency", "fingerprint_regimes"} <= causal & masked
+    assert {"fehlauer_fig1_convergence", "fehlauer_fig3_frequency", "ours_fingerprint_regimes"} <= causal & masked
 
 
 def test_figure_names_say_whose_figure_it_is():
@@ -330,7 +339,7 @@ PYTHON_TABLES = {
     "loglik_exact_agreement",
     "convergence_phases",
 }
-QUERY_FILES = (*(spec.query_file for spec in FIGURES), TOKEN_RANKINGS)
+QUERY_FILES = (*(spec.query_file for spec in FIGURES), *(spec.query_file for spec in TABLES), TOKEN_RANKINGS)
 
 
 def rankings_frame():
@@ -352,6 +361,61 @@ def rankings_frame():
         ]
     )
 
+
+def mcentire_frame(per_regime: bool = False, **columns):
+    """Rows of a McEntire table mart: sizes s and l, both measures, and with `per_regime` each regime."""
+    rows = []
+    for size, n_params in (("s", 10), ("l", 100)):
+        for comparison, gap in (("fixed_gap", 50), ("log_spaced", None)):
+            for regime in ("chaotic", "transition", "stable") if per_regime else (None,):
+                row = {"size": size, "n_params": n_params, "comparison": comparison, "gap": gap, **columns}
+                rows.append(row if regime is None else {**row, "regime": regime})
+    return pd.DataFrame(rows).astype({"gap": "Int64"})
+
+
+MCENTIRE_TABLES = {
+    "mart_mcentire_table1_final_loss": lambda: pd.DataFrame(
+        [
+            {
+                "size": size,
+                "n_params": n_params,
+                "step": 8,
+                "n_seeds": 5,
+                "mean_loss": 1.616,
+                "std_loss": 0.007,
+                "min_loss": 1.609,
+                "max_loss": 1.625,
+                "cv_percent": 0.41,
+            }
+            for size, n_params in (("s", 10), ("l", 100))
+        ]
+    ),
+    "mart_regime_entry": lambda: mcentire_frame(
+        per_regime=True,
+        n_seeds=5,
+        n_seeds_entered=5,
+        mean_first_step=160.0,
+        std_first_step=22.36,
+        min_first_step=150,
+        max_first_step=200,
+        n_seeds_settled=0,
+        mean_settled_step=None,
+        std_settled_step=None,
+    ),
+    "mart_mcentire_table3_regime_share": lambda: mcentire_frame(
+        n_seeds=5,
+        n_checkpoints=40,
+        share_chaotic=0.04,
+        share_transition=0.6,
+        share_stable=0.335,
+        share_unclassified=0.025,
+        n_checkpoints_agree=29,
+        share_all_agree=0.725,
+    ),
+    "mart_mcentire_table4_regime_similarity": lambda: mcentire_frame(
+        per_regime=True, n_seeds=5, n_checkpoints=10, mean_similarity=0.9987, seed_std_similarity=0.0001
+    ),
+}
 
 CONDITION_LEVELS = {
     "frequency_bin": ("1–9", "10–99", "100–999"),
@@ -403,6 +467,7 @@ WAREHOUSE_TABLES = {
     ),
     "mart_token_rankings": rankings_frame,
     **CONTRACT_TABLES,
+    **MCENTIRE_TABLES,
 }
 
 
@@ -430,7 +495,7 @@ def warehouse(tmp_path_factory):
     return path
 
 
-def test_one_query_file_per_figure_and_for_table1():
+def test_one_query_file_per_figure_and_table():
     assert {path.stem for path in QUERIES.glob("*.sql")} == {query_file.name for query_file in QUERY_FILES}
     for query_file in QUERY_FILES:
         assert query_file.sql.startswith("-- "), f"{query_file.path.name} opens with what it returns"
@@ -449,6 +514,49 @@ def test_query_files_return_every_suite_and_the_figure_draws_one(name, warehouse
     pd.testing.assert_frame_equal(mine, other)
     pd.testing.assert_frame_equal(query(warehouse, spec.sql, "mine"), mine)
     assert render(spec, mine, tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in TABLES])
+def test_table_queries_return_every_suite_in_order(name, warehouse):
+    spec = table_by_name(name)
+    every_suite = query(warehouse, spec.sql)
+    assert every_suite.columns[0] == "suite" and set(every_suite["suite"]) == {"mine", "other"}
+    mine, other = rows_for_suite(every_suite, "mine"), rows_for_suite(every_suite, "other")
+    assert len(mine) > 0
+    pd.testing.assert_frame_equal(mine, other)
+    assert list(mine["size"].drop_duplicates()) == ["s", "l"], "by n_params"
+    if "comparison" in mine:
+        assert list(mine.loc[mine["size"] == "s", "comparison"].drop_duplicates()) == ["fixed_gap", "log_spaced"]
+
+
+def test_mcentire_tables_read_as_the_paper_writes_them(warehouse):
+    entry = query(warehouse, table_by_name("mcentire_table2_regime_entry").sql, "mine")
+    assert list(entry.loc[(entry["size"] == "s") & (entry["comparison"] == "fixed_gap"), "regime"]) == [
+        "chaotic",
+        "transition",
+        "stable",
+    ]
+    assert set(entry["first_step"]) == {"160 ± 22"} and set(entry["first_step_range"]) == {"[150, 200]"}
+    shares = query(warehouse, table_by_name("mcentire_table3_regime_share").sql, "mine").iloc[0]
+    assert (shares["chaotic_pct"], shares["transition_pct"], shares["stable_pct"]) == pytest.approx((4, 60, 33.5))
+    assert shares["agreement_pct"] == pytest.approx(72.5)
+    similarity = query(warehouse, table_by_name("mcentire_table4_regime_similarity").sql, "mine")
+    assert list(similarity.columns) == [
+        "size", "n_params", "comparison", "gap", "chaotic", "transition", "stable", "n_seeds_chaotic",
+        "n_seeds_transition", "n_seeds_stable",
+    ]  # fmt: skip
+    assert len(similarity) == 4 and list(similarity["stable"]) == pytest.approx([0.9987] * 4)
+    assert list(similarity["gap"].isna()) == [False, True, False, True]  # fixed_gap's 50; none for log_spaced
+
+
+def test_table_sections_show_every_row_escaped_with_their_csv():
+    data = pd.DataFrame({"size": ["s", "<l>"], "comparison": ["fixed_gap", "log_spaced"], "stable": [0.99973, 1.0]})
+    section = table_section(TableSection("t3", "McEntire (2026), Table 4: x", "What <it> shows.", "mart_y", data, 6))
+    assert "<h2>McEntire (2026), Table 4: x</h2>" in section and "What &lt;it&gt; shows." in section
+    assert "&lt;l&gt;" in section and "<l>" not in section
+    assert "0.99973" in section, "six significant digits: 0.9997 would hide the difference from 1"
+    csv = re.search(r'download="t3.csv" href="data:text/csv;base64,([^"]+)"', section).group(1)
+    assert base64.b64decode(csv).decode().splitlines()[0] == "size,comparison,stable"
 
 
 def test_table1_query_orders_groups_within_each_size(warehouse):
@@ -514,7 +622,7 @@ def test_every_query_reads_relations_of_the_warehouse():
         "mart_expected_convergence",
         "mart_final_steps",
     )
-    assert figure_by_name("fingerprint_similarity").reads == (
+    assert figure_by_name("ours_fingerprint_similarity").reads == (
         "mart_fingerprint_cross_seed",
         "mart_fingerprint_similarity",
     )
@@ -530,7 +638,7 @@ def test_every_query_reads_relations_of_the_warehouse():
 
 def test_every_caption_renders_from_the_settings(tmp_path):
     settings = Settings(paths=WarehousePaths(tmp_path))
-    for spec in FIGURES:
+    for spec in (*FIGURES, *TABLES):
         caption = spec.caption_for(settings)
         assert caption and "{" not in caption and "}" not in caption, spec.name
         assert caption == spec.caption_for(), "None: the default settings"
@@ -555,3 +663,14 @@ def test_ordinals(n, text):
     from reports.figures import ordinal
 
     assert ordinal(n) == text
+
+
+def test_mcentire_table_captions_name_the_measure_and_thresholds():
+    for spec in TABLES:
+        assert spec.title.startswith("McEntire (2026), Table ")
+        assert spec.reads, spec.name
+    for name in ("mcentire_table2_regime_entry", "mcentire_table3_regime_share", "mcentire_table4_regime_similarity"):
+        caption = table_by_name(name).caption_for()
+        assert "`fixed_gap`" in caption and "50 steps earlier" in caption and "`log_spaced`" in caption, name
+        assert "s_t < 0.997" in caption and "s_t > 0.999" in caption, name
+    assert "less than 100 %" in table_by_name("mcentire_table3_regime_share").caption_for()

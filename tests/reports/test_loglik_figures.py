@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.dbt_vars import regime_thresholds
+from reports.dbt_vars import RegimeSettings, regime_settings
 from reports.figures import figure_by_name, query, render
 from reports.plots import (
     DISTANCE_FLOOR,
@@ -15,7 +15,6 @@ from reports.plots import (
     plot_llv_vs_exact,
     plot_model_map,
     plot_similarity_curves,
-    thresholds_match,
 )
 from tests.helpers.report_frames import (
     CONTRACT_TABLES,
@@ -30,8 +29,8 @@ from tests.helpers.report_frames import (
 )
 
 BUILDERS = {
-    "fingerprint_regimes": regimes_frame,
-    "fingerprint_similarity": similarity_frame,
+    "ours_fingerprint_regimes": regimes_frame,
+    "ours_fingerprint_similarity": similarity_frame,
     "kishino_model_map": map_frame,
     "kishino_diffusion_exponents": exponents_frame,
     "ours_loglik_vs_exact": vs_exact_frame,
@@ -51,7 +50,8 @@ def test_a_single_size_draws_one_panel_per_row(name):
     data = BUILDERS[name](sizes=(("s", 10),))
     figure = figure_by_name(name).plot(data)
     panels = [axis for axis in figure.axes if axis.get_label() != "<colorbar>"]
-    assert len(panels) == (2 if name == "kishino_diffusion_exponents" else 1)
+    # the regimes have a row per measure (fixed gap, log-spaced); the diffusion figure two panels a size
+    assert len(panels) == (2 if name in ("kishino_diffusion_exponents", "ours_fingerprint_regimes") else 1)
     plt.close(figure)
 
 
@@ -80,31 +80,42 @@ def test_nan_exponents_leave_gaps_and_say_so():
 
 
 def threshold_lines(axis) -> list[float]:
-    """The y of the dashed lines across an axis (1 - each threshold), ascending."""
-    return sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
+    """The y of the threshold lines across an axis (1 - each threshold), ascending."""
+    return sorted(line.get_ydata()[0] for line in axis.lines if line.get_gid() == "threshold")
 
 
-def test_regime_figure_shades_the_thresholds_and_keeps_identical_checkpoints():
+def test_regime_figure_draws_both_measures_on_the_thresholds_and_keeps_identical_checkpoints():
     figure = plot_fingerprint_regimes(regimes_frame())
-    axis = figure.axes[0]
-    low, high = axis.get_ylim()
-    chaotic_below, stable_from = regime_thresholds().chaotic_below, regime_thresholds().stable_from
-    assert low < 1 - stable_from and 1 - chaotic_below < high
-    assert threshold_lines(axis) == pytest.approx([1 - stable_from, 1 - chaotic_below])
-    seed_line = next(line for line in axis.lines if line.get_label() == "seed 1")
+    fixed_gap, log_spaced = figure.axes[0], figure.axes[len(SIZES)]  # size s: top row, bottom row
+    defaults = regime_settings()
+    for axis in (fixed_gap, log_spaced):
+        low, high = axis.get_ylim()
+        assert low < 1 - defaults.tau_high and 1 - defaults.tau_low < high
+        assert threshold_lines(axis) == pytest.approx([1 - defaults.tau_high, 1 - defaults.tau_low])
+    assert "4 steps earlier" in fixed_gap.get_title() and "log-spaced" in log_spaced.get_title()
+    seed_line = next(line for line in fixed_gap.lines if line.get_label() == "seed 1")
+    assert seed_line.get_ydata() == pytest.approx([0.002, 0.0005]) and seed_line.get_linestyle() == "-"
+    seed_line = next(line for line in log_spaced.lines if line.get_label() == "seed 1")
     assert seed_line.get_ydata() == pytest.approx([0.5, 0.05, 0.005, DISTANCE_FLOOR])
+    assert seed_line.get_linestyle() == "--", "the second measure is dashed"
     assert {"chaotic", "transition", "stable"} <= set(texts(figure).split())
-    assert "other dbt vars" not in texts(figure)
+    legend = [t.get_text() for t in figure.axes[len(SIZES) - 1].get_legend().get_texts()]
+    assert "τ_low = 0.997" in legend and "τ_high = 0.999" in legend
     plt.close(figure)
 
 
-def test_labels_from_other_thresholds_are_flagged():
+def test_regime_lines_are_the_thresholds_the_rows_were_classified_by():
+    """A build with other thresholds (--vars, or a suite's own) labels its rows with them; the
+    figure draws those, not the project's defaults."""
+    figure = plot_fingerprint_regimes(regimes_frame(thresholds=RegimeSettings(0.8, 0.95, 4)))
+    assert all(threshold_lines(axis) == pytest.approx([0.05, 0.2]) for axis in figure.axes[: 2 * len(SIZES)])
+    plt.close(figure)
+
+
+def test_a_suite_without_a_fixed_gap_says_so_in_its_panels():
     data = regimes_frame()
-    assert thresholds_match(data)
-    relabelled = data.assign(regime=data["regime"].replace({"transition": "stable"}))
-    assert not thresholds_match(relabelled)
-    figure = plot_fingerprint_regimes(relabelled)
-    assert "other dbt vars" in texts(figure)
+    figure = plot_fingerprint_regimes(data[data["comparison"] == "log_spaced"])
+    assert texts(figure).count("no two checkpoints a fixed gap apart") == len(SIZES)
     plt.close(figure)
 
 
@@ -164,15 +175,13 @@ def test_queries_read_one_suite(name, database):
     spec = figure_by_name(name)
     data = query(database, spec.sql, "mine")
     assert len(data) == len(BUILDERS[name]())
-    assert set(data.columns) == set(BUILDERS[name]().columns) - {"regime"} | (
-        {"regime"} if "regime" in spec.sql else set()
-    )
+    assert set(data.columns) == set(BUILDERS[name]().columns)
     plt.close(spec.plot(data))
     assert query(database, spec.sql, "absent").empty
 
 
 def test_similarity_query_joins_consecutive_and_cross_seed(database):
-    data = query(database, figure_by_name("fingerprint_similarity").sql, "mine")
+    data = query(database, figure_by_name("ours_fingerprint_similarity").sql, "mine")
     row = data[(data["size"] == "s") & (data["step"] == 2)].iloc[0]
     assert row["consecutive_mean"] == pytest.approx(0.95)  # mean over the two seeds
     assert row["n_seeds_consecutive"] == 2 and row["cross_seed_min"] == pytest.approx(0.4)
@@ -180,26 +189,26 @@ def test_similarity_query_joins_consecutive_and_cross_seed(database):
     assert data["n_params"].is_monotonic_increasing
 
 
-def test_regime_caption_and_lines_follow_the_dbt_vars(tmp_path, monkeypatch):
+def test_regime_caption_follows_the_dbt_vars_and_the_suites_own(tmp_path, monkeypatch):
     import yaml
 
     from reports import dbt_vars
 
-    spec = figure_by_name("fingerprint_regimes")
-    default = regime_thresholds()
-    assert f"thresholds {default.chaotic_below} and {default.stable_from} on the similarity" in spec.caption_for()
+    spec = figure_by_name("ours_fingerprint_regimes")
+    default = regime_settings()
+    assert (default.tau_low, default.tau_high, default.gap) == (0.997, 0.999, 50)
+    caption = spec.caption_for()
+    assert "checkpoint 50 steps earlier" in caption and "s_t < 0.997" in caption and "s_t > 0.999" in caption
     project = yaml.safe_load(dbt_vars.DBT_PROJECT_YML.read_text())
-    project["vars"].update(regime_chaotic_below=0.8, regime_stable_from=0.95)
+    project["vars"].update(
+        regime_tau_low=0.8, regime_tau_high=0.95, regime_suites={"tiny": {"regime_tau_high": 0.9, "regime_gap": 8}}
+    )
     other = tmp_path / "dbt_project.yml"
     other.write_text(yaml.safe_dump(project))
     monkeypatch.setattr(dbt_vars, "DBT_PROJECT_YML", other)
 
-    assert "thresholds 0.8 and 0.95 on the similarity" in spec.caption_for()
-    figure = spec.plot(regimes_frame())  # labelled with the same vars: no disagreement noted
-    assert all(threshold_lines(axis) == pytest.approx([0.05, 0.2]) for axis in figure.axes)
-    assert "other dbt vars" not in texts(figure)
-    plt.close(figure)
-    # A warehouse labelled with the defaults disagrees with these vars, and the figure says so.
-    figure = spec.plot(regimes_frame(thresholds=default))
-    assert "other dbt vars" in texts(figure) and "(0.8, 0.95)" in texts(figure)
-    plt.close(figure)
+    assert "s_t < 0.8, stable if s_t > 0.95" in spec.caption_for()
+    assert "s_t < 0.8, stable if s_t > 0.95" in spec.caption_for(suite="another")
+    tiny = spec.caption_for(suite="tiny")
+    assert "s_t < 0.8, stable if s_t > 0.9," in tiny and "8 steps earlier" in tiny
+    assert regime_settings("tiny") == RegimeSettings(0.8, 0.9, 8)

@@ -1,10 +1,12 @@
--- Cosine similarity of each seed's fingerprint to its own previous fingerprinted checkpoint
--- (McEntire 2026), and the regime that puts it in (macros/fingerprint_regime.sql). A
--- checkpoint's fingerprint is the concatenation over probes, so the cosine is
--- sum_p dot(f_p, g_p) / sqrt(sum_p |f_p|^2 * sum_p |g_p|^2), summed over the probes both
--- checkpoints have. The same pass counts what the data tests check: probes matched on both
--- sides, and probe vectors whose lengths differ (hidden sizes that disagree). A seed's first
--- checkpoint has no previous one: NULL similarity and regime.
+-- Cosine similarity s_t of each seed's fingerprint to its own at prev_step (McEntire 2026,
+-- eq. 1), under each measure of int_fingerprint_checkpoints (fixed_gap: prev_step = step - gap;
+-- log_spaced: the previous checkpoint of the log-spaced schedule), and the regime that puts it
+-- in (eq. 2, macros/fingerprint_regime.sql) with the thresholds applied, the suite's own where
+-- dbt var regime_suites sets them. A checkpoint's fingerprint is the concatenation over probes,
+-- so the cosine is sum_p dot(f_p, g_p) / sqrt(sum_p |f_p|^2 * sum_p |g_p|^2), summed over the
+-- probes both checkpoints have. The same pass counts what the data tests check: probes matched
+-- on both sides, and probe vectors whose lengths differ (hidden sizes that disagree). The first
+-- checkpoint of a measure has nothing to compare with: NULL similarity and regime.
 
 with checkpoints as (
 
@@ -25,6 +27,7 @@ probe_products as (
         checkpoints.size,
         checkpoints.step,
         checkpoints.seed,
+        checkpoints.comparison,
         len(current_fp.fingerprint) = len(prev_fp.fingerprint) as same_length,
         case when len(current_fp.fingerprint) = len(prev_fp.fingerprint)
             then list_inner_product(current_fp.fingerprint, prev_fp.fingerprint) end as dot,
@@ -53,6 +56,7 @@ per_checkpoint as (
         size,
         step,
         seed,
+        comparison,
         count(*) as n_probes_matched,
         count(*) filter (where not same_length) as n_length_mismatch,
         sum(dot) as dot,
@@ -60,7 +64,7 @@ per_checkpoint as (
         sum(sq_norm_prev) as sq_norm_prev
 
     from probe_products
-    group by suite, size, step, seed
+    group by suite, size, step, seed, comparison
 
 ),
 
@@ -71,6 +75,8 @@ similarity as (
         checkpoints.size,
         checkpoints.step,
         checkpoints.seed,
+        checkpoints.comparison,
+        checkpoints.gap,
         checkpoints.n_params,
         checkpoints.prev_step,
         checkpoints.n_probes,
@@ -87,11 +93,13 @@ similarity as (
         and checkpoints.size = per_checkpoint.size
         and checkpoints.step = per_checkpoint.step
         and checkpoints.seed = per_checkpoint.seed
+        and checkpoints.comparison = per_checkpoint.comparison
     left join checkpoints as previous
         on checkpoints.suite = previous.suite
         and checkpoints.size = previous.size
         and checkpoints.prev_step = previous.step
         and checkpoints.seed = previous.seed
+        and checkpoints.comparison = previous.comparison
 
 ),
 
@@ -99,7 +107,9 @@ final as (
 
     select
         *,
-        {{ fingerprint_regime('similarity_prev') }} as regime
+        {{ fingerprint_regime('similarity_prev') }} as regime,
+        {{ regime_value('tau_low') }} as tau_low,
+        {{ regime_value('tau_high') }} as tau_high
 
     from similarity
 

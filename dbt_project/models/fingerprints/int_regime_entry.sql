@@ -1,6 +1,6 @@
--- The step at which each seed first enters each fingerprint regime (McEntire 2026): the
--- earliest of its checkpoints in that regime. A seed that never enters a regime has no row
--- for it. settled_step is the step from which the seed stays in the regime through its last
+-- The step at which each seed first enters each fingerprint regime (McEntire 2026, Table 2):
+-- the earliest of its checkpoints in that regime, under each measure (comparison: fixed_gap or
+-- log_spaced). A seed that never enters a regime has no row for it. settled_step is the step from which the seed stays in the regime through its last
 -- checkpoint: set only for the regime of its last checkpoint. It tells a regime entered for
 -- good from a visit (on the mini suite the first checkpoints are stable while the learning
 -- rate warms up, and chaotic follows).
@@ -18,11 +18,12 @@ first_steps as (
         suite,
         size,
         seed,
+        comparison,
         regime,
         min(step) as first_step
 
     from similarity
-    group by suite, size, seed, regime
+    group by suite, size, seed, comparison, regime
 
 ),
 
@@ -32,10 +33,11 @@ final_regimes as (
         suite,
         size,
         seed,
+        comparison,
         arg_max(regime, step) as regime
 
     from similarity
-    group by suite, size, seed
+    group by suite, size, seed, comparison
 
 ),
 
@@ -46,6 +48,7 @@ last_elsewhere as (
         similarity.suite,
         similarity.size,
         similarity.seed,
+        similarity.comparison,
         max(similarity.step) filter (where similarity.regime <> final_regimes.regime) as last_other_step
 
     from similarity
@@ -53,7 +56,8 @@ last_elsewhere as (
         on similarity.suite = final_regimes.suite
         and similarity.size = final_regimes.size
         and similarity.seed = final_regimes.seed
-    group by similarity.suite, similarity.size, similarity.seed
+        and similarity.comparison = final_regimes.comparison
+    group by similarity.suite, similarity.size, similarity.seed, similarity.comparison
 
 ),
 
@@ -63,6 +67,7 @@ settled as (
         similarity.suite,
         similarity.size,
         similarity.seed,
+        similarity.comparison,
         similarity.regime,
         min(similarity.step) as settled_step
 
@@ -71,13 +76,15 @@ settled as (
         on similarity.suite = final_regimes.suite
         and similarity.size = final_regimes.size
         and similarity.seed = final_regimes.seed
+        and similarity.comparison = final_regimes.comparison
         and similarity.regime = final_regimes.regime
     inner join last_elsewhere
         on similarity.suite = last_elsewhere.suite
         and similarity.size = last_elsewhere.size
         and similarity.seed = last_elsewhere.seed
+        and similarity.comparison = last_elsewhere.comparison
     where similarity.step > coalesce(last_elsewhere.last_other_step, -1)
-    group by similarity.suite, similarity.size, similarity.seed, similarity.regime
+    group by similarity.suite, similarity.size, similarity.seed, similarity.comparison, similarity.regime
 
 ),
 
@@ -87,6 +94,7 @@ final as (
         first_steps.suite,
         first_steps.size,
         first_steps.seed,
+        first_steps.comparison,
         first_steps.regime,
         first_steps.first_step,
         settled.settled_step
@@ -96,6 +104,7 @@ final as (
         on first_steps.suite = settled.suite
         and first_steps.size = settled.size
         and first_steps.seed = settled.seed
+        and first_steps.comparison = settled.comparison
         and first_steps.regime = settled.regime
 
 )

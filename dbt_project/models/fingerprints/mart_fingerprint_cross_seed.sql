@@ -1,12 +1,13 @@
 -- Agreement between seeds at the same checkpoint: the cosine similarity and the linear CKA of
 -- their fingerprints over every unordered seed pair (the comparison McEntire 2026 names and
--- skips; int_fingerprint_seed_pairs says why the raw cosine alone misleads), and how far
--- their regimes agree (the paper's share of checkpoints where every seed is in one regime).
--- One row per (suite, size, step) with fingerprints.
+-- skips; int_fingerprint_seed_pairs says why the raw cosine alone misleads). How far their
+-- regimes agree depends on the measure the regimes come from: int_regime_checkpoints, per
+-- measure. One row per (suite, size, step) with fingerprints.
 
-with similarity as (
+with seed_checkpoints as (
 
-    select * from {{ ref('int_fingerprint_similarity') }}
+    -- every fingerprinted checkpoint of a seed is in one measure at least
+    select distinct suite, size, step, seed, n_params from {{ ref('int_fingerprint_checkpoints') }}
 
 ),
 
@@ -23,39 +24,9 @@ over_seeds as (
         size,
         step,
         max(n_params) as n_params,
-        count(*) as n_seeds,
-        count(regime) as n_seeds_with_regime,
-        count(distinct regime) as n_regimes
+        count(*) as n_seeds
 
-    from similarity
-    group by suite, size, step
-
-),
-
-regime_counts as (
-
-    select
-        suite,
-        size,
-        step,
-        regime,
-        count(*) as n_seeds_in_regime
-
-    from similarity
-    where regime is not null
-    group by suite, size, step, regime
-
-),
-
-modal_regimes as (
-
-    select
-        suite,
-        size,
-        step,
-        max(n_seeds_in_regime) as n_seeds_in_modal_regime
-
-    from regime_counts
+    from seed_checkpoints
     group by suite, size, step
 
 ),
@@ -89,24 +60,13 @@ final as (
         over_pairs.mean_similarity,
         over_pairs.min_similarity,
         over_pairs.mean_cka,
-        over_pairs.min_cka,
-        over_seeds.n_regimes,
-        -- over every seed with a fingerprint: a seed with no regime is in no regime's count
-        modal_regimes.n_seeds_in_modal_regime / over_seeds.n_seeds as modal_regime_share,
-        case
-            when over_seeds.n_seeds_with_regime = 0 then null
-            else over_seeds.n_regimes = 1 and over_seeds.n_seeds_with_regime = over_seeds.n_seeds
-        end as all_seeds_agree
+        over_pairs.min_cka
 
     from over_seeds
     left join over_pairs
         on over_seeds.suite = over_pairs.suite
         and over_seeds.size = over_pairs.size
         and over_seeds.step = over_pairs.step
-    left join modal_regimes
-        on over_seeds.suite = modal_regimes.suite
-        and over_seeds.size = modal_regimes.size
-        and over_seeds.step = modal_regimes.step
 
 )
 

@@ -1,8 +1,10 @@
--- Activation-fingerprint similarity over training (McEntire 2026): per seed and checkpoint,
--- the cosine similarity of its fingerprint to the same seed's previous fingerprinted
--- checkpoint and the regime it falls in (chaotic / transition / stable by the dbt vars
--- regime_chaotic_below and regime_stable_from). A small table rebuilt whole: one row per
--- (suite, size, step, seed).
+-- Activation-fingerprint similarity over training (McEntire 2026, eqs. 1-2): per seed,
+-- checkpoint and measure, the cosine similarity of the seed's fingerprint to its own at
+-- prev_step and the regime it falls in. comparison says which measure: fixed_gap (prev_step =
+-- step - the configured gap, the paper's) or log_spaced (the previous checkpoint of the
+-- log-spaced schedule); tau_low and tau_high are the thresholds the regime was set by (dbt vars
+-- regime_tau_low / regime_tau_high, or the suite's own in regime_suites). A small table rebuilt
+-- whole: one row per (suite, size, step, seed, comparison).
 
 with similarity as (
 
@@ -17,14 +19,17 @@ final as (
         size,
         step,
         seed,
+        comparison,
         n_params,
         prev_step,
         similarity_prev,
-        regime
+        regime,
+        tau_low,
+        tau_high
 
     from similarity
 
 )
 
 select * from final
-order by suite, n_params, seed, step
+order by suite, n_params, comparison, seed, step

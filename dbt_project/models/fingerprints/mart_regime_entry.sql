@@ -1,8 +1,10 @@
--- When the seeds enter each fingerprint regime (McEntire 2026): per size and regime, how many
--- of the size's seeds ever reach it and the spread across them of the step they first do; and
--- how many end training in it, with the spread of the step from which they stay
--- (int_regime_entry.settled_step). One row per (suite, size, regime), every regime listed
--- (n_seeds_entered 0 when none reached it).
+-- When the seeds enter each fingerprint regime (McEntire 2026, Table 2: the mean, the sample
+-- standard deviation and the range across seeds of the step each first enters it, the paper's
+-- "± steps" of synchronisation): per size, measure (comparison: fixed_gap or log_spaced) and
+-- regime, how many of the size's seeds ever reach it and the spread of the step they first do;
+-- and how many end training in it, with the spread of the step from which they stay
+-- (int_regime_entry.settled_step). One row per (suite, size, comparison, regime) for each
+-- measure the size has, every regime listed (n_seeds_entered 0 when none reached it).
 
 with similarity as (
 
@@ -21,11 +23,13 @@ sizes as (
     select
         suite,
         size,
+        comparison,
         max(n_params) as n_params,
+        max(gap) as gap,
         count(distinct seed) as n_seeds
 
     from similarity
-    group by suite, size
+    group by suite, size, comparison
 
 ),
 
@@ -40,6 +44,7 @@ over_seeds as (
     select
         suite,
         size,
+        comparison,
         regime,
         count(*) as n_seeds_entered,
         avg(first_step) as mean_first_step,
@@ -51,7 +56,7 @@ over_seeds as (
         stddev_samp(settled_step) as std_settled_step
 
     from entries
-    group by suite, size, regime
+    group by suite, size, comparison, regime
 
 ),
 
@@ -61,6 +66,8 @@ final as (
         sizes.suite,
         sizes.size,
         sizes.n_params,
+        sizes.comparison,
+        sizes.gap,
         regimes.regime,
         sizes.n_seeds,
         coalesce(over_seeds.n_seeds_entered, 0) as n_seeds_entered,
@@ -77,9 +84,10 @@ final as (
     left join over_seeds
         on sizes.suite = over_seeds.suite
         and sizes.size = over_seeds.size
+        and sizes.comparison = over_seeds.comparison
         and regimes.regime = over_seeds.regime
 
 )
 
 select * from final
-order by suite, n_params, case regime when 'chaotic' then 1 when 'transition' then 2 else 3 end
+order by suite, n_params, comparison, case regime when 'chaotic' then 1 when 'transition' then 2 else 3 end
