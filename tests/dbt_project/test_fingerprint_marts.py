@@ -887,20 +887,23 @@ def test_loglik_kl_equals_hand_computation(built):
 
 
 def test_loglik_size_kl_equals_hand_computation(built):
-    """Sizes small and large of one seed at one step (small first: fewer parameters), at the steps
+    """Every two sizes of one seed at one step (the smaller first: fewer parameters), at the steps
     both have on the same text set; small's step 16 (another text set) pairs with nothing."""
     synth, con, _ = built
     rows = {
         (r["size_a"], r["size_b"], r["step"], r["seed"]): r for r in _rows(con, "select * from mart_loglik_size_kl")
     }
     expected = {}
-    for step in sorted({s for z, s in synth.loglik if z == "small"} & {s for z, s in synth.loglik if z == "large"}):
-        if synth.loglik_hash["small", step] != synth.loglik_hash["large", step]:
-            continue
-        for i, seed in enumerate(SEEDS):
-            diff = synth.loglik["small", step][i] - synth.loglik["large", step][i]
-            expected["small", "large", step, seed] = np.var(diff) / 2
-    assert expected and set(rows) == set(expected)
+    for size_a, size_b in itertools.combinations(sorted(SIZES, key=SIZES.get), 2):
+        steps_a = {s for z, s in synth.loglik if z == size_a}
+        for step in sorted(steps_a & {s for z, s in synth.loglik if z == size_b}):
+            if synth.loglik_hash[size_a, step] != synth.loglik_hash[size_b, step]:
+                continue
+            for i, seed in enumerate(SEEDS):
+                diff = synth.loglik[size_a, step][i] - synth.loglik[size_b, step][i]
+                expected[size_a, size_b, step, seed] = np.var(diff) / 2
+    assert ("small", "large", 1, 1) in expected and set(rows) == set(expected)
+    assert not [key for key in rows if key[0] == "small" and key[2] == OTHER_TEXT_SET[1]]
     mean_bytes = synth.text_bytes.mean()
     for key, kl in expected.items():
         assert rows[key]["kl_nats_per_text"] == pytest.approx(kl, rel=1e-12)

@@ -141,7 +141,8 @@ def test_partition_holds_icl_scores(micro_settings):
 
 def test_repository_config_has_the_paper_defaults(tmp_path):
     assert load_settings(REPO_ROOT / "seedconv.toml", tmp_path).icl == IclConfig()
-    assert IclConfig() == IclConfig(50, 400, 500, 64, 16)
+    # the paper's 500th token (footnote 2) is index 499
+    assert IclConfig() == IclConfig(50, 400, 499, 64, 16)
 
 
 @pytest.mark.parametrize(
