@@ -9,38 +9,9 @@
 -- or seed), which a hash join can use; an OR would pair every two models of a size per text and
 -- filter afterwards (billions of rows at PolyPythia's 154 steps x 10 seeds).
 
-with checkpoints as (
+with loglik as materialized (
 
-    select suite, size, step, loglik_set_hash from {{ ref('stg_checkpoints') }}
-
-),
-
-texts as (
-
-    select suite, text_id, n_bytes from {{ ref('stg_loglik_texts') }}
-
-),
-
-loglik as materialized (
-
-    select
-        loglik.suite,
-        loglik.size,
-        loglik.step,
-        loglik.seed,
-        loglik.text_id,
-        loglik.logprob,
-        checkpoints.loglik_set_hash,
-        texts.n_bytes
-
-    from {{ ref('stg_loglik') }} as loglik
-    inner join checkpoints
-        on loglik.suite = checkpoints.suite
-        and loglik.size = checkpoints.size
-        and loglik.step = checkpoints.step
-    left join texts
-        on loglik.suite = texts.suite
-        and loglik.text_id = texts.text_id
+    select * from {{ ref('int_loglik_scores') }}
 
 ),
 

@@ -4,39 +4,9 @@
 -- set sizes, seeds and consecutive checkpoints side by side on one scale; mart_loglik_kl holds
 -- the other two. Only checkpoints scored on the same text set are paired.
 
-with checkpoints as (
+with loglik as materialized (
 
-    select suite, size, step, n_params, loglik_set_hash from {{ ref('stg_checkpoints') }}
-
-),
-
-texts as (
-
-    select suite, text_id, n_bytes from {{ ref('stg_loglik_texts') }}
-
-),
-
-loglik as materialized (
-
-    select
-        loglik.suite,
-        loglik.size,
-        checkpoints.n_params,
-        loglik.step,
-        loglik.seed,
-        loglik.text_id,
-        loglik.logprob,
-        checkpoints.loglik_set_hash,
-        texts.n_bytes
-
-    from {{ ref('stg_loglik') }} as loglik
-    inner join checkpoints
-        on loglik.suite = checkpoints.suite
-        and loglik.size = checkpoints.size
-        and loglik.step = checkpoints.step
-    left join texts
-        on loglik.suite = texts.suite
-        and loglik.text_id = texts.text_id
+    select * from {{ ref('int_loglik_scores') }}
 
 ),
 
