@@ -101,18 +101,14 @@ def ordinal(n: int) -> str:
 
 
 @dataclass(frozen=True)
-class FigureSpec:
-    name: str  # also its query file's: reports/queries/<name>.sql
+class ReportSpec:
+    """What a figure and a table of the report share: a name (also its query file's,
+    reports/queries/<name>.sql), a title, and a caption template."""
+
+    name: str
     title: str
-    # One sentence, what the figure shows: a str.format template over caption_values' names.
+    # One sentence, what it shows: a str.format template over caption_values' names.
     caption_template: str
-    plot: Callable[[pd.DataFrame], plt.Figure]
-    # A source a suite may have no rows in (a lake extracted before fingerprints and log-likelihood
-    # vectors existed): draw a figure saying so instead of failing the report.
-    optional: bool = False
-    # The suites it is drawn for, by objective (mart_suites): a masked LM has no ICL score,
-    # log-likelihood vector or BLiMP score, and a causal suite has no masked positions.
-    objectives: tuple[str, ...] = ("causal", "masked")
 
     @property
     def query_file(self) -> QueryFile:
@@ -124,12 +120,12 @@ class FigureSpec:
 
     @property
     def reads(self) -> tuple[str, ...]:
-        """The warehouse relations (marts and Python-written tables) its query reads."""
+        """The warehouse relations (marts, seeds and Python-written tables) its query reads."""
         return self.query_file.reads
 
     @property
     def source(self) -> str:
-        """What the report names as the figure's source: the relations it reads."""
+        """What the report names as its source: the relations it reads."""
         return ", ".join(self.reads)
 
     def caption_for(self, settings: Settings | None = None, suite: str | None = None) -> str:
@@ -142,37 +138,22 @@ class FigureSpec:
 
 
 @dataclass(frozen=True)
-class TableSpec:
-    """A table of the report: its query's rows (one suite's) shown as they are, with a title and a
-    caption template as a figure's."""
+class FigureSpec(ReportSpec):
+    plot: Callable[[pd.DataFrame], plt.Figure]
+    # A source a suite may have no rows in (a lake extracted before fingerprints and log-likelihood
+    # vectors existed): draw a figure saying so instead of failing the report.
+    optional: bool = False
+    # The suites it is drawn for, by objective (mart_suites): a masked LM has no ICL score,
+    # log-likelihood vector or BLiMP score, and a causal suite has no masked positions.
+    objectives: tuple[str, ...] = ("causal", "masked")
 
-    name: str  # also its query file's: reports/queries/<name>.sql
-    title: str
-    caption_template: str
+
+@dataclass(frozen=True)
+class TableSpec(ReportSpec):
+    """A table of the report: its query's rows (one suite's) shown as they are."""
+
     objectives: tuple[str, ...] = ("causal", "masked")
     digits: int = 4  # significant digits of its floats on the page (similarities near 1 need more)
-
-    @property
-    def query_file(self) -> QueryFile:
-        return QueryFile(self.name)
-
-    @property
-    def sql(self) -> str:
-        return self.query_file.sql
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        return self.query_file.reads
-
-    @property
-    def source(self) -> str:
-        return ", ".join(self.reads)
-
-    def caption_for(self, settings: Settings | None = None, suite: str | None = None) -> str:
-        return self.caption_template.format(**caption_values(settings, suite))
-
-    def applies_to(self, objective: str) -> bool:
-        return objective in self.objectives
 
 
 NOUN_TAGS = ("NN", "NNS", "NNP", "NNPS")
