@@ -8,17 +8,24 @@ This module is a dbt-duckdb plugin (profiles.yml, `plugins`): before dbt opens t
 the lock once (and again every second for up to `wait_seconds`, from $SEEDCONV_LOCK_WAIT) and, if
 another process still holds it, stops the build with a message that names that process's command
 line and says what to do. A plugin is the one hook dbt-duckdb calls before it connects.
+
+Dagster's own builds also hold `writing_warehouse` while they write: the pool queues them, but it
+alone does not keep two of them apart (see there).
 """
 
 import os
 import re
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from dbt.adapters.duckdb.plugins import BasePlugin
 from dbt_common.exceptions import DbtRuntimeError
+from filelock import FileLock, Timeout
 
 from extract.config import WarehousePaths
 
@@ -76,6 +83,34 @@ def wait_for_lock(database: Path, config: dict[str, Any], wait_seconds: float, p
                 pid, program = holder
                 raise WarehouseLocked(locked_message(database, pid, command_line(pid, program), waited)) from None
             time.sleep(poll_s)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def writing_warehouse(database: Path, log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Held by every Dagster asset that writes `database`, for as long as it writes; a second
+    holder waits here until the first lets go.
+
+    The pool `warehouse` queues those assets in the UI, but on the default SQLite instance storage
+    Dagster claims a pool slot with a read and then a write, not atomically: two runs that start in
+    the same instant can both get the one slot, and the second then fails on DuckDB's lock (seen in
+    CI). An OS lock (flock) on a file beside the database is atomic whatever the storage, and ends
+    with its process, so a build that is killed leaves nothing to clean up.
+    """
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(database.parent / f".{database.name}.writer.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        (log or _to_stderr)(f"waiting for another warehouse build to finish writing {database}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Plugin(BasePlugin):

@@ -8,6 +8,7 @@ import duckdb
 from analysis import loglik, phases
 from analysis.regression import fit_all_steps
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
+from orchestration.warehouse_lock import writing_warehouse
 
 GROUP = "analysis"
 # The tables each Python analysis writes into the warehouse, by the asset that writes them.
@@ -24,14 +25,14 @@ WRITTEN_BY = {
     kinds={"statsmodels", "duckdb"},
     deps=[dg.AssetKey("mart_regression_features")],
 )
-def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+def regression_coefficients(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Per step: OLS of conv on log frequency, PoS of s_t and s_{t-1}, and size (clustered SEs).
 
     Written as the table `regression_coefficients` into the warehouse dbt builds, before it is
     published, so users query it beside the marts.
     """
     database = seedconv.load().paths.duckdb
-    with duckdb.connect(str(database)) as connection:
+    with writing_warehouse(database, context.log.info), duckdb.connect(str(database)) as connection:
         features = connection.execute("select * from mart_regression_features").df()
         coefficients = fit_all_steps(features)
         connection.register("coefficients", coefficients)
@@ -54,7 +55,7 @@ def regression_coefficients(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     kinds={"numpy", "duckdb"},
     deps=[dg.AssetKey(name) for name in loglik.INPUTS],
 )
-def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+def loglik_analysis(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Log-likelihood vectors (Oyama et al. 2025; Kishino et al. 2026): the model map, diffusion exponents,
     agreement with exact KL.
 
@@ -63,7 +64,7 @@ def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     gives the three tables empty, with their columns.
     """
     database = seedconv.load().paths.duckdb
-    with duckdb.connect(str(database)) as connection:
+    with writing_warehouse(database, context.log.info), duckdb.connect(str(database)) as connection:
         tables = loglik.compute_tables(connection)
         loglik.write_tables(connection, tables)
     model_map = tables["loglik_model_map"]
@@ -105,7 +106,7 @@ def loglik_analysis(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     kinds={"numpy", "duckdb"},
     deps=[dg.AssetKey(name) for name in phases.INPUTS],
 )
-def convergence_phases(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+def convergence_phases(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Fehlauer et al.'s four phases located per size: where the uniform phase ends, E[conv] peaks,
     bottoms out and starts to rise again, with the interval over seed pairs (analysis/phases.py).
 
@@ -113,7 +114,7 @@ def convergence_phases(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     published. A turning point the curve has not passed is NULL with the reason.
     """
     database = seedconv.load().paths.duckdb
-    with duckdb.connect(str(database)) as connection:
+    with writing_warehouse(database, context.log.info), duckdb.connect(str(database)) as connection:
         table = phases.compute_table(connection)
         phases.write_table(connection, table)
     shown = table[["suite", "size", "turning_point", "step", "step_low", "step_high", "n_pairs_located", "status"]]

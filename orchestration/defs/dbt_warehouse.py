@@ -21,6 +21,7 @@ from extract.lake.atomic_writes import replaced_atomically
 from extract.lake.repair import guard
 from orchestration.defs.analysis_tables import convergence_phases, loglik_analysis, regression_coefficients
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
+from orchestration.warehouse_lock import writing_warehouse
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 GROUP = "warehouse"
@@ -102,7 +103,7 @@ def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, see
     # aside, so the build goes on from everything else, and the sensor repair_damaged extracts it again.
     for (suite, size, step), problems in guard(settings.paths.lake).items():
         context.log.warning(f"set aside {suite}|{size}|step{step}, damaged: {'; '.join(problems)}")
-    with environment(dbt_environment(settings)):
+    with writing_warehouse(settings.paths.duckdb, context.log.info), environment(dbt_environment(settings)):
         yield from dbt.cli(["build"], context=context).stream()
 
 
@@ -121,10 +122,12 @@ def publish_copy(source: Path, target: Path) -> None:
     pool=WAREHOUSE_POOL,
     deps=[warehouse_models, regression_coefficients, loglik_analysis, convergence_phases],
 )
-def published_warehouse(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+def published_warehouse(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """The read-only copy of the DuckDB file that users query while the next one is built."""
     paths = seedconv.load().paths
-    publish_copy(paths.duckdb, paths.published_duckdb)
+    # Held so that no other build writes the file while it is copied.
+    with writing_warehouse(paths.duckdb, context.log.info):
+        publish_copy(paths.duckdb, paths.published_duckdb)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(paths.published_duckdb)),

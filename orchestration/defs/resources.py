@@ -5,7 +5,8 @@ import dagster as dg
 from extract.config import Settings, load_settings
 
 # Every asset that writes the DuckDB file runs in this pool, whose limit is 1 (dagster.yaml's
-# default), so a second warehouse build waits for the first instead of failing on DuckDB's lock.
+# default), so a second warehouse build waits for the first instead of failing on DuckDB's lock;
+# each also holds orchestration.warehouse_lock.writing_warehouse, which makes the wait certain.
 WAREHOUSE_POOL = "warehouse"
 
 

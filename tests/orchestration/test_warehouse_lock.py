@@ -35,16 +35,19 @@ while not Path(sys.argv[2]).exists() and time.monotonic() < deadline:
 """
 
 # One warehouse build in its own process, as the schedule or a second user would start it: an asset
-# in the project's pool that holds the DuckDB file's write lock for a while, on the instance in
-# $DAGSTER_HOME (the project's dagster.yaml). Prints when it held the lock.
+# in the project's pool that, as the project's writers do, holds writing_warehouse and the DuckDB
+# file's write lock for a while, on the instance in $DAGSTER_HOME (the project's dagster.yaml).
+# Prints when it held the lock.
 BUILD = """
 import json, sys, time, duckdb, dagster as dg
+from pathlib import Path
 from orchestration.defs.resources import WAREHOUSE_POOL
+from orchestration.warehouse_lock import writing_warehouse
 database, name = sys.argv[1:3]
 
 @dg.asset(pool=WAREHOUSE_POOL, name=name)
 def build():
-    with duckdb.connect(database) as connection:
+    with writing_warehouse(Path(database)), duckdb.connect(database) as connection:
         started = time.time()
         connection.execute(f"create or replace table {name} as select 1 as built")
         time.sleep(2)
@@ -157,3 +160,33 @@ def test_two_warehouse_builds_started_together_run_one_after_the_other(tmp_path)
     assert spans[0][1] <= spans[1][0]  # the second held the lock only after the first let go
     with duckdb.connect(str(database), read_only=True) as connection:
         assert connection.execute("select (select built from first) + (select built from second)").fetchone() == (2,)
+
+
+# Holds writing_warehouse on argv[1] for a second, with DuckDB's write lock; prints when.
+WRITER = """
+import json, sys, time, duckdb
+from pathlib import Path
+from orchestration.warehouse_lock import writing_warehouse
+with writing_warehouse(Path(sys.argv[1])), duckdb.connect(sys.argv[1]) as connection:
+    started = time.time()
+    connection.execute(f"create or replace table {sys.argv[2]} as select 1 as built")
+    time.sleep(1)
+    ended = time.time()
+print(json.dumps([started, ended]), flush=True)
+"""
+
+
+def test_writers_started_in_the_same_instant_take_turns_without_dagster(tmp_path):
+    # What the pool cannot promise on SQLite storage, the OS lock does: no run, no pool here.
+    database = tmp_path / "seedconv.duckdb"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(database), name], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for name in ("first", "second", "third")
+    ]
+    outputs = [writer.communicate(timeout=120) for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0], [err.decode()[-2000:] for _, err in outputs]
+    spans = sorted(json.loads(out) for out, _ in outputs)
+    assert any(b"waiting for another warehouse build" in err for _, err in outputs)
+    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:]))
