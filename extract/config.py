@@ -236,6 +236,28 @@ class WeightsConfig:
         _check_range("weights.sketch_dim", self.sketch_dim, 16, 1 << 24)
 
 
+# How the seed-and-context bootstrap resamples the contexts (analysis/bootstrap.py).
+BOOTSTRAP_UNITS = ("window", "document")
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """The intervals of E[conv] and of its differences: a bootstrap over seeds and contexts at once
+    (Sellam et al. 2022's multi-bootstrap); see analysis/bootstrap.py."""
+
+    n_boot: int = 1000  # bootstrap replicates
+    level: float = 0.95  # of the percentile intervals
+    unit: str = "window"  # contexts are resampled by evaluation window, or by "document"
+    seed: int = 0  # of the resampling: the same warehouse gives the same intervals
+
+    def __post_init__(self) -> None:
+        _check_range("bootstrap.n_boot", self.n_boot, 100, 1_000_000)
+        if not 0.5 <= self.level < 1:
+            raise ConfigError(f"bootstrap.level must be in [0.5, 1), got {self.level}")
+        if self.unit not in BOOTSTRAP_UNITS:
+            raise ConfigError(f"bootstrap.unit must be one of {BOOTSTRAP_UNITS}, got {self.unit!r}")
+
+
 # The slim BLiMP copy shipped beside the project (../shared/data/blimp, CC BY 4.0; see its README).
 SHARED_BLIMP = REPO_ROOT.parent / "shared" / "data" / "blimp" / "blimp_slim.jsonl.gz"
 
@@ -441,6 +463,7 @@ class Settings:
     loglik: LoglikConfig = field(default_factory=LoglikConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     blimp: BlimpConfig = field(default_factory=BlimpConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     mini_mlm: MiniSuiteConfig = field(default_factory=lambda: MiniSuiteConfig(**MINI_MLM_DEFAULTS))
 
     @property
@@ -499,6 +522,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     if isinstance(source, str) and source and not source.startswith(HUB_PREFIX):
         blimp_values["source"] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
     blimp = BlimpConfig(**blimp_values)
+    bootstrap = BootstrapConfig(**_section(raw, "bootstrap", BootstrapConfig))
     mini = _mini_suite(raw, "mini", {})
     mini_mlm = _mini_suite(raw, "mini_mlm", MINI_MLM_DEFAULTS)
 
@@ -537,6 +561,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         loglik=loglik,
         weights=weights,
         blimp=blimp,
+        bootstrap=bootstrap,
         mini_mlm=mini_mlm,
     )
 

@@ -25,7 +25,7 @@ import pandas as pd  # noqa: E402
 import sqlglot  # noqa: E402
 from sqlglot import exp  # noqa: E402
 
-from extract.config import IclConfig, Settings  # noqa: E402
+from extract.config import BootstrapConfig, IclConfig, Settings  # noqa: E402
 from reports.dbt_vars import regime_settings  # noqa: E402
 from reports.plots import (  # noqa: E402
     no_data_figure,
@@ -78,9 +78,10 @@ class QueryFile:
 
 def caption_values(settings: Settings | None = None, suite: str | None = None) -> dict[str, object]:
     """The named values a caption template may use: the ICL settings (`settings.icl`, the defaults when
-    `settings` is None) and the fingerprint regimes' thresholds and step gap (the dbt vars, `suite`'s own
-    where regime_suites sets them)."""
+    `settings` is None), the bootstrap's level, and the fingerprint regimes' thresholds and step gap
+    (the dbt vars, `suite`'s own where regime_suites sets them)."""
     icl = settings.icl if settings is not None else IclConfig()
+    bootstrap = settings.bootstrap if settings is not None else BootstrapConfig()
     regimes = regime_settings(suite)
     return {
         "target_position": icl.target_position,
@@ -91,6 +92,7 @@ def caption_values(settings: Settings | None = None, suite: str | None = None) -
         "regime_tau_low": regimes.tau_low,
         "regime_tau_high": regimes.tau_high,
         "regime_gap": regimes.gap,
+        "bootstrap_level": f"{bootstrap.level:.0%}".replace("%", " %"),
     }
 
 
@@ -168,8 +170,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "fehlauer_fig1_convergence",
         f"Figure 1 ({FEHLAUER}): convergence over training",
-        "Top: expected convergence across seeds per model size, with a band of one standard deviation across "
-        "seed pairs. Mid-top: each model's KL to the uniform (solid) and unigram (dashed) distributions. "
+        "Top: expected convergence across seeds per model size, with its {bootstrap_level} interval from a "
+        "bootstrap over seeds and contexts together (convergence_intervals). Mid-top: each model's KL to the "
+        "uniform (solid) and unigram (dashed) distributions. "
         "Mid-bottom: the ICL score (the {target_token} token's surprisal given {short_context} minus "
         "{long_context} tokens of context). Bottom: cross-entropy. Bands below the top: one standard deviation "
         "across seeds. Markers on the E[conv] curves are the turning points between the four phases "
@@ -191,7 +194,8 @@ FIGURES: tuple[FigureSpec, ...] = (
         "fehlauer_fig2_masked",
         f"Figure 2, right ({FEHLAUER}): masked-LM convergence over training",
         "Expected convergence of masked language models across seeds per size, each target predicted from its "
-        "window with that token masked, with a band of one standard deviation across seed pairs.",
+        "window with that token masked, with its {bootstrap_level} interval from a bootstrap over seeds and "
+        "contexts together (convergence_intervals).",
         plot_masked_convergence,
         objectives=("masked",),
     ),

@@ -125,7 +125,7 @@ def _phase_legend(figure: plt.Figure, marked: set[str]) -> None:
 
 def plot_overview(data: pd.DataFrame) -> plt.Figure:
     """Fehlauer et al. 2025, Figure 1: four rows over training as the paper stacks them. E[conv] with its
-    band across seed pairs (top); KL to the uniform (solid) and unigram (dashed) distributions
+    bootstrap interval (top); KL to the uniform (solid) and unigram (dashed) distributions
     (mid-top); the ICL score (mid-bottom; none for a masked suite); cross-entropy (bottom). Bands of
     the last three: one standard deviation across seeds. The turning points between the four phases are
     marked on E[conv] (`mark_phases`)."""

@@ -1,11 +1,11 @@
 """Python analyses over the marts: the per-step convergence regression, the log-likelihood-vector
-analyses (model map, diffusion exponents, agreement with the exact KL) and the four phases of
-convergence."""
+analyses (model map, diffusion exponents, agreement with the exact KL), the four phases of
+convergence and the seed-and-context intervals of E[conv]."""
 
 import dagster as dg
 import duckdb
 
-from analysis import loglik, phases
+from analysis import bootstrap, loglik, phases
 from analysis.regression import fit_all_steps
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 from orchestration.warehouse_lock import writing_warehouse
@@ -16,6 +16,7 @@ WRITTEN_BY = {
     "regression_coefficients": "regression_coefficients",
     **{table: "loglik_analysis" for table in loglik.TABLES},
     phases.TABLE: "convergence_phases",
+    **{table: "convergence_intervals" for table in bootstrap.TABLES},
 }
 
 
@@ -123,5 +124,38 @@ def convergence_phases(context: dg.AssetExecutionContext, seedconv: SeedconvSett
             "rows": len(table),
             "located": int((table["status"] == phases.LOCATED).sum()),
             "turning_points": dg.MetadataValue.md(shown.to_markdown(index=False)),
+        }
+    )
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[dg.AssetKey(name) for name in bootstrap.INPUTS],
+)
+def convergence_intervals(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """E[conv] per checkpoint with an interval from a bootstrap over seeds and contexts at once (the
+    MultiBERTs' multi-bootstrap), and the differences between two sizes at a step and between
+    consecutive steps of a size, with intervals and p-values (analysis/bootstrap.py).
+
+    Written as the tables `convergence_intervals` and `convergence_differences` into the warehouse
+    dbt builds, before it is published; `[bootstrap]` in seedconv.toml sets the replicates, level,
+    resampling unit and seed.
+    """
+    settings = seedconv.load()
+    database = settings.paths.duckdb
+    with writing_warehouse(database, context.log.info), duckdb.connect(str(database)) as connection:
+        tables = bootstrap.compute_tables(connection, settings.bootstrap)
+        bootstrap.write_tables(connection, tables)
+    intervals, differences = tables[bootstrap.INTERVALS_TABLE], tables[bootstrap.DIFFERENCES_TABLE]
+    last = intervals.sort_values("step").groupby(["suite", "size"], sort=False).tail(1)
+    shown = last[["suite", "size", "step", "expected_conv", "ci_low", "ci_high", "band_low", "band_high"]]
+    return dg.MaterializeResult(
+        metadata={
+            "intervals_rows": len(intervals),
+            "differences_rows": len(differences),
+            "significant_differences": int((differences["p_value"] < 1 - settings.bootstrap.level).sum()),
+            "last_steps": dg.MetadataValue.md(shown.to_markdown(index=False)),
         }
     )

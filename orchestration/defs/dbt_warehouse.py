@@ -19,7 +19,12 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from extract.config import REPO_ROOT, Settings
 from extract.lake.atomic_writes import replaced_atomically
 from extract.lake.repair import guard
-from orchestration.defs.analysis_tables import convergence_phases, loglik_analysis, regression_coefficients
+from orchestration.defs.analysis_tables import (
+    convergence_intervals,
+    convergence_phases,
+    loglik_analysis,
+    regression_coefficients,
+)
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 from orchestration.warehouse_lock import writing_warehouse
 
@@ -120,7 +125,7 @@ def publish_copy(source: Path, target: Path) -> None:
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[warehouse_models, regression_coefficients, loglik_analysis, convergence_phases],
+    deps=[warehouse_models, regression_coefficients, loglik_analysis, convergence_phases, convergence_intervals],
 )
 def published_warehouse(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """The read-only copy of the DuckDB file that users query while the next one is built."""

@@ -1,5 +1,6 @@
 -- Fehlauer et al. (2025), Figure 1, every suite: per size and step, expected convergence across
--- seed pairs with its band (top); the models' KL to the uniform and to the unigram distribution
+-- seed pairs with its interval from the bootstrap over seeds and contexts (convergence_intervals:
+-- band_low, band_high; the spread across seed pairs kept as pair_band_low, pair_band_high) (top); the models' KL to the uniform and to the unigram distribution
 -- (mid-top); their ICL score (mid-bottom; NULL for a masked suite, which has none); and their
 -- cross-entropy (bottom): means and standard deviations over seeds. n_seeds_missing > 0: a seed
 -- of the suite has no checkpoint at that step, so fewer seeds (and pairs) are compared there;
@@ -23,13 +24,16 @@ with phases as (
     from convergence_phases
     group by suite, size
 )
-select e.suite, e.size, e.step, e.n_params, e.n_seeds, e.n_seeds_missing, e.expected_conv, e.band_low, e.band_high,
+select e.suite, e.size, e.step, e.n_params, e.n_seeds, e.n_seeds_missing, e.expected_conv,
+       c.ci_low as band_low, c.ci_high as band_high, c.level as band_level,
+       e.pair_conv_std, e.band_low as pair_band_low, e.band_high as pair_band_high,
        m.kl_uniform, m.kl_uniform_seed_std, m.kl_unigram, m.kl_unigram_seed_std,
        i.icl_score, i.icl_score_seed_std,
        m.cross_entropy, m.cross_entropy_seed_std,
        p.* exclude (suite, size)
 from mart_expected_convergence e
 join mart_model_stats m using (suite, size, step)
+left join convergence_intervals c using (suite, size, step)
 left join mart_icl_summary i using (suite, size, step)
 left join phases p using (suite, size)
 order by e.suite, e.n_params, e.step;

@@ -98,6 +98,23 @@ def test_expected_convergence_equals_hand_computation(built):
     assert base["pair_conv_std"] == pytest.approx(0.25 * np.sqrt(3.5))
 
 
+def test_pair_window_sums_add_up_to_each_pairs_kl(built):
+    # what the seed-and-context bootstrap resamples: per ordered pair and window, the KL summed
+    synth, con, _ = built
+    rows = _rows(
+        con,
+        "select size, step, seed_a, seed_b, sum(n_contexts) as n, sum(sum_kl) as kl, count(*) as windows "
+        "from int_pair_window_kl group by all",
+    )
+    n_seeds = len(synth.seeds)
+    assert len(rows) == len(synth.kl) * n_seeds * (n_seeds - 1), "every ordered pair of two seeds, no self-pairs"
+    for row in rows:
+        a, b = synth.seeds.index(row["seed_a"]), synth.seeds.index(row["seed_b"])
+        kl = synth.kl[row["size"], row["step"]][a, b]
+        assert row["n"] == len(synth.positions) and row["windows"] >= 1
+        assert row["kl"] == pytest.approx(float(np.sum(kl)), rel=1e-6)
+
+
 def test_expected_convergence_orders_sizes_by_n_params(built):
     _, con, _ = built
     sql = "select size from mart_expected_convergence order by n_params, step"

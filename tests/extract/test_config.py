@@ -63,6 +63,10 @@ HUB = '[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
         ('[extraction]\ndtype = "float16"', "extraction.dtype must be one of float32, tf32, bfloat16"),
         (HUB + "final_step = 143000", r"suites\.p\.final_step is for local suites; a hub suite's is its last step"),
         ('[[suites]]\nname = "p"\nkind = "local"\npath = "x"\nfinal_step = -1', r"suites\.p\.final_step must be"),
+        ("[bootstrap]\nn_boot = 10", "bootstrap.n_boot"),
+        ("[bootstrap]\nlevel = 95", r"bootstrap.level must be in \[0.5, 1\)"),
+        ('[bootstrap]\nunit = "token"', "bootstrap.unit must be one of"),
+        ("[bootstrap]\nreplicates = 9", r"unknown keys in \[bootstrap\]"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, document, message):

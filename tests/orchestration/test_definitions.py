@@ -65,6 +65,7 @@ def test_definitions_load_with_one_lineage_graph():
         "mart_model_stats",
         "mart_icl_summary",
         "convergence_phases",
+        "convergence_intervals",
     }
     loglik_map = {k.to_user_string() for k in graph.get(dg.AssetKey("kishino_model_map")).parent_keys}
     assert loglik_map == {"published_warehouse", "loglik_analysis"}  # the asset that writes its table
@@ -72,7 +73,10 @@ def test_definitions_load_with_one_lineage_graph():
     assert graph.get(dg.AssetKey("mart_expected_convergence")).group_name == "convergence"
     assert graph.get(dg.AssetKey("mart_blimp_paradigm")).group_name == "blimp"
     publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
-    assert {"regression_coefficients", "loglik_analysis", "convergence_phases"} <= publish_parents
+    analyses = {"regression_coefficients", "loglik_analysis", "convergence_phases", "convergence_intervals"}
+    assert analyses <= publish_parents
+    intervals_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("convergence_intervals")).parent_keys}
+    assert intervals_parents == {"int_pair_window_kl", "mart_expected_convergence"}
     phases_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("convergence_phases")).parent_keys}
     assert phases_parents == {"mart_expected_convergence", "int_pair_convergence"}
     mart_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("int_context_convergence")).parent_keys}

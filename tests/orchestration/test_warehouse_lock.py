@@ -126,6 +126,7 @@ def test_every_asset_that_writes_the_duckdb_file_is_in_the_warehouse_pool():
         "regression_coefficients",
         "loglik_analysis",
         "convergence_phases",
+        "convergence_intervals",
         "published_warehouse",
         "mart_expected_convergence",
     }

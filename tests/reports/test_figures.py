@@ -338,6 +338,7 @@ PYTHON_TABLES = {
     "diffusion_exponents",
     "loglik_exact_agreement",
     "convergence_phases",
+    "convergence_intervals",
 }
 QUERY_FILES = (*(spec.query_file for spec in FIGURES), *(spec.query_file for spec in TABLES), TOKEN_RANKINGS)
 
@@ -428,8 +429,17 @@ CONDITION_LEVELS = {
 }
 WAREHOUSE_TABLES = {
     "mart_expected_convergence": lambda: with_a_missing_seed(
-        frame(expected_conv=-0.2, band_low=-0.25, band_high=-0.15, conv_variance=0.01, conv_std=0.1, n_contexts=100)
+        frame(
+            expected_conv=-0.2,
+            pair_conv_std=0.05,
+            band_low=-0.25,
+            band_high=-0.15,
+            conv_variance=0.01,
+            conv_std=0.1,
+            n_contexts=100,
+        )
     ),
+    "convergence_intervals": lambda: frame(expected_conv=-0.2, ci_low=-0.3, ci_high=-0.1, level=0.95),
     "mart_model_stats": lambda: frame(
         kl_uniform=1.0,
         kl_uniform_seed_std=0.1,
@@ -529,6 +539,13 @@ def test_table_queries_return_every_suite_in_order(name, warehouse):
         assert list(mine.loc[mine["size"] == "s", "comparison"].drop_duplicates()) == ["fixed_gap", "log_spaced"]
 
 
+def test_convergence_bands_are_the_bootstrap_intervals_with_the_pair_spread_beside_them(warehouse):
+    for name in ("fehlauer_fig1_convergence", "fehlauer_fig2_masked"):
+        rows = query(warehouse, figure_by_name(name).sql, "mine")
+        assert (rows["band_low"] == -0.3).all() and (rows["band_high"] == -0.1).all(), name
+        assert (rows["pair_band_low"] == -0.25).all() and (rows["pair_conv_std"] == 0.05).all(), name
+
+
 def test_mcentire_tables_read_as_the_paper_writes_them(warehouse):
     entry = query(warehouse, table_by_name("mcentire_table2_regime_entry").sql, "mine")
     assert list(entry.loc[(entry["size"] == "s") & (entry["comparison"] == "fixed_gap"), "regime"]) == [
@@ -612,6 +629,7 @@ def test_every_query_reads_relations_of_the_warehouse():
     for query_file in QUERY_FILES:
         assert query_file.reads and set(query_file.reads) <= MARTS | PYTHON_TABLES | DBT_SEEDS, query_file.name
     assert figure_by_name("fehlauer_fig1_convergence").reads == (
+        "convergence_intervals",
         "convergence_phases",
         "mart_expected_convergence",
         "mart_icl_summary",
