@@ -31,13 +31,9 @@
     post_hook="{{ record_partitions() }}",
 ) }}
 
-{#- (column suffix, fraction): llama.cpp's KL percentiles, and its delta_p percentiles -#}
-{%- set kl_percentiles = [
-    ('p0_1', 0.001), ('p1', 0.01), ('p5', 0.05), ('p10', 0.1), ('p50', 0.5),
-    ('p90', 0.9), ('p95', 0.95), ('p99', 0.99), ('p99_9', 0.999)] -%}
-{%- set delta_p_percentiles = [
-    ('p0_1', 0.001), ('p1', 0.01), ('p5', 0.05), ('p10', 0.1), ('p25', 0.25), ('p50', 0.5),
-    ('p75', 0.75), ('p90', 0.9), ('p95', 0.95), ('p99', 0.99), ('p99_9', 0.999)] -%}
+{#- (column suffix, fraction): llama.cpp's percentiles (macros/distribution_percentiles.sql) -#}
+{%- set kl_percentiles = kl_percentiles() -%}
+{%- set delta_p_percentiles = delta_p_percentiles() -%}
 
 {% set partitions = partition_plan().todo %}
 
