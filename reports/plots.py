@@ -412,7 +412,8 @@ def plot_kl_distribution(data: pd.DataFrame) -> plt.Figure:
         _step_axis(axis)
         axis.set_title(size)
     axes[0][0].set_ylabel("KL(p_a || p_b)  (nats, log scale)")
-    axes[0][-1].legend(frameon=False, fontsize=7)
+    # below the panels, where no band runs under it (the last panel's colours stand for every size's)
+    figure.legend(*axes[0][-1].get_legend_handles_labels(), loc="outside lower center", ncol=5, frameon=False)
     return figure
 
 
