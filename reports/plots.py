@@ -375,7 +375,7 @@ def plot_kl_distribution(data: pd.DataFrame) -> plt.Figure:
     figure, axes = plt.subplots(
         1,
         max(len(sizes), 1),
-        figsize=(3.6 * max(len(sizes), 1), 3.4),
+        figsize=(max(3.6 * len(sizes), 7.2), 3.4),
         sharey=True,
         squeeze=False,
         constrained_layout=True,
