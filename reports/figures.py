@@ -35,6 +35,7 @@ from reports.plots import (  # noqa: E402
     plot_diffusion_exponents,
     plot_fingerprint_regimes,
     plot_icl,
+    plot_kl_distribution,
     plot_kl_scale,
     plot_llv_vs_exact,
     plot_masked_convergence,
@@ -42,6 +43,7 @@ from reports.plots import (  # noqa: E402
     plot_overview,
     plot_similarity_curves,
     plot_tag_groups,
+    plot_top1_agreement,
     plot_variance,
 )
 from reports.style import apply_style  # noqa: E402
@@ -275,6 +277,23 @@ FIGURES: tuple[FigureSpec, ...] = (
         "The models' mean surprisal on contexts by the Penn tag of the token before the target (the eight most "
         "frequent), one panel per size.",
         plot_by_level("cross_entropy", "cross-entropy  (nats)", ordered=False),
+    ),
+    FigureSpec(
+        "ours_kl_distribution",
+        "Ours: the distribution of KL between seeds over training",
+        "Per size, KL(p_a || p_b) over every evaluation context and ordered seed pair, following llama.cpp's "
+        "KL-divergence statistics: the median (line), bands between its 10th and 90th, 1st and 99th, and 0.1th "
+        "and 99.9th percentiles, and the mean (dashed), on a log scale. A mean far above the median means seeds "
+        "disagree a lot on a few contexts rather than a little everywhere.",
+        plot_kl_distribution,
+    ),
+    FigureSpec(
+        "ours_top1_agreement",
+        "Ours: top-1 agreement between seeds over training",
+        "Per size, the share of contexts where two seeds' most probable next token is the same (llama.cpp's "
+        '"same top p" of its KL-divergence statistics), over every ordered seed pair, with ± 1 standard error '
+        "across contexts as error bars and the range across seed pairs as a band.",
+        plot_top1_agreement,
     ),
     FigureSpec(
         "ours_icl_over_training",

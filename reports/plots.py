@@ -356,6 +356,102 @@ def plot_icl(data: pd.DataFrame) -> plt.Figure:
     return figure
 
 
+# The KL distribution's bands, widest first (drawn beneath), as (low, high, label, opacity): the
+# percentiles llama.cpp's KL-divergence statistics print, in mart_kl_distribution's columns.
+KL_BANDS = (
+    ("kl_p0_1", "kl_p99_9", "0.1-99.9 %", 0.12),
+    ("kl_p1", "kl_p99", "1-99 %", 0.22),
+    ("kl_p10", "kl_p90", "10-90 %", 0.38),
+)
+# A KL of 0 (or an fp32 hair below it) has no place on a log axis: bands are drawn from here up.
+KL_LOG_FLOOR = 1e-6
+
+
+def plot_kl_distribution(data: pd.DataFrame) -> plt.Figure:
+    """The distribution of KL(p_a || p_b) over contexts and seed pairs over training, one panel
+    per size on one log scale: the median, bands between percentiles (10-90, 1-99, 0.1-99.9) and
+    the mean (dashed), which a heavy tail pulls above the median."""
+    sizes = _sizes(data)
+    figure, axes = plt.subplots(
+        1,
+        max(len(sizes), 1),
+        figsize=(max(3.6 * len(sizes), 7.2), 3.4),
+        sharey=True,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    for axis, size, color in zip(axes[0], sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        for low, high, label, alpha in KL_BANDS:
+            axis.fill_between(
+                rows["step"],
+                rows[low].clip(lower=KL_LOG_FLOOR),
+                rows[high].clip(lower=KL_LOG_FLOOR),
+                color=color,
+                alpha=alpha,
+                linewidth=0,
+                label=label,
+            )
+        axis.plot(
+            rows["step"],
+            rows["kl_p50"].clip(lower=KL_LOG_FLOOR),
+            color=color,
+            marker="o",
+            markersize=2.5,
+            label="median",
+        )
+        axis.plot(
+            rows["step"],
+            rows["kl_mean"].clip(lower=KL_LOG_FLOOR),
+            color="0.25",
+            linestyle="--",
+            linewidth=1.0,
+            label="mean",
+        )
+        axis.set_yscale("log")
+        _step_axis(axis)
+        axis.set_title(size)
+    axes[0][0].set_ylabel("KL(p_a || p_b)  (nats, log scale)")
+    # below the panels, where no band runs under it (the last panel's colours stand for every size's)
+    figure.legend(*axes[0][-1].get_legend_handles_labels(), loc="outside lower center", ncol=5, frameon=False)
+    return figure
+
+
+def plot_top1_agreement(data: pd.DataFrame) -> plt.Figure:
+    """The share of contexts where two seeds' most probable token is the same, over training per
+    size: over every ordered pair, with ± 1 standard error (across contexts) as error bars and the
+    range across seed pairs as a band."""
+    sizes = _sizes(data)
+    figure, axis = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
+    marked = False
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        axis.fill_between(
+            rows["step"],
+            rows["top1_agreement_pair_min"],
+            rows["top1_agreement_pair_max"],
+            color=color,
+            alpha=0.18,
+            linewidth=0,
+        )
+        axis.errorbar(
+            rows["step"],
+            rows["top1_agreement"],
+            yerr=rows["top1_agreement_se"],
+            color=color,
+            marker="o",
+            markersize=2.5,
+            elinewidth=0.8,
+            label=size,
+        )
+        marked = _mark_missing_seeds(axis, rows, "top1_agreement", color) or marked
+    _step_axis(axis)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("top-1 agreement  (band: range over pairs)")
+    _size_legend(axis, marked)
+    return figure
+
+
 # ------------------------------------------------------------------------------------------------
 # Fingerprints (McEntire) and log-likelihood vectors (Kishino et al. 2026)
 # ------------------------------------------------------------------------------------------------

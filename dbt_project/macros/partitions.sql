@@ -219,7 +219,7 @@
         'pair_kl': [('seed_a', 'integer'), ('seed_b', 'integer'), ('position', 'integer'), ('kl', 'double')],
         'token_stats': [
             ('seed', 'integer'), ('position', 'integer'), ('surprisal', 'double'), ('entropy', 'double'),
-            ('kl_uniform', 'double'), ('kl_unigram', 'double'), ('tail_mass', 'double')],
+            ('kl_uniform', 'double'), ('kl_unigram', 'double'), ('tail_mass', 'double'), ('topk_ids', 'integer[]')],
     }[table] -%}
     {%- set relation = ref('stg_' ~ table) -%}
     {%- if p is none -%}

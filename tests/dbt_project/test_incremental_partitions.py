@@ -55,6 +55,7 @@ PER_PARTITION = (
     "mart_expected_convergence",
     "mart_regression_features",
     "mart_icl_scores",
+    "int_pair_distribution",
 )
 
 

@@ -321,8 +321,12 @@ def pair_kl_rows(kl: np.ndarray, seeds: tuple[int, ...] = SEEDS) -> dict[str, li
     return rows
 
 
-def token_stats_rows(stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEEDS) -> dict[str, list]:
-    """token_stats.parquet columns from [n_seeds, n_positions] arrays (top-k of size 2)."""
+def token_stats_rows(
+    stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEEDS, top1_ids: np.ndarray | None = None
+) -> dict[str, list]:
+    """token_stats.parquet columns from [n_seeds, n_positions] arrays (top-k of size 2). Each
+    seed's most probable token at position p is p unless `top1_ids` ([n_seeds, n_positions])
+    says which; the second is the next id after it."""
     rows: dict[str, list] = {name: [] for name in TABLES["token_stats"].schema.names}
     for i, seed in enumerate(seeds):
         for pos in range(stats["surprisal"].shape[1]):
@@ -330,7 +334,8 @@ def token_stats_rows(stats: dict[str, np.ndarray], seeds: tuple[int, ...] = SEED
             rows["position"].append(pos)
             for name in ("surprisal", "entropy", "kl_uniform", "kl_unigram", "tail_mass"):
                 rows[name].append(float(stats[name][i, pos]))
-            rows["topk_ids"].append([pos, pos + 1])
+            top1 = pos if top1_ids is None else int(top1_ids[i, pos])
+            rows["topk_ids"].append([top1, top1 + 1])
             rows["topk_logprobs"].append([-0.5, -1.5])
     return rows
 

@@ -72,6 +72,11 @@ def test_definitions_load_with_one_lineage_graph():
     # Each dbt model sits in the group of its topic folder.
     assert graph.get(dg.AssetKey("mart_expected_convergence")).group_name == "convergence"
     assert graph.get(dg.AssetKey("mart_blimp_paradigm")).group_name == "blimp"
+    assert graph.get(dg.AssetKey("mart_kl_distribution")).group_name == "distribution"
+    kl_distribution = {k.to_user_string() for k in graph.get(dg.AssetKey("ours_kl_distribution")).parent_keys}
+    assert kl_distribution == {"published_warehouse", "mart_kl_distribution"}
+    pair_distribution = {k.to_user_string() for k in graph.get(dg.AssetKey("int_pair_distribution")).parent_keys}
+    assert pair_distribution == {"stg_pair_kl", "stg_token_stats"}
     publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
     analyses = {"regression_coefficients", "loglik_analysis", "convergence_phases", "convergence_intervals"}
     assert analyses <= publish_parents

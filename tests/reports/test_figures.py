@@ -34,6 +34,7 @@ from reports.page import (
     render_page,
     table_section,
 )
+from reports.plots import KL_LOG_FLOOR
 from tests.helpers.report_frames import CONTRACT_TABLES, LOGLIK_SAMPLES
 
 STEPS = [0, 1, 2, 4, 8]
@@ -117,6 +118,30 @@ def final_surprisal_frame():
     return pd.concat([rows, waiting], ignore_index=True)
 
 
+def kl_distribution_frame():
+    """mart_kl_distribution's rows for the sizes of `frame`: KL percentiles growing with the
+    percentile (the lowest 0, which a log axis cannot show), top-1 agreement inside its pairs'
+    range, a step of size l compared without a seed."""
+    rows = frame(
+        n_pairs=6,
+        n_tokens=600,
+        kl_mean=0.5,
+        kl_p0_1=0.0,
+        kl_p1=0.001,
+        kl_p10=0.01,
+        kl_p50=0.1,
+        kl_p90=1.0,
+        kl_p99=3.0,
+        kl_p99_9=6.0,
+        kl_max=9.0,
+        top1_agreement_se=0.02,
+        top1_agreement_pair_min=0.4,
+        top1_agreement_pair_max=0.7,
+    )
+    rows["top1_agreement"] = 0.5 + 0.02 * rows["step"]
+    return with_a_missing_seed(rows)
+
+
 SAMPLES = {
     "fehlauer_fig1_convergence": with_phases(
         with_a_missing_seed(
@@ -155,6 +180,8 @@ SAMPLES = {
         ]
     ),
     "ours_icl_over_training": frame(icl_score=0.3, icl_score_seed_std=0.05),
+    "ours_kl_distribution": kl_distribution_frame().drop(columns=["n_seeds", "n_seeds_missing"]),
+    "ours_top1_agreement": kl_distribution_frame(),
     "fehlauer_fig2_blimp": frame(
         expected_conv=-0.05,
         band_low=-0.07,
@@ -242,6 +269,40 @@ def test_a_step_compared_without_a_seed_is_ringed(name):
     assert "a seed missing" in labels
     rings, labels = rings_and_legend(SAMPLES[name].assign(n_seeds_missing=0))
     assert not rings and "a seed missing" not in labels
+
+
+def test_kl_distribution_draws_each_sizes_median_mean_and_bands_from_its_rows():
+    """One panel per size, smallest first: its median and mean lines are the rows' kl_p50 and
+    kl_mean, and its three bands span 10-90, 1-99 and 0.1-99.9 % with a KL of 0 drawn at the floor."""
+    data = kl_distribution_frame()
+    data.loc[data["size"] == "l", "kl_p50"] = 0.2
+    figure = figure_by_name("ours_kl_distribution").plot(data)
+    assert [axis.get_title() for axis in figure.axes] == ["s", "l"]
+    for axis, median in zip(figure.axes, (0.1, 0.2)):
+        assert axis.get_yscale() == "log"
+        lines = {line.get_label(): line for line in axis.get_lines()}
+        assert list(lines["median"].get_xdata()) == STEPS and set(lines["median"].get_ydata()) == {median}
+        assert set(lines["mean"].get_ydata()) == {0.5}
+        bands = [collection.get_paths()[0].vertices[:, 1] for collection in axis.collections]
+        spans = [(band.min(), band.max()) for band in bands]
+        assert spans == [(KL_LOG_FLOOR, 6.0), (0.001, 3.0), (0.01, 1.0)]
+
+
+def test_top1_agreement_draws_each_size_with_its_error_bars_and_pairs_range():
+    data = kl_distribution_frame()
+    figure = figure_by_name("ours_top1_agreement").plot(data)
+    (axis,) = figure.axes
+    curves = {container.get_label(): container for container in axis.containers}
+    assert list(curves) == ["s", "l"]
+    for curve in curves.values():
+        line, _, (bars,) = curve.lines
+        assert list(line.get_xdata()) == STEPS
+        np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), 0.5 + 0.02 * np.array(STEPS))
+        heights = [segment[1, 1] - segment[0, 1] for segment in bars.get_segments()]
+        np.testing.assert_allclose(heights, 0.04, err_msg="± 1 standard error")
+    bands = [collection for collection in axis.collections if not isinstance(collection, LineCollection)]
+    spans = [(band.get_paths()[0].vertices[:, 1].min(), band.get_paths()[0].vertices[:, 1].max()) for band in bands]
+    assert spans == [(0.4, 0.7), (0.4, 0.7)], "each size's range across seed pairs"
 
 
 def test_figure1_marks_the_located_turning_points_with_the_pairs_interval():
@@ -476,6 +537,7 @@ WAREHOUSE_TABLES = {
         .assign(n_paradigms=5, accuracy=0.6)
     ),
     "mart_token_rankings": rankings_frame,
+    "mart_kl_distribution": kl_distribution_frame,
     **CONTRACT_TABLES,
     **MCENTIRE_TABLES,
 }
