@@ -5,6 +5,7 @@ dbt vars, and a lake written before the vocabulary existed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import duckdb
@@ -167,3 +168,24 @@ def test_defaults_from_the_project_and_a_lake_without_vocabulary(old_lake_build)
     assert n_rows == len(STEPS) * len(SEEDS) * per_step[STEPS[0]]
     assert n_texts == 0  # list_count counts the non-NULL elements
     assert n_predictions == min(defaults["divergent_context_predictions"], TOP_K)
+
+
+def test_the_reports_query_runs_as_it_is_on_the_built_marts(lake_and_build, old_lake_build):
+    """The report's query file on both warehouses: each size's last step, each seed's top
+    predictions as text, or as ids where the lake has no vocabulary."""
+    from reports.figures import DIVERGENT_CONTEXTS
+    from reports.page import divergent_contexts_section
+
+    _, con = lake_and_build
+    with_text = con.execute(DIVERGENT_CONTEXTS.sql).df()
+    without_text = old_lake_build.execute(DIVERGENT_CONTEXTS.sql).df()
+    assert set(with_text["step"]) == set(without_text["step"]) == {max(STEPS)}
+    assert len(with_text) == 3 * len(SEEDS)
+    first = con.execute(
+        "select top_token_texts[1], top_probabilities[1] from mart_divergent_context_predictions "
+        f"where step = {max(STEPS)} and rank = 1 and seed = {SEEDS[0]}"
+    ).fetchone()
+    assert with_text.iloc[0]["top_predictions"].startswith(f"{json.dumps(first[0])} {first[1]:.2f} · ")
+    assert all(text.startswith("#") for text in without_text["top_predictions"])
+    section = divergent_contexts_section(with_text.drop(columns="suite"), "c", DIVERGENT_CONTEXTS.sql, "m")
+    assert section.count("<mark>") == 3
