@@ -12,16 +12,25 @@ import duckdb
 import numpy as np
 import pytest
 
+from extract.inputs.eval_tokens import window_spans
 from extract.registry import TABLES
 from reports.dbt_vars import dbt_vars
 from tests.helpers.dbt import run_dbt
-from tests.helpers.lakes import make_manifest, pair_kl_rows, write_checkpoint, write_one_document, write_vocabulary
+from tests.helpers.lakes import (
+    make_manifest,
+    pair_kl_rows,
+    write_checkpoint,
+    write_eval_documents,
+    write_eval_tokens,
+    write_vocabulary,
+)
 
 SUITE = "mini"
 SIZE, N_PARAMS = "tiny", 4_321
 STEPS = (1, 64)
 SEEDS = (1, 2, 3)
 WINDOW = 4
+OVERLAPPING = 2  # a stride for windows that overlap: each scores its last 2 tokens after the first
 WORDS = [" The", " jury", " said", " it", " did", " find", " no", " evidence", " that", " any", " irregularities", "."]
 N_POSITIONS = len(WORDS)
 VOCABULARY = {token_id: f" w{token_id}" for token_id in range(40)} | {7: "\n"}  # a newline among them
@@ -30,12 +39,43 @@ TOP_K = 4
 SELECT = ["--select", "+path:models/contexts", "--indirect-selection", "cautious"]
 
 
-def write_lake(lake, rng_seed: int = 3) -> dict:
-    """One document of N_POSITIONS tokens in windows of WINDOW, one size at two steps; per
-    partition the pair KLs (distinct per position, so the ranking has no ties) and each seed's
-    top-k. Returns {step: (kl [seeds, seeds, positions], topk_ids, topk_logprobs, surprisal)}."""
+def context_lens(stride: int) -> list[int]:
+    """Each position's context length, windows of WINDOW every `stride` tokens, as the eval set cuts them."""
+    return [
+        index - start for start, first, end in window_spans(N_POSITIONS, WINDOW, stride) for index in range(first, end)
+    ]
+
+
+def write_document(lake, stride: int) -> None:
+    """eval_documents and eval_tokens: one document of WORDS in windows of WINDOW every `stride`."""
+    text = "".join(WORDS)
+    write_eval_documents(
+        lake, {"eval_set": ["brown-heldout"], "doc_id": ["ca01"], "category": ["news"], "text": [text]}
+    )
+    starts = np.cumsum([0] + [len(word) for word in WORDS[:-1]]).tolist()
+    window_ids = [
+        w for w, (_, first, end) in enumerate(window_spans(N_POSITIONS, WINDOW, stride)) for _ in range(first, end)
+    ]
+    rows = {
+        "eval_set": ["brown-heldout"] * N_POSITIONS,
+        "position": list(range(N_POSITIONS)),
+        "doc_id": ["ca01"] * N_POSITIONS,
+        "window_id": window_ids,
+        "token_id": [100 + p for p in range(N_POSITIONS)],
+        "token_text": list(WORDS),
+        "char_start": starts,
+        "char_end": [start + len(word) for start, word in zip(starts, WORDS)],
+        "context_len": context_lens(stride),
+    }
+    write_eval_tokens(lake, SUITE, rows)
+
+
+def write_lake(lake, stride: int = WINDOW, rng_seed: int = 3) -> dict:
+    """One document of N_POSITIONS tokens in windows of WINDOW every `stride`, one size at two
+    steps; per partition the pair KLs (distinct per position, so the ranking has no ties) and
+    each seed's top-k. Returns {step: (kl [seeds, seeds, positions], topk_ids, topk_logprobs, surprisal)}."""
     rng = np.random.default_rng(rng_seed)
-    write_one_document(lake, SUITE, WORDS, [100 + p for p in range(N_POSITIONS)], window=WINDOW)
+    write_document(lake, stride)
     write_vocabulary(lake, SUITE, VOCABULARY)
     written = {}
     for step in STEPS:
@@ -108,7 +148,7 @@ def test_the_contexts_with_the_largest_mean_kl_are_ranked_with_their_text(lake_a
         assert [row["rank"] for row in mine] == [1, 2, 3]
         for row in mine:
             position = row["position"]
-            context_len = position % WINDOW  # the window's tokens before the target
+            context_len = position % WINDOW  # the window's tokens before the target: none at 0, 4 and 8
             shown = min(2, context_len)
             assert (row["suite"], row["size"], row["n_params"], row["n_pairs"]) == (SUITE, SIZE, N_PARAMS, 6)
             assert row["mean_kl"] == pytest.approx(mean_kl[position])
@@ -133,24 +173,29 @@ def test_each_seeds_top_predictions_are_the_lakes_with_their_text(lake_and_build
 
 @pytest.fixture(scope="module")
 def old_lake_build(tmp_path_factory):
-    """The same lake written before the vocabulary table existed, built with the project's vars."""
+    """The same lake, its windows overlapping, written before the vocabulary table existed, built
+    with the project's vars."""
     workdir = tmp_path_factory.mktemp("contexts_old_lake")
     lake = workdir / "lake"
-    write_lake(lake)
+    write_lake(lake, stride=OVERLAPPING)
     shutil.rmtree(lake / "vocabulary")
     con = build(workdir, lake)
     yield con
     con.close()
 
 
-def test_context_text_stays_in_the_window_and_in_order(old_lake_build):
-    """At every position (the default N keeps them all): a window's first token has no context
-    though the document's previous window precedes it; the rest, the window's tokens before the
-    target, in order."""
-    got = old_lake_build.execute("select position, context_text from mart_divergent_contexts where step = 1").fetchall()
-    assert sorted(position for position, _ in got) == list(range(N_POSITIONS))
-    for position, text in got:
-        assert text == "".join(WORDS[position - position % WINDOW : position])
+def test_context_text_is_what_an_overlapping_window_fed_the_model(old_lake_build):
+    """At every position (the default N keeps them all): the window's tokens before the target, in
+    order, also those the window before scored (rows of another window_id)."""
+    got = old_lake_build.execute(
+        "select position, context_len, context_text from mart_divergent_contexts where step = 1"
+    ).fetchall()
+    assert sorted(position for position, _, _ in got) == list(range(N_POSITIONS))
+    lens = context_lens(OVERLAPPING)
+    assert max(lens) == WINDOW - 1 and min(lens[WINDOW:]) == WINDOW - OVERLAPPING  # the layout is what it says
+    for position, context_len, text in got:
+        assert context_len == lens[position]
+        assert text == "".join(WORDS[position - lens[position] : position])
 
 
 def test_defaults_from_the_project_and_a_lake_without_vocabulary(old_lake_build):
