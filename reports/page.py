@@ -49,6 +49,7 @@ td:first-child, th:first-child { text-align: left; }
 .sql p { color: var(--muted); margin: 6px 0; }
 .sql pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
            overflow: auto; font-size: 12px; line-height: 1.45; }
+.table-wrap.contexts { max-height: 720px; }
 .contexts td { white-space: normal; vertical-align: top; text-align: left; }
 .contexts td.kl { text-align: right; white-space: nowrap; }
 .contexts .context { max-width: 460px; }
@@ -196,7 +197,8 @@ def divergent_contexts_section(rows: pd.DataFrame, anchor: str, sql: str, source
   <p class="caption">Per size at its last checkpoint, the contexts with the largest mean KL between seeds (over
   all ordered seed pairs; how many: dbt var divergent_contexts_n): the last tokens of the context (… where it is
   longer), the target marked, and each seed's most probable next tokens with their probabilities, then the
-  probability it gave the target. Token texts are quoted as JSON strings, so spaces and line breaks show.</p>
+  probability it gave the target (a masked LM also saw the rest of the window after the target). Token texts
+  are quoted as JSON strings, so spaces and line breaks show.</p>
   {"".join(blocks)}
   <details><summary>All rows</summary>{_csv_link(rows, anchor)}
     <div class="table-wrap">{_table(rows)}</div></details>
