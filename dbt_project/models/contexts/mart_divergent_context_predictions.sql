@@ -28,7 +28,6 @@ vocabulary as (
 
 ),
 
--- one row per (context, seed, prediction), prediction_rank 1 the most probable
 predicted as (
 
     select
@@ -40,9 +39,9 @@ predicted as (
         divergent_contexts.position,
         token_stats.seed,
         exp(-token_stats.surprisal) as target_probability,
-        unnest(token_stats.topk_ids[1:{{ n_predictions }}]) as token_id,
-        unnest(token_stats.topk_logprobs[1:{{ n_predictions }}]) as logprob,
-        unnest(range(1, {{ n_predictions }} + 1)) as prediction_rank
+        token_stats.topk_ids[1:{{ n_predictions }}] as top_token_ids,
+        list_transform(token_stats.topk_logprobs[1:{{ n_predictions }}], lambda logprob: exp(logprob))
+            as top_probabilities
 
     from divergent_contexts
     inner join token_stats
@@ -50,6 +49,43 @@ predicted as (
         and divergent_contexts.size = token_stats.size
         and divergent_contexts.step = token_stats.step
         and divergent_contexts.position = token_stats.position
+
+),
+
+-- each predicted id on a row of its own to look up its text, then back in a list in order. (The
+-- lists are cut from the scan first: unnesting token_stats' lists straight from the Parquet scan
+-- and aggregating them back made DuckDB 2.0.0 fail with an internal error, "dict-surviving
+-- cache: global dictionary column 0 changed identity", on the demo lake.)
+predicted_ids as (
+
+    select
+        suite,
+        size,
+        step,
+        rank,
+        seed,
+        unnest(top_token_ids) as token_id,
+        generate_subscripts(top_token_ids, 1) as prediction_rank
+
+    from predicted
+
+),
+
+predicted_texts as (
+
+    select
+        predicted_ids.suite,
+        predicted_ids.size,
+        predicted_ids.step,
+        predicted_ids.rank,
+        predicted_ids.seed,
+        list(vocabulary.token_text order by predicted_ids.prediction_rank) as top_token_texts
+
+    from predicted_ids
+    left join vocabulary
+        on predicted_ids.suite = vocabulary.suite
+        and predicted_ids.token_id = vocabulary.token_id
+    group by predicted_ids.suite, predicted_ids.size, predicted_ids.step, predicted_ids.rank, predicted_ids.seed
 
 ),
 
@@ -64,17 +100,17 @@ final as (
         predicted.position,
         predicted.seed,
         predicted.target_probability,
-        list(predicted.token_id order by predicted.prediction_rank) as top_token_ids,
-        list(vocabulary.token_text order by predicted.prediction_rank) as top_token_texts,
-        list(exp(predicted.logprob) order by predicted.prediction_rank) as top_probabilities
+        predicted.top_token_ids,
+        predicted_texts.top_token_texts,
+        predicted.top_probabilities
 
     from predicted
-    left join vocabulary
-        on predicted.suite = vocabulary.suite
-        and predicted.token_id = vocabulary.token_id
-    -- a top-k shorter than var divergent_context_predictions pads with NULL
-    where predicted.token_id is not null
-    group by all
+    inner join predicted_texts
+        on predicted.suite = predicted_texts.suite
+        and predicted.size = predicted_texts.size
+        and predicted.step = predicted_texts.step
+        and predicted.rank = predicted_texts.rank
+        and predicted.seed = predicted_texts.seed
 
 )
 
