@@ -39,6 +39,7 @@ from extract.inputs.eval_tokens import (
 from extract.inputs.penn_tagger import install_perceptron_tagger
 from extract.inputs.text_corpus import BROWN, BROWN_TRAIN, CorpusSource, documents_hash, read_documents, sample_order
 from extract.inputs.token_tags import TOKEN_POS, token_pos_table
+from extract.inputs.vocabulary import VOCABULARY, vocabulary_table
 from extract.lake.partition_store import stored_sources, write_partition, write_quarantine, write_table_atomically
 from extract.lake.tables import checkpoint_dir
 from extract.measures import MEASURES
@@ -140,9 +141,9 @@ def token_frequency(settings: Settings, suite_name: str, tokenizer, tokens: pa.T
 
 
 def build_eval_set(settings: Settings, suite_name: str) -> dict:
-    """Writes the suite's eval_tokens, its unigram and frequency counts and each of its measures'
-    inputs (and its documents' rows of eval_documents); returns what the Dagster asset shows of
-    them. Everything is built before anything is written, so a bad corpus or counts file leaves
+    """Writes the suite's eval_tokens, its unigram and frequency counts, its tokenizer's vocabulary
+    and each of its measures' inputs (and its documents' rows of eval_documents); returns what the
+    Dagster asset shows of them. Everything is built before anything is written, so a bad corpus or counts file leaves
     the suite's stored tables as they were."""
     suite = open_suite(settings.suite(suite_name))
     config = settings.eval_for(suite_name)
@@ -159,6 +160,7 @@ def build_eval_set(settings: Settings, suite_name: str) -> dict:
         EVAL_TOKENS.name: tokens,
         UNIGRAM.name: counts,
         TOKEN_FREQUENCY.name: token_frequency(settings, suite_name, tokenizer, tokens, counts),
+        VOCABULARY.name: vocabulary_table(tokenizer),
     }
     for measure in suite_measures(suite.objective):
         tables.update(measure.build_inputs(settings, tokenizer, documents))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from extract.inputs.eval_tokens import EVAL_DOCUMENTS, EVAL_TOKENS, TOKEN_FREQUENCY, UNIGRAM
 from extract.inputs.token_tags import TOKEN_POS
+from extract.inputs.vocabulary import VOCABULARY
 from extract.lake.tables import LAKE, PARTITION, SUITE, LakeTable
 from extract.measures import MEASURES
 from extract.measures.token_distributions import PAIR_KL, TOKEN_STATS
@@ -20,7 +21,13 @@ EVAL_SET_TABLES: tuple[LakeTable, ...] = (
     EVAL_TOKENS,
     UNIGRAM,
     TOKEN_FREQUENCY,
+    VOCABULARY,
     *(table for measure in MEASURES for table in measure.inputs),
+)
+# The per-suite tables the extraction reads: all of the evaluation set's but the vocabulary, which
+# only the warehouse reads (to show predicted tokens as text), so writing it changes no partition.
+EXTRACTION_INPUTS: tuple[LakeTable, ...] = tuple(
+    table for table in EVAL_SET_TABLES if table.scope == SUITE and table is not VOCABULARY
 )
 # What the extraction writes per checkpoint partition: the engine's two tables, then each measure's.
 PARTITION_TABLES: tuple[LakeTable, ...] = (

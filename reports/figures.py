@@ -391,6 +391,8 @@ FIGURES: tuple[FigureSpec, ...] = (
 
 # Fehlauer et al. 2025, Table 1 (the report's token rankings): a query file like the figures'.
 TOKEN_RANKINGS = QueryFile("fehlauer_table1_token_rankings")
+# The contexts where the seeds disagree most, with each seed's top predictions: a query file too.
+DIVERGENT_CONTEXTS = QueryFile("ours_divergent_contexts")
 
 # Which measure a regime table's rows use, and its thresholds (dbt vars; a suite's own where set).
 REGIME_MEASURES = (

@@ -3,7 +3,8 @@
 Every figure is embedded (base64 PNG) with a sentence saying what it shows, the mart it comes
 from, and its numbers a click away: an inline table and a CSV download, both embedded too, so
 the page can be mailed or archived as one file. A table of the report is shown whole, with the
-same caption, source and CSV download.
+same caption, source and CSV download. Under each figure and table, collapsed, is the SQL that
+produced its numbers (its query file, reports/queries/), which runs as it is in `make sql`.
 """
 
 from __future__ import annotations
@@ -45,8 +46,27 @@ th { position: sticky; top: 0; background: #fafbfc; font-weight: 600; color: var
 td:first-child, th:first-child { text-align: left; }
 .rankings { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 14px; }
 .rankings h3 { font-size: 13px; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); margin: 6px 0; }
+.sql p { color: var(--muted); margin: 6px 0; }
+.sql pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px;
+           overflow: auto; font-size: 12px; line-height: 1.45; }
+.table-wrap.contexts { max-height: 720px; }
+.contexts td { white-space: normal; vertical-align: top; text-align: left; }
+.contexts td.kl { text-align: right; white-space: nowrap; }
+.contexts .context { max-width: 460px; }
+.contexts mark { background: #fde68a; padding: 0 2px; border-radius: 3px; font-weight: 600; white-space: pre; }
+.contexts .seed { color: var(--muted); }
+.contexts .predictions { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 30px; }
 """
+
+
+SQL_HINT = "Runs as it is in `make sql` (DuckDB's shell on warehouse/published/seedconv.duckdb)."
+
+
+def sql_block(sql: str) -> str:
+    """The query behind a figure or table, collapsed, as Evidence pages show theirs."""
+    return f"""<details class="sql"><summary>SQL</summary><p>{html.escape(SQL_HINT)}</p>
+    <pre><code>{html.escape(sql.strip())}</code></pre></details>"""
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,7 @@ class FigureSection:
     source: str
     png: bytes
     data: pd.DataFrame
+    sql: str  # its query file's text
 
 
 def _table(data: pd.DataFrame, digits: int = 4) -> str:
@@ -86,6 +107,7 @@ def figure_section(section: FigureSection) -> str:
     {_csv_link(section.data, section.anchor)}
     <div class="table-wrap">{_table(section.data)}</div>
   </details>
+  {sql_block(section.sql)}
   <div class="source">From <code>{html.escape(section.source)}</code></div>
 </section>"""
 
@@ -97,6 +119,7 @@ class TableSection:
     caption: str
     source: str
     data: pd.DataFrame
+    sql: str  # its query file's text
     digits: int = 4  # significant digits of its floats
 
 
@@ -108,11 +131,12 @@ def table_section(section: TableSection) -> str:
   <p class="caption">{html.escape(section.caption)}</p>
   <div class="table-wrap">{_table(section.data, section.digits)}</div>
   {_csv_link(section.data, section.anchor)}
+  {sql_block(section.sql)}
   <div class="source">From <code>{html.escape(section.source)}</code></div>
 </section>"""
 
 
-def rankings_section(rankings: pd.DataFrame, anchor: str) -> str:
+def rankings_section(rankings: pd.DataFrame, anchor: str, sql: str) -> str:
     """Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
     blocks = []
     for (size, step), rows in rankings.groupby(["size", "step"], sort=False):
@@ -131,7 +155,55 @@ def rankings_section(rankings: pd.DataFrame, anchor: str) -> str:
   {"".join(blocks)}
   <details><summary>All rows</summary>{_csv_link(rankings, anchor)}
     <div class="table-wrap">{_table(rankings)}</div></details>
+  {sql_block(sql)}
   <div class="source">From <code>mart_token_rankings</code></div>
+</section>"""
+
+
+def _visible(text: str) -> str:
+    """Text for the page, escaped, with line breaks shown as ↵ (a context reads as one line)."""
+    return html.escape(text).replace("\n", "↵")
+
+
+def divergent_contexts_section(rows: pd.DataFrame, anchor: str, sql: str, source: str) -> str:
+    """The contexts where the seeds disagree most, per size at its last step: each context's last
+    tokens with its target marked, its mean KL, and each seed's top predictions there."""
+    blocks = []
+    for (size, step), size_rows in rows.groupby(["size", "step"], sort=False):
+        lines = []
+        for rank, context in size_rows.groupby("rank", sort=False):
+            first = context.iloc[0]
+            cut = "…" if first["context_cut"] else ""
+            text = f"{cut}{_visible(first['context_text'])}<mark>{_visible(first['target_text'])}</mark>"
+            seeds = "<br>".join(
+                f'<span class="seed">seed {seed}</span> {html.escape(predictions)} '
+                f'<span class="seed">(target {probability:.2f})</span>'
+                for seed, predictions, probability in context[
+                    ["seed", "top_predictions", "target_probability"]
+                ].itertuples(index=False)
+            )
+            lines.append(
+                f'<tr><td>{rank}</td><td class="context">{text}</td><td class="kl">{first["mean_kl"]:.3g}</td>'
+                f'<td class="predictions">{seeds}</td></tr>'
+            )
+        header = "<tr><th>rank</th><th>context … target</th><th>mean KL</th><th>each seed's top predictions</th></tr>"
+        blocks.append(
+            f"<h3>size {html.escape(str(size))}, step {step}</h3>"
+            f'<div class="table-wrap contexts"><table>{header}{"".join(lines)}</table></div>'
+        )
+    return f"""
+<section id="{anchor}">
+  <h2>The contexts where the seeds disagree most</h2>
+  <p class="caption">Per size at its last checkpoint, the contexts with the largest mean KL between seeds (over
+  all ordered seed pairs; how many: dbt var divergent_contexts_n): the last tokens of the context (… where it is
+  longer), the target marked, and each seed's most probable next tokens with their probabilities, then the
+  probability it gave the target (a masked LM also saw the rest of the window after the target). Token texts
+  are quoted as JSON strings, so spaces and line breaks show.</p>
+  {"".join(blocks)}
+  <details><summary>All rows</summary>{_csv_link(rows, anchor)}
+    <div class="table-wrap">{_table(rows)}</div></details>
+  {sql_block(sql)}
+  <div class="source">From <code>{html.escape(source)}</code></div>
 </section>"""
 
 

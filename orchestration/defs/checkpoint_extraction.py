@@ -4,9 +4,8 @@ import dagster as dg
 
 from extract import pipeline
 from extract.lake.checks import CHECKS, MANIFESTS, CheckOutcome
-from extract.lake.tables import SUITE
 from extract.progress import Progress
-from extract.registry import EVAL_SET_TABLES, PARTITION_TABLES
+from extract.registry import EXTRACTION_INPUTS, PARTITION_TABLES
 from extract.sources.suites import parse_partition_key, partition_key
 from orchestration.defs.inputs import mini_suite
 from orchestration.defs.partitions import checkpoint_partitions
@@ -23,7 +22,7 @@ from orchestration.defs.resources import SeedconvSettings
         dg.AssetSpec(
             name,
             description=description,
-            deps=[mini_suite, *(table.name for table in EVAL_SET_TABLES if table.scope == SUITE)],
+            deps=[mini_suite, *(table.name for table in EXTRACTION_INPUTS)],
             kinds={"pytorch", "parquet"},
             # Materialized partition by partition: a quarantined checkpoint is left out (and
             # marked failed), the others of the same run are materialized.

@@ -67,8 +67,8 @@ def mini_suite(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) ->
 )
 def eval_set(seedconv: SeedconvSettings):
     """Per suite: the evaluation tokens (of held-out Brown or the suite's own corpus), its unigram
-    reference's counts and the inputs of each measure the suite has (ICL sequences, fingerprint
-    probes, log-likelihood texts, BLiMP pairs)."""
+    reference's counts, its tokenizer's vocabulary and the inputs of each measure the suite has (ICL
+    sequences, fingerprint probes, log-likelihood texts, BLiMP pairs)."""
     settings = seedconv.load()
     summaries = {suite.name: pipeline.build_eval_set(settings, suite.name) for suite in settings.all_suites}
     for table in EVAL_SET_TABLES:

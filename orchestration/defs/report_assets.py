@@ -1,5 +1,5 @@
 """Report assets: one per figure (image in its metadata), one per table (Table 1, McEntire's
-tables), and the report page."""
+tables, the most divergent contexts), and the report page."""
 
 import base64
 import datetime as dt
@@ -15,17 +15,27 @@ from orchestration.defs.analysis_tables import WRITTEN_BY
 from orchestration.defs.dbt_warehouse import published_warehouse
 from orchestration.defs.resources import SeedconvSettings
 from reports.figures import (
+    DIVERGENT_CONTEXTS,
     FIGURES,
     TABLES,
     TOKEN_RANKINGS,
     FigureSpec,
+    QueryFile,
     TableSpec,
     query,
     render,
     rows_for_suite,
     suite_objectives,
 )
-from reports.page import FigureSection, TableSection, figure_section, rankings_section, render_page, table_section
+from reports.page import (
+    FigureSection,
+    TableSection,
+    divergent_contexts_section,
+    figure_section,
+    rankings_section,
+    render_page,
+    table_section,
+)
 
 GROUP = "reports"
 
@@ -66,7 +76,7 @@ def figure_asset(spec: FigureSpec) -> dg.AssetsDefinition:
     return _figure
 
 
-def spec_deps(spec: FigureSpec | TableSpec) -> list[dg.AssetKey]:
+def spec_deps(spec: FigureSpec | TableSpec | QueryFile) -> list[dg.AssetKey]:
     """The assets of the relations the figure's query reads: dbt models, or the Python analyses
     that write their tables beside the marts."""
     return [dg.AssetKey(WRITTEN_BY.get(relation, relation)) for relation in spec.reads]
@@ -103,19 +113,33 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
 table_assets = [table_asset(spec) for spec in TABLES]
 
 
+def write_query_csvs(paths: WarehousePaths, query_file: QueryFile) -> dict[str, dg.MetadataValue]:
+    """Each suite's rows of a query file as its CSV beside the figures; the rows as metadata."""
+    metadata: dict[str, dg.MetadataValue] = {}
+    every_suite = query(paths.published_duckdb, query_file.sql)
+    for suite in suite_objectives(paths.published_duckdb):
+        rows = rows_for_suite(every_suite, suite)
+        _, csv_path = figure_paths(paths, suite, query_file.name)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(csv_path, index=False)
+        metadata[f"{suite}_table"] = dg.MetadataValue.md(rows.to_markdown(index=False))
+    return metadata
+
+
 @dg.asset(group_name=GROUP, kinds={"csv"}, deps=[published_warehouse])
 def token_rankings_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """Fehlauer et al. 2025, Table 1: tokens with the lowest, middle and highest mean KL at each size's last step."""
-    paths = seedconv.load().paths
-    metadata: dict[str, dg.MetadataValue] = {}
-    every_suite = query(paths.published_duckdb, TOKEN_RANKINGS.sql)
-    for suite in suite_objectives(paths.published_duckdb):
-        rankings = rows_for_suite(every_suite, suite)
-        _, csv_path = figure_paths(paths, suite, TOKEN_RANKINGS.name)
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        rankings.to_csv(csv_path, index=False)
-        metadata[f"{suite}_table"] = dg.MetadataValue.md(rankings.to_markdown(index=False))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=write_query_csvs(seedconv.load().paths, TOKEN_RANKINGS))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"csv"},
+    deps=[published_warehouse, *spec_deps(DIVERGENT_CONTEXTS)],
+)
+def divergent_contexts_table(seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """The contexts where the seeds disagree most at each size's last step, with each seed's top predictions."""
+    return dg.MaterializeResult(metadata=write_query_csvs(seedconv.load().paths, DIVERGENT_CONTEXTS))
 
 
 def build_report(settings: Settings) -> Path:
@@ -137,6 +161,7 @@ def build_report(settings: Settings) -> Path:
                         spec.source,
                         png_path.read_bytes(),
                         pd.read_csv(csv_path),
+                        spec.sql,
                     )
                 )
             )
@@ -153,15 +178,26 @@ def build_report(settings: Settings) -> Path:
                         spec.caption_for(settings, suite),
                         spec.source,
                         rows,
+                        spec.sql,
                         spec.digits,
                     )
                 )
             )
             nav.append((anchor, f"{spec.title} ({suite})" if len(suites) > 1 else spec.title))
         _, rankings_csv = figure_paths(paths, suite, TOKEN_RANKINGS.name)
-        body.append(rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1"))
+        body.append(
+            rankings_section(pd.read_csv(rankings_csv, keep_default_na=False), f"{suite}-table1", TOKEN_RANKINGS.sql)
+        )
         title = "Table 1 (Fehlauer et al. 2025): token rankings"
         nav.append((f"{suite}-table1", f"{title} ({suite})" if len(suites) > 1 else title))
+        _, contexts_csv = figure_paths(paths, suite, DIVERGENT_CONTEXTS.name)
+        anchor = f"{suite}-{DIVERGENT_CONTEXTS.name}"
+        contexts = pd.read_csv(contexts_csv, keep_default_na=False)  # a window's first token's context is ''
+        body.append(
+            divergent_contexts_section(contexts, anchor, DIVERGENT_CONTEXTS.sql, ", ".join(DIVERGENT_CONTEXTS.reads))
+        )
+        title = "The contexts where the seeds disagree most"
+        nav.append((anchor, f"{title} ({suite})" if len(suites) > 1 else title))
     with duckdb.connect(str(database), read_only=True) as connection:
         overview = (
             connection.execute(
@@ -195,7 +231,11 @@ def build_report(settings: Settings) -> Path:
     return out
 
 
-@dg.asset(group_name=GROUP, kinds={"html"}, deps=[*figure_assets, *table_assets, token_rankings_table])
+@dg.asset(
+    group_name=GROUP,
+    kinds={"html"},
+    deps=[*figure_assets, *table_assets, token_rankings_table, divergent_contexts_table],
+)
 def report_page(seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """One self-contained HTML page with every figure, its numbers, and the tables."""
     out = build_report(seedconv.load())

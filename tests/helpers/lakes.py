@@ -85,6 +85,12 @@ def write_unigram(lake: Path, suite: str, counts: dict[int, int]) -> Path:
     return _write_table("unigram", rows, lake, suite)
 
 
+def write_vocabulary(lake: Path, suite: str, texts: dict[int, str]) -> Path:
+    """lake/vocabulary/suite=<suite>/vocabulary.parquet: each token id's text."""
+    token_ids = sorted(texts)
+    return _write_table("vocabulary", {"token_id": token_ids, "token_text": [texts[t] for t in token_ids]}, lake, suite)
+
+
 def write_token_pos(lake: Path, suite: str, rows: dict[str, list]) -> Path:
     """lake/token_pos/suite=<suite>/token_pos.parquet from eval_set, position, word, pos, prev_pos."""
     return _write_table("token_pos", rows, lake, suite)

@@ -20,7 +20,7 @@ from orchestration.defs.report_assets import report_page
 from orchestration.defs.resources import SeedconvSettings
 from orchestration.defs.schedules import extraction_is_newer, refresh_warehouse
 from orchestration.defs.sensors import HUB_INTERVAL_S, new_checkpoints
-from reports.figures import FIGURES, TABLES
+from reports.figures import DIVERGENT_CONTEXTS, FIGURES, TABLES, TOKEN_RANKINGS
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,9 @@ def test_definitions_load_with_one_lineage_graph():
         "regression_coefficients",
         "published_warehouse",
         "fehlauer_fig1_convergence",
+        "vocabulary",
+        "mart_divergent_contexts",
+        "divergent_contexts_table",
         "report_page",
     } <= keys
     # From checkpoint to figure, one edge at a time: a figure's parents are the marts its query
@@ -77,6 +80,11 @@ def test_definitions_load_with_one_lineage_graph():
     assert kl_distribution == {"published_warehouse", "mart_kl_distribution"}
     pair_distribution = {k.to_user_string() for k in graph.get(dg.AssetKey("int_pair_distribution")).parent_keys}
     assert pair_distribution == {"stg_pair_kl", "stg_token_stats"}
+    assert graph.get(dg.AssetKey("mart_divergent_contexts")).group_name == "contexts"
+    contexts_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("divergent_contexts_table")).parent_keys}
+    assert contexts_parents == {"published_warehouse", "mart_divergent_contexts", "mart_divergent_context_predictions"}
+    vocabulary_readers = {k.to_user_string() for k in graph.get(dg.AssetKey("stg_vocabulary")).parent_keys}
+    assert vocabulary_readers == {"vocabulary"}
     publish_parents = {k.to_user_string() for k in graph.get(dg.AssetKey("published_warehouse")).parent_keys}
     analyses = {"regression_coefficients", "loglik_analysis", "convergence_phases", "convergence_intervals"}
     assert analyses <= publish_parents
@@ -212,6 +220,16 @@ def test_figures_and_report_page(materialized, micro_settings):
     assert "Figure 2, right (Fehlauer et al. 2025): masked-LM convergence over training (micro-mlm)" in page
     assert "Figure 2, left (Fehlauer et al. 2025): convergence on BLiMP minimal pairs (micro)" in page
     assert "Table 1" in page and "lowest mean KL" in page
+    # Every figure and table section carries its query, collapsed, as it runs in `make sql`.
+    queries = [*(spec.sql for spec in FIGURES), *(spec.sql for spec in TABLES), TOKEN_RANKINGS.sql]
+    assert all(html.escape(sql.strip()) in page for sql in [*queries, DIVERGENT_CONTEXTS.sql])
+    n_sections = page.count("<section id=")
+    assert page.count('<details class="sql"><summary>SQL</summary>') == n_sections
+    # The most divergent contexts, per suite, with the target marked and each seed's predictions.
+    for suite in drawn:
+        contexts = pd.read_csv(micro_settings.paths.reports / suite / f"{DIVERGENT_CONTEXTS.name}.csv")
+        assert len(contexts) > 0 and html.escape(f"The contexts where the seeds disagree most ({suite})") in page
+    assert page.count("<mark>") >= 2
     # McEntire's tables, for both suites: the causal micro suite's 8 steps have no two checkpoints
     # the default gap of 50 apart, so its regime tables hold the log-spaced measure only
     for spec in TABLES:

@@ -2,6 +2,7 @@
 
 import base64
 import dataclasses
+import html
 import re
 
 import duckdb
@@ -14,6 +15,7 @@ from sqlglot import exp
 
 from extract.config import REPO_ROOT, IclConfig, Settings, WarehousePaths
 from reports.figures import (
+    DIVERGENT_CONTEXTS,
     FIGURES,
     QUERIES,
     TABLES,
@@ -27,8 +29,10 @@ from reports.figures import (
     table_by_name,
 )
 from reports.page import (
+    SQL_HINT,
     FigureSection,
     TableSection,
+    divergent_contexts_section,
     figure_section,
     rankings_section,
     render_page,
@@ -362,8 +366,8 @@ def test_page_embeds_figures_numbers_and_escapes_text(tmp_path):
         "Intro",
         {"seeds": "5"},
         [
-            figure_section(FigureSection("v", "Variance", "What it shows.", "mart_x", png, data)),
-            rankings_section(rankings, "t1"),
+            figure_section(FigureSection("v", "Variance", "What it shows.", "mart_x", png, data, spec.sql)),
+            rankings_section(rankings, "t1", TOKEN_RANKINGS.sql),
         ],
         [("v", "Variance"), ("t1", "Token rankings")],
         "footer",
@@ -401,7 +405,12 @@ PYTHON_TABLES = {
     "convergence_phases",
     "convergence_intervals",
 }
-QUERY_FILES = (*(spec.query_file for spec in FIGURES), *(spec.query_file for spec in TABLES), TOKEN_RANKINGS)
+QUERY_FILES = (
+    *(spec.query_file for spec in FIGURES),
+    *(spec.query_file for spec in TABLES),
+    TOKEN_RANKINGS,
+    DIVERGENT_CONTEXTS,
+)
 
 
 def rankings_frame():
@@ -420,6 +429,58 @@ def rankings_frame():
             for size, n_params in (("s", 10), ("l", 100))
             for group in ("highest", "middle", "lowest")
             for rank in (1, 2)
+        ]
+    )
+
+
+def divergent_contexts_frame():
+    """mart_divergent_contexts: sizes s and l at steps 4 and 8, two contexts each (rank 2 before
+    rank 1, so only the query's order puts them right)."""
+    return pd.DataFrame(
+        [
+            {
+                "size": size,
+                "step": step,
+                "n_params": n_params,
+                "rank": rank,
+                "position": 10 * rank,
+                "mean_kl": 2.0 / rank,
+                "n_pairs": 6,
+                "doc_id": "ca01",
+                "context_len": 20,
+                "context_tokens_shown": 12 if rank == 1 else 20,
+                "context_text": "The jury\nsaid <that>" if rank == 1 else "",
+                "target_token_id": 7,
+                "target_text": " it",
+            }
+            for size, n_params in (("s", 10), ("l", 100))
+            for step in (4, 8)
+            for rank in (2, 1)
+        ]
+    )
+
+
+def divergent_predictions_frame():
+    """mart_divergent_context_predictions for those contexts, seeds 2 and 1; at rank 2 without
+    text (a lake without the vocabulary)."""
+    return pd.DataFrame(
+        [
+            {
+                "size": size,
+                "step": step,
+                "n_params": n_params,
+                "rank": rank,
+                "position": 10 * rank,
+                "seed": seed,
+                "target_probability": 0.1 * seed,
+                "top_token_ids": [5, 6, 7],
+                "top_token_texts": [" the", "\n", '"'] if rank == 1 else [None, None, None],
+                "top_probabilities": [0.5, 0.25, 0.1 / seed],
+            }
+            for size, n_params in (("s", 10), ("l", 100))
+            for step in (4, 8)
+            for rank in (2, 1)
+            for seed in (2, 1)
         ]
     )
 
@@ -538,6 +599,8 @@ WAREHOUSE_TABLES = {
     ),
     "mart_token_rankings": rankings_frame,
     "mart_kl_distribution": kl_distribution_frame,
+    "mart_divergent_contexts": divergent_contexts_frame,
+    "mart_divergent_context_predictions": divergent_predictions_frame,
     **CONTRACT_TABLES,
     **MCENTIRE_TABLES,
 }
@@ -630,7 +693,9 @@ def test_mcentire_tables_read_as_the_paper_writes_them(warehouse):
 
 def test_table_sections_show_every_row_escaped_with_their_csv():
     data = pd.DataFrame({"size": ["s", "<l>"], "comparison": ["fixed_gap", "log_spaced"], "stable": [0.99973, 1.0]})
-    section = table_section(TableSection("t3", "McEntire (2026), Table 4: x", "What <it> shows.", "mart_y", data, 6))
+    section = table_section(
+        TableSection("t3", "McEntire (2026), Table 4: x", "What <it> shows.", "mart_y", data, "select 1", 6)
+    )
     assert "<h2>McEntire (2026), Table 4: x</h2>" in section and "What &lt;it&gt; shows." in section
     assert "&lt;l&gt;" in section and "<l>" not in section
     assert "0.99973" in section, "six significant digits: 0.9997 would hide the difference from 1"
@@ -645,6 +710,60 @@ def test_table1_query_orders_groups_within_each_size(warehouse):
     groups = list(rankings.loc[rankings["size"] == "s", "rank_group"])
     assert groups == ["lowest", "lowest", "middle", "middle", "highest", "highest"]
     pd.testing.assert_frame_equal(rankings, query(warehouse, TOKEN_RANKINGS.sql, "other"))
+
+
+def test_divergent_contexts_query_shows_each_seeds_predictions_at_the_last_step(warehouse):
+    rows = query(warehouse, DIVERGENT_CONTEXTS.sql, "mine")
+    assert list(rows.columns) == [
+        "size", "step", "rank", "mean_kl", "context_cut", "context_text", "target_text", "seed", "top_predictions",
+        "target_probability",
+    ]  # fmt: skip
+    assert list(rows["size"].drop_duplicates()) == ["s", "l"], "by n_params"
+    assert set(rows["step"]) == {8}, "each size's last step"
+    assert list(rows.loc[rows["size"] == "s", ["rank", "seed"]].itertuples(index=False, name=None)) == [
+        (1, 1), (1, 2), (2, 1), (2, 2),
+    ]  # fmt: skip
+    first = rows.iloc[0]
+    assert first["top_predictions"] == '" the" 0.50 · "\\n" 0.25 · "\\"" 0.10'
+    assert first["context_cut"] and not rows.iloc[2]["context_cut"]
+    assert rows.iloc[2]["top_predictions"] == "#5 0.50 · #6 0.25 · #7 0.10", "ids where there is no text"
+    pd.testing.assert_frame_equal(rows, query(warehouse, DIVERGENT_CONTEXTS.sql, "other"))
+
+
+def test_divergent_contexts_section_marks_the_target_and_escapes_text(warehouse):
+    rows = query(warehouse, DIVERGENT_CONTEXTS.sql, "mine")
+    section = divergent_contexts_section(rows, "c", DIVERGENT_CONTEXTS.sql, "mart_x")
+    assert "<h3>size s, step 8</h3>" in section and "<h3>size l, step 8</h3>" in section
+    assert "…The jury↵said &lt;that&gt;<mark> it</mark>" in section, "cut, line breaks shown, escaped, target marked"
+    assert "<that>" not in section
+    assert "&quot; the&quot; 0.50" in section and "(target 0.10)" in section
+    assert section.count("<mark>") == 4  # one per context: 2 sizes x 2 ranks
+    assert html.escape(DIVERGENT_CONTEXTS.sql.strip()) in section
+
+
+def test_every_section_carries_its_query_collapsed():
+    """Figures, tables, Table 1 and the contexts: each shows the SQL of its query file, escaped,
+    in a collapsed block that says it runs as it is in `make sql`."""
+    spec = figure_by_name("fehlauer_fig4_variance")
+    data = SAMPLES[spec.name]
+    sections = {
+        spec.sql: figure_section(
+            FigureSection("v", spec.title, "c", spec.source, b"\x89PNG" + bytes(20), data, spec.sql)
+        ),
+        **{
+            table.sql: table_section(TableSection(table.name, table.title, "c", table.source, data, table.sql))
+            for table in TABLES
+        },
+        TOKEN_RANKINGS.sql: rankings_section(rankings_frame(), "t1", TOKEN_RANKINGS.sql),
+        DIVERGENT_CONTEXTS.sql: divergent_contexts_section(
+            divergent_contexts_frame().iloc[0:0], "c", DIVERGENT_CONTEXTS.sql, "mart_x"
+        ),
+    }
+    for sql, section in sections.items():
+        block = re.search(r'<details class="sql"><summary>SQL</summary>(.*?)</details>', section, re.S)
+        assert block, section[:200]
+        assert html.escape(sql.strip()) in block.group(1) and html.escape(SQL_HINT) in block.group(1)
+        assert "<" not in block.group(1).split("<code>", 1)[1].split("</code>", 1)[0], "the SQL is escaped"
 
 
 def test_blimp_field_levels_are_numbered_within_a_suite(warehouse):
@@ -709,6 +828,7 @@ def test_every_query_reads_relations_of_the_warehouse():
     assert figure_by_name("fehlauer_fig8_regression").reads == ("regression_coefficients",)
     assert figure_by_name("fehlauer_fig3_frequency").source == "mart_conditional_convergence"
     assert TOKEN_RANKINGS.reads == ("mart_token_rankings",)
+    assert DIVERGENT_CONTEXTS.reads == ("mart_divergent_context_predictions", "mart_divergent_contexts")
 
 
 # ------------------------------------------------------------------------------------------------
