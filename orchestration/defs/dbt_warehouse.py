@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from filelock import FileLock
 
 from extract.config import REPO_ROOT, Settings
 from extract.lake.atomic_writes import replaced_atomically
@@ -54,8 +55,24 @@ dbt_resource = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUT
 # clone has no manifest while one parsed before a model changed would name the wrong models, so
 # the project is parsed whenever any of its files is newer than the manifest.
 dbt_project.prepare_if_dev()
-if manifest_is_stale(DBT_PROJECT_DIR, dbt_project.manifest_path):
-    dbt_resource.cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+
+
+def ensure_manifest(project: DbtProject, resource: DbtCliResource) -> None:
+    """Parse the project when its manifest is stale, one process at a time.
+
+    Several processes import this module at once (the pytest workers, a run's subprocesses); two
+    `dbt parse` writing the same target/manifest.json interleave into a file no one can read, so the
+    check and the parse happen under a lock beside the manifest, and a process that waited finds a
+    fresh manifest and parses nothing.
+    """
+    # target_path is relative to the project; manifest_path is the absolute one.
+    project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(project.manifest_path.parent / ".parse.lock"):
+        if manifest_is_stale(project.project_dir, project.manifest_path):
+            resource.cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+ensure_manifest(dbt_project, dbt_resource)
 
 
 class SeedconvTranslator(DagsterDbtTranslator):

@@ -1,20 +1,29 @@
 """The whole pipeline through Dagster on the micro suite, and the sensor and schedule."""
 
 import html
+import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+from dagster_dbt import DbtCliResource, DbtProject
 
 from extract.lake.checks import MANIFESTS
 from extract.lake.tables import checkpoint_dir
 from extract.registry import PARTITION_TABLES
 from extract.sources.suites import partition_key
 from orchestration.definitions import defs
-from orchestration.defs.dbt_warehouse import manifest_is_stale, warehouse_models
+from orchestration.defs.dbt_warehouse import (
+    DBT_EXECUTABLE,
+    DBT_PROJECT_DIR,
+    ensure_manifest,
+    manifest_is_stale,
+    warehouse_models,
+)
 from orchestration.defs.lake_scrub import repair_damaged
 from orchestration.defs.report_assets import report_page
 from orchestration.defs.resources import SeedconvSettings
@@ -358,6 +367,28 @@ def test_a_dbt_manifest_older_than_a_model_is_stale(tmp_path):
     assert not manifest_is_stale(tmp_path, manifest)
     model.write_text("select 2")
     assert manifest_is_stale(tmp_path, manifest)
+
+
+def test_processes_importing_at_once_parse_the_project_once(tmp_path):
+    """Three importers of a fresh clone at once (as pytest's workers are): one parses, the others
+    wait for it, and the manifest they all read is whole."""
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+    real = DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE)
+    parses = []
+
+    class CountingResource:
+        def cli(self, args, **kwargs):
+            parses.append(args)
+            return real.cli(args, **kwargs)
+
+    with ThreadPoolExecutor(3) as pool:
+        for done in [pool.submit(ensure_manifest, project, CountingResource()) for _ in range(3)]:
+            done.result()
+    assert len(parses) == 1
+    manifest = json.loads(project.manifest_path.read_text())
+    assert "model.seedconv.mart_expected_convergence" in manifest["nodes"]
 
 
 def test_a_new_checkpoint_runs_alone_and_brings_the_marts_up_to_date(
