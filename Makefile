@@ -65,6 +65,7 @@ verify: $(STAMP)
 # warehouse; scratch data goes to warehouse/bench/.
 bench: demo
 	$(BIN)/python -m benchmarks.extraction
+	$(BIN)/python -m benchmarks.depth_and_time
 	$(BIN)/python -m benchmarks.pythia_scale
 	$(BIN)/python -m benchmarks.precision
 	$(BIN)/python -m benchmarks.storage

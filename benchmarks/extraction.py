@@ -127,6 +127,8 @@ def print_summary(run: SizeRun, limits: machine.MachineLimits, forward_dtype: st
         "activation fingerprint": run.total("fingerprint") / wall,
         "BLiMP scores": run.total("blimp") / wall,
         "weight statistics and sketch": run.total("weights") / wall,
+        "logit lens, layer by layer": run.total("layer_lens") / wall,
+        "trajectory KL": run.total("trajectory") / wall,
         "writing not hidden behind compute": run.exposed_write_s / wall,
     }
     read_rate = sum(m["checkpoint_bytes"] for m in run.manifests) / max(run.total("read"), 1e-9)

@@ -236,6 +236,37 @@ class WeightsConfig:
         _check_range("weights.sketch_dim", self.sketch_dim, 16, 1 << 24)
 
 
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """Exact KL along each seed's training trajectory; see extract/measures/trajectory.py."""
+
+    # Steps every later checkpoint of a seed is also compared with, besides the one before it: log-spaced
+    # by 8 (0 .. 16,000 covers PolyPythia; the mini suites have 0, 4, 32 and 256). A suite without one of
+    # these steps skips it. The diffusion exponents are fitted from each anchor.
+    anchors: tuple[int, ...] = (0, 4, 32, 256, 2000, 16000)
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(step, int) or step < 0 for step in self.anchors):
+            raise ConfigError(f"trajectory.anchors must be steps (integers >= 0), got {list(self.anchors)}")
+        if len(set(self.anchors)) != len(self.anchors):
+            raise ConfigError(f"trajectory.anchors repeats a step: {list(self.anchors)}")
+
+
+@dataclass(frozen=True)
+class LayersConfig:
+    """Seed convergence layer by layer through the logit lens; see extract/measures/layer_lens.py."""
+
+    # Which layers: 0 is the embedding output, L (the model's number of layers) its last layer, whose
+    # lens is the model's own output. Empty: every layer. A layer past a model's depth is an error.
+    layers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(layer, int) or layer < 0 for layer in self.layers):
+            raise ConfigError(f"layers.layers must be layer indices (integers >= 0), got {list(self.layers)}")
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"layers.layers repeats a layer: {list(self.layers)}")
+
+
 # How the seed-and-context bootstrap resamples the contexts (analysis/bootstrap.py).
 BOOTSTRAP_UNITS = ("window", "document")
 
@@ -464,6 +495,8 @@ class Settings:
     weights: WeightsConfig = field(default_factory=WeightsConfig)
     blimp: BlimpConfig = field(default_factory=BlimpConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
+    layers: LayersConfig = field(default_factory=LayersConfig)
     mini_mlm: MiniSuiteConfig = field(default_factory=lambda: MiniSuiteConfig(**MINI_MLM_DEFAULTS))
 
     @property
@@ -523,6 +556,14 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         blimp_values["source"] = str(Path(source) if Path(source).is_absolute() else base_dir / source)
     blimp = BlimpConfig(**blimp_values)
     bootstrap = BootstrapConfig(**_section(raw, "bootstrap", BootstrapConfig))
+    trajectory_values = dict(_section(raw, "trajectory", TrajectoryConfig))
+    if "anchors" in trajectory_values:
+        trajectory_values["anchors"] = tuple(trajectory_values["anchors"])
+    trajectory = TrajectoryConfig(**trajectory_values)
+    layers_values = dict(_section(raw, "layers", LayersConfig))
+    if "layers" in layers_values:
+        layers_values["layers"] = tuple(layers_values["layers"])
+    layers = LayersConfig(**layers_values)
     mini = _mini_suite(raw, "mini", {})
     mini_mlm = _mini_suite(raw, "mini_mlm", MINI_MLM_DEFAULTS)
 
@@ -562,6 +603,8 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         weights=weights,
         blimp=blimp,
         bootstrap=bootstrap,
+        trajectory=trajectory,
+        layers=layers,
         mini_mlm=mini_mlm,
     )
 

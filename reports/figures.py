@@ -37,6 +37,7 @@ from reports.plots import (  # noqa: E402
     plot_icl,
     plot_kl_distribution,
     plot_kl_scale,
+    plot_layer_convergence,
     plot_llv_vs_exact,
     plot_masked_convergence,
     plot_model_map,
@@ -44,6 +45,8 @@ from reports.plots import (  # noqa: E402
     plot_similarity_curves,
     plot_tag_groups,
     plot_top1_agreement,
+    plot_trajectory_exponents,
+    plot_trajectory_movement,
     plot_variance,
 )
 from reports.style import apply_style  # noqa: E402
@@ -377,6 +380,35 @@ FIGURES: tuple[FigureSpec, ...] = (
         plot_kl_scale,
         optional=True,
         objectives=("causal",),
+    ),
+    FigureSpec(
+        "ours_trajectory_movement",
+        "Ours: how far each seed moves between checkpoints",
+        "Per size, the exact KL(p_t || p_previous) between each seed's next-token distributions at a checkpoint "
+        "and at its previous one, averaged over contexts and seeds (band: ± 1 standard deviation across seeds), "
+        "beside the mean KL between seeds at the same step (dashed); log-spaced checkpoints lie ever further "
+        "apart, so late points span more training.",
+        plot_trajectory_movement,
+        optional=True,
+    ),
+    FigureSpec(
+        "ours_trajectory_exponents",
+        "Ours: diffusion exponents from the exact KL, beside Kishino et al.'s estimator",
+        "Per size and anchor step t₀: the slope of log KL(t₀, t₀+Δ) on log Δ over every later checkpoint, with KL "
+        "the exact symmetric per-token KL (circles, {bootstrap_level} bootstrap interval over evaluation windows), "
+        "estimated from log-likelihood vectors as Kishino et al. 2026 do (squares, interval over texts), and the "
+        "same slope for the squared weight distance (triangles), one point per seed; 1 is diffusive.",
+        plot_trajectory_exponents,
+        optional=True,
+    ),
+    FigureSpec(
+        "ours_layer_convergence",
+        "Ours: seed convergence layer by layer",
+        "Per size, the logit lens (the model's final norm and output embedding applied after each layer; 0 is the "
+        "embeddings): above, E[conv] between seeds at each layer and step; below, how far each layer's "
+        "distribution still is from the seed's own output, KL(p_final || p_layer), on a log colour scale.",
+        plot_layer_convergence,
+        optional=True,
     ),
     FigureSpec(
         "ours_blimp_fields",

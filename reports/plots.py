@@ -871,3 +871,145 @@ def plot_kl_scale(data: pd.DataFrame) -> plt.Figure:
             axis.legend(frameon=False, fontsize=7, loc="lower right")
     axes[0].set_ylabel("log-likelihood-vector KL  (bits per byte)")
     return figure
+
+
+# ------------------------------------------------------------------------------------------------
+# Trajectories and layers (ours)
+# ------------------------------------------------------------------------------------------------
+
+
+def plot_trajectory_movement(data: pd.DataFrame) -> plt.Figure:
+    """Per size: the seeds' mean KL(p_t || p_previous) over training (band: ± 1 sd across seeds),
+    beside the mean KL between seeds at the same step (dashed), on one log scale."""
+    if data.empty:
+        return no_data_figure("No trajectory KL for this suite (a lake extracted before it).")
+    sizes = _sizes(data)
+    figure, axis = plt.subplots(figsize=(7.2, 3.8), constrained_layout=True)
+    for size, color in zip(sizes, size_colors(len(sizes))):
+        rows = data[data["size"] == size].sort_values("step")
+        spread = rows["kl_seed_std"].fillna(0.0)
+        axis.fill_between(
+            rows["step"],
+            (rows["kl_mean"] - spread).clip(lower=KL_LOG_FLOOR),
+            (rows["kl_mean"] + spread).clip(lower=KL_LOG_FLOOR),
+            color=color,
+            alpha=0.18,
+            linewidth=0,
+        )
+        axis.plot(
+            rows["step"], rows["kl_mean"].clip(lower=KL_LOG_FLOOR), color=color, marker="o", markersize=2.5, label=size
+        )
+        axis.plot(
+            rows["step"], rows["seed_pair_kl"].clip(lower=KL_LOG_FLOOR), color=color, linestyle="--", linewidth=1.0
+        )
+    axis.set_yscale("log")
+    _step_axis(axis)
+    axis.set_ylabel("KL  (nats, log scale)")
+    handles, labels = axis.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="0.35", marker="o", markersize=2.5, label="seed vs its previous checkpoint"),
+        Line2D([], [], color="0.35", linestyle="--", label="between seeds, same step"),
+    ]
+    axis.legend(handles=handles, frameon=False, fontsize=7)
+    return figure
+
+
+def exponent_agreement(data: pd.DataFrame) -> str:
+    """One sentence: how the exact exponents and the estimator's compare over the rows that have both."""
+    both = data[np.isfinite(data["exact_exponent"].astype(float)) & np.isfinite(data["llv_exponent"].astype(float))]
+    if both.empty:
+        return "No start step has both an exact and an estimated exponent."
+    difference = both["llv_exponent"].astype(float) - both["exact_exponent"].astype(float)
+    low, high = both["exact_exponent_low"].astype(float), both["exact_exponent_high"].astype(float)
+    inside = int(((both["llv_exponent"] >= low) & (both["llv_exponent"] <= high)).sum())
+    return (
+        f"Over {len(both)} (seed, anchor) fits: the estimator's exponent minus the exact one has median "
+        f"{np.median(difference):+.3f} (range {difference.min():+.3f} to {difference.max():+.3f}); "
+        f"{inside} of {len(both)} estimator exponents fall inside the exact exponent's interval."
+    )
+
+
+def plot_trajectory_exponents(data: pd.DataFrame) -> plt.Figure:
+    """Per size (columns), per anchor step: each seed's exact exponent with its bootstrap interval, the
+    log-likelihood-vector estimator's with its interval, and the weight-distance exponent."""
+    data = data[np.isfinite(data["exact_exponent"].astype(float))] if not data.empty else data
+    if data.empty:
+        return no_data_figure("No exact diffusion exponents for this suite (too few checkpoints after an anchor).")
+    sizes = _sizes(data)
+    figure, axes = plt.subplots(
+        1, len(sizes), figsize=(max(4.0 * len(sizes), 7.2), 3.9), sharey=True, squeeze=False, constrained_layout=True
+    )
+    measures = (
+        ("exact_exponent", "exact_exponent_low", "exact_exponent_high", "exact KL", "o", "#2a6f97"),
+        ("llv_exponent", "llv_exponent_low", "llv_exponent_high", "log-likelihood vectors", "s", "#d08c3c"),
+        ("weight_exponent", None, None, "squared weight distance", "^", "#6c6c6c"),
+    )
+    for axis, size in zip(axes[0], sizes):
+        rows = data[data["size"] == size]
+        anchors = sorted(rows["anchor_step"].unique())
+        seeds = sorted(rows["seed"].unique())
+        for position, anchor in enumerate(anchors):
+            for offset, (value, low, high, label, marker, color) in zip((-0.22, 0.0, 0.22), measures):
+                at = rows[rows["anchor_step"] == anchor].sort_values("seed")
+                x = position + offset + np.linspace(-0.06, 0.06, len(seeds))[: len(at)]
+                y = at[value].astype(float)
+                if low is not None:
+                    error = np.vstack([y - at[low].astype(float), at[high].astype(float) - y]).clip(min=0)
+                    axis.errorbar(
+                        x, y, yerr=error, fmt=marker, color=color, markersize=3.5, elinewidth=0.8, label=label
+                    )
+                else:
+                    axis.plot(x, y, marker, color=color, markersize=3.5, label=label)
+        axis.axhline(1.0, color="#555555", linewidth=0.9, linestyle="--")
+        axis.set_xticks(range(len(anchors)), [str(anchor) for anchor in anchors])
+        axis.set_xlabel("anchor step t₀")
+        axis.set_title(size)
+    axes[0][0].set_ylabel("slope of log KL(t₀, t₀+Δ) on log Δ")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    unique["1 = diffusive"] = Line2D([], [], color="#555555", linestyle="--")
+    figure.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=4, frameon=False)
+    figure.suptitle(textwrap.fill(exponent_agreement(data), 110), fontsize=8, color="#444444")
+    return figure
+
+
+def plot_layer_convergence(data: pd.DataFrame) -> plt.Figure:
+    """Per size: a layer x step heatmap of E[conv] between seeds through the logit lens (top), and of
+    the seeds' KL from their own output (bottom), steps in order (not to scale)."""
+    if data.empty:
+        return no_data_figure("No layer-wise convergence for this suite (a lake extracted before it).")
+    sizes = list(dict.fromkeys(data.sort_values(["n_layers", "size"])["size"]))
+    figure, axes = plt.subplots(
+        2, len(sizes), figsize=(max(4.2 * len(sizes), 7.2), 5.6), squeeze=False, constrained_layout=True
+    )
+    conv_range = (float(data["expected_conv"].min()), float(data["expected_conv"].max()))
+    final = data["kl_to_final"].astype(float).clip(lower=KL_LOG_FLOOR)
+    final_range = (float(final.min()), float(max(final.max(), final.min() * 10)))
+    for column, size in enumerate(sizes):
+        rows = data[data["size"] == size]
+        steps = sorted(rows["step"].unique())
+        layers = sorted(rows["layer"].unique())
+        for row, (value, cmap, norm, label) in enumerate(
+            (
+                ("expected_conv", "viridis", matplotlib.colors.Normalize(*conv_range), "E[conv] between seeds (nats)"),
+                ("kl_to_final", "magma_r", matplotlib.colors.LogNorm(*final_range), "KL(p_final || p_layer) (nats)"),
+            )
+        ):
+            grid = rows.pivot_table(index="layer", columns="step", values=value).reindex(index=layers, columns=steps)
+            values = grid.to_numpy(dtype=float)
+            if value == "kl_to_final":
+                values = np.clip(values, KL_LOG_FLOOR, None)
+            axis = axes[row][column]
+            image = axis.imshow(values, aspect="auto", origin="lower", cmap=cmap, norm=norm, interpolation="nearest")
+            axis.grid(False)
+            shown = range(0, len(steps), max(1, len(steps) // 8))
+            axis.set_xticks(list(shown), [str(steps[i]) for i in shown], rotation=45)
+            axis.set_yticks(range(len(layers)), [str(layer) for layer in layers])
+            axis.set_title(f"{size}: {'across seeds' if row == 0 else 'to the own output'}", fontsize=9)
+            if column == 0:
+                axis.set_ylabel("layer (0: embeddings)")
+            if row == 1:
+                axis.set_xlabel("training step (in order, not to scale)")
+            if column == len(sizes) - 1:
+                figure.colorbar(image, ax=axes[row, :].tolist(), label=label, shrink=0.9)
+    return figure

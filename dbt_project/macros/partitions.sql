@@ -220,6 +220,14 @@
         'token_stats': [
             ('seed', 'integer'), ('position', 'integer'), ('surprisal', 'double'), ('entropy', 'double'),
             ('kl_uniform', 'double'), ('kl_unigram', 'double'), ('tail_mass', 'double'), ('topk_ids', 'integer[]')],
+        'layer_kl': [
+            ('layer', 'integer'), ('n_layers', 'integer'), ('seed_a', 'integer'), ('seed_b', 'integer'),
+            ('position', 'integer'), ('kl', 'double')],
+        'layer_final_kl': [
+            ('layer', 'integer'), ('n_layers', 'integer'), ('seed', 'integer'), ('position', 'integer'), ('kl', 'double')],
+        'trajectory_kl': [
+            ('seed', 'integer'), ('from_step', 'integer'), ('position', 'integer'),
+            ('kl_later_earlier', 'double'), ('kl_earlier_later', 'double')],
     }[table] -%}
     {%- set relation = ref('stg_' ~ table) -%}
     {%- if p is none -%}

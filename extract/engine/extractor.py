@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -416,37 +417,58 @@ class Extractor:
 
         tick = time.perf_counter()
         with torch.inference_mode():
-            hidden = self._masked_hidden(skeleton) if self.masked else self._causal_hidden(skeleton)
+            hidden = self.eval_states(skeleton)
             finite = bool(torch.isfinite(hidden).all())
         self._sync()
         timings["forward"] += time.perf_counter() - tick
         if not finite:
             raise NonFiniteOutputs(f"{checkpoint.source}: the model gives NaN or infinite activations")
-        model = SeedModel(checkpoint, weights, skeleton, head, self.device, self.masked, self.kernels, self.chunk_bytes)
+        model = SeedModel(
+            checkpoint,
+            weights,
+            skeleton,
+            head,
+            self.device,
+            self.masked,
+            self.kernels,
+            self.chunk_bytes,
+            positions=self.positions,
+            eval_hidden=hidden,
+            eval_states=partial(self.eval_states, skeleton),
+        )
         measured = {
             type(measure): self._timed(measure, model, timings) for measure in self.measures if measure.needs_model
         }
         return _SeedResult(hidden=hidden, head=head, measured=measured)
 
-    def _causal_hidden(self, skeleton: Skeleton) -> torch.Tensor:
-        """[N, H] in position order: every window once, a prediction at every position."""
+    def eval_states(self, skeleton: Skeleton, layers: tuple[int, ...] | None = None) -> torch.Tensor:
+        """The loaded model's states at every evaluation token, in position order: [N, H], what the
+        output embedding is applied to; or, for `layers`, the logit lens's [len(layers), N, H]."""
+        if self.masked:
+            return self._masked_hidden(skeleton, layers)
+        return self._causal_hidden(skeleton, layers)
+
+    def _causal_hidden(self, skeleton: Skeleton, layers: tuple[int, ...] | None = None) -> torch.Tensor:
+        """[..., N, H] in position order: every window once, a prediction at every position."""
         hidden = None
         for windows, input_ids, _, _ in self.batches.batches(self.windows_per_batch):
-            states = skeleton.hidden_states(input_ids.to(self.device))
-            if hidden is None:  # [windows, width, H]; a batch cut short leaves its padding zero
-                hidden = states.new_zeros((*self.batches.input_ids.shape, states.shape[-1]))
-            hidden[windows.to(self.device), : states.shape[1]] = states
-        flat = hidden.reshape(-1, hidden.shape[-1])[self._keep.to(self.device)]
-        return flat[torch.from_numpy(self._order).to(self.device)]
+            ids = input_ids.to(self.device)
+            states = skeleton.hidden_states(ids) if layers is None else skeleton.lens_states(ids, None, layers)
+            if hidden is None:  # [..., windows, width, H]; a batch cut short leaves its padding zero
+                hidden = states.new_zeros((*states.shape[:-3], *self.batches.input_ids.shape, states.shape[-1]))
+            hidden[..., windows.to(self.device), : states.shape[-2], :] = states
+        flat = hidden.reshape(*hidden.shape[:-3], -1, hidden.shape[-1])[..., self._keep.to(self.device), :]
+        return flat[..., torch.from_numpy(self._order).to(self.device), :]
 
-    def _masked_hidden(self, skeleton: Skeleton) -> torch.Tensor:
-        """[N, H] in position order: each target's masked copy, read at the masked position."""
+    def _masked_hidden(self, skeleton: Skeleton, layers: tuple[int, ...] | None = None) -> torch.Tensor:
+        """[..., N, H] in position order: each target's masked copy, read at the masked position."""
         parts = []
         for input_ids, attention, columns in self.batches.batches(self.windows_per_batch):
-            hidden = skeleton.hidden_states(input_ids.to(self.device), attention.to(self.device))
-            at_mask = hidden[torch.arange(len(columns), device=self.device), columns.to(self.device)]
+            ids, mask = input_ids.to(self.device), attention.to(self.device)
+            hidden = skeleton.hidden_states(ids, mask) if layers is None else skeleton.lens_states(ids, mask, layers)
+            at_mask = hidden[..., torch.arange(len(columns), device=self.device), columns.to(self.device), :]
             parts.append(skeleton.head_input(at_mask))
-        return torch.cat(parts)
+        return torch.cat(parts, dim=-2)
 
     def _check_vocabularies(self, results: dict[int, _SeedResult], size: str, step: int) -> int:
         sizes = {seed: result.head.vocab for seed, result in results.items()}

@@ -34,6 +34,9 @@ IGNORED_KEYS = ("attention.bias", "attention.masked_bias", "rotary_emb.inv_freq"
 # Pre-training heads a masked-LM checkpoint may carry beside its MLM head (MultiBERT's are
 # BertForPreTraining): the pooler and next-sentence head play no part in masked prediction.
 IGNORED_PREFIXES = ("bert.pooler.", "cls.seq_relationship.")
+# Where models keep the norm between their last layer and the output embedding (GPT-NeoX, GPT-2,
+# Llama and its kin). BERT has none: each of its layers ends in a LayerNorm already.
+FINAL_NORMS = ("final_layer_norm", "ln_f", "norm")
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,64 @@ class Skeleton:
                     warnings.warn(f"torch.compile failed, running the model eagerly: {error}", stacklevel=2)
                     self._forward, self.compiled = self.body, False
             return self.body(**inputs).last_hidden_state
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._layer_stack())
+
+    def _layer_stack(self) -> torch.nn.ModuleList:
+        """The body's transformer layers: its ModuleList as long as the config's layer count."""
+        depth = self.model.config.num_hidden_layers
+        for module in self.body.modules():
+            if isinstance(module, torch.nn.ModuleList) and len(module) == depth:
+                return module
+        raise SkeletonMismatch(f"{type(self.body).__name__}: no list of {depth} layers to read the logit lens from")
+
+    def _final_norm(self) -> torch.nn.Module:
+        for name in FINAL_NORMS:
+            norm = getattr(self.body, name, None)
+            if isinstance(norm, torch.nn.Module):
+                return norm
+        if self.objective == "masked":
+            return torch.nn.Identity()
+        raise SkeletonMismatch(
+            f"{type(self.body).__name__}: no final norm ({', '.join(FINAL_NORMS)}) for the logit lens"
+        )
+
+    def lens_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, layers: tuple[int, ...]
+    ) -> torch.Tensor:
+        """The logit lens's inputs [len(layers), B, T, H]: the residual stream after each of `layers`
+        layers (0: the embeddings' output) through the model's final norm, so that `head_input` and
+        the output embedding turn them into the lens's logits. The last layer's is exactly
+        `hidden_states`. Runs the eager body: the states are read with forward hooks."""
+        stack, depth = self._layer_stack(), self.model.config.num_hidden_layers
+        if any(not 0 <= layer <= depth for layer in layers):
+            raise SkeletonMismatch(f"layers {list(layers)} asked for, but the model has layers 0 .. {depth}")
+        captured: dict[int, torch.Tensor] = {}
+
+        def after(index):
+            def hook(module, args, output):
+                captured[index] = output[0] if isinstance(output, tuple) else output
+
+            return hook
+
+        def before_first(module, args, kwargs):
+            captured[0] = args[0] if args else kwargs["hidden_states"]
+
+        handles = [stack[0].register_forward_pre_hook(before_first, with_kwargs=True)] if 0 in layers else []
+        handles += [stack[layer - 1].register_forward_hook(after(layer)) for layer in set(layers) - {0}]
+        inputs = {"input_ids": input_ids, "use_cache": False}
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        try:
+            with self.precision.body():
+                self.body(**inputs)
+                norm = self._final_norm()
+                return torch.stack([norm(captured[layer]) for layer in layers])
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
         """What the output embedding is applied to: the hidden states, through BERT's transform if any."""

@@ -8,7 +8,19 @@ from extract.measures.base import Measure
 from extract.measures.blimp_scores import BlimpScores
 from extract.measures.fingerprints import Fingerprints
 from extract.measures.icl_scores import IclScores
+from extract.measures.layer_lens import LayerLens
 from extract.measures.text_loglik import LoglikVectors
+from extract.measures.trajectory import Trajectory
 from extract.measures.weight_stats import WeightStatistics
 
-MEASURES: tuple[type[Measure], ...] = (WeightStatistics, IclScores, Fingerprints, LoglikVectors, BlimpScores)
+# Trajectory comes last: on a partition run on its own it loads earlier checkpoints into the model
+# skeleton, which the measures before it read as this checkpoint's.
+MEASURES: tuple[type[Measure], ...] = (
+    WeightStatistics,
+    IclScores,
+    Fingerprints,
+    LoglikVectors,
+    BlimpScores,
+    LayerLens,
+    Trajectory,
+)

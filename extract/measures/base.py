@@ -16,11 +16,12 @@ extract/measures/token_distributions.py).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -82,6 +83,12 @@ class SeedModel:
     masked: bool
     kernels: StatisticsKernels
     chunk_bytes: int  # at most this much of fp32 logits at once (extraction.chunk_mib)
+    # The evaluation tokens' positions, and the loaded model's states there [N, H] in that order
+    # (what the output embedding is applied to); `eval_states(layers)` runs the evaluation pass
+    # again on whatever weights the skeleton holds: [N, H], or the logit lens's [L, N, H].
+    positions: np.ndarray | None = None
+    eval_hidden: torch.Tensor | None = None
+    eval_states: Callable[[tuple[int, ...] | None], torch.Tensor] | None = None
 
     def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.skeleton.hidden_states(input_ids, attention_mask)

@@ -1,11 +1,12 @@
 """Python analyses over the marts: the per-step convergence regression, the log-likelihood-vector
 analyses (model map, diffusion exponents, agreement with the exact KL), the four phases of
-convergence and the seed-and-context intervals of E[conv]."""
+convergence, the seed-and-context intervals of E[conv] and the diffusion exponents of the exact
+trajectory KL."""
 
 import dagster as dg
 import duckdb
 
-from analysis import bootstrap, loglik, phases
+from analysis import bootstrap, loglik, phases, trajectory
 from analysis.regression import fit_all_steps
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 from orchestration.warehouse_lock import writing_warehouse
@@ -17,6 +18,7 @@ WRITTEN_BY = {
     **{table: "loglik_analysis" for table in loglik.TABLES},
     phases.TABLE: "convergence_phases",
     **{table: "convergence_intervals" for table in bootstrap.TABLES},
+    trajectory.TABLE: "trajectory_exponents",
 }
 
 
@@ -158,4 +160,36 @@ def convergence_intervals(context: dg.AssetExecutionContext, seedconv: SeedconvS
             "significant_differences": int((differences["p_value"] < 1 - settings.bootstrap.level).sum()),
             "last_steps": dg.MetadataValue.md(shown.to_markdown(index=False)),
         }
+    )
+
+
+@dg.asset(
+    pool=WAREHOUSE_POOL,
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[*(dg.AssetKey(name) for name in trajectory.INPUTS), loglik_analysis],
+)
+def trajectory_exponents(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
+    """Diffusion exponents fitted to the exact KL along each seed's trajectory from each anchor step,
+    with a bootstrap interval over evaluation windows, beside the log-likelihood-vector estimator's
+    and the weight-distance exponent of the same seed and start step (analysis/trajectory.py).
+
+    Written as the table `trajectory_exponents` into the warehouse dbt builds, before it is
+    published; the replicates, level and seed are `[bootstrap]`'s.
+    """
+    settings = seedconv.load()
+    database = settings.paths.duckdb
+    config = settings.bootstrap
+    with writing_warehouse(database, context.log.info), duckdb.connect(str(database)) as connection:
+        table = trajectory.compute_table(connection, config.n_boot, config.level, config.seed)
+        trajectory.write_table(connection, table)
+    by_size = (
+        table.groupby(["suite", "size", "anchor_step"], sort=False)[
+            ["exact_exponent", "llv_exponent", "weight_exponent"]
+        ]
+        .mean()
+        .reset_index()
+    )
+    return dg.MaterializeResult(
+        metadata={"rows": len(table), "mean_exponents": dg.MetadataValue.md(by_size.to_markdown(index=False))}
     )

@@ -25,6 +25,7 @@ from orchestration.defs.analysis_tables import (
     convergence_phases,
     loglik_analysis,
     regression_coefficients,
+    trajectory_exponents,
 )
 from orchestration.defs.resources import WAREHOUSE_POOL, SeedconvSettings
 from orchestration.warehouse_lock import writing_warehouse
@@ -142,7 +143,14 @@ def publish_copy(source: Path, target: Path) -> None:
     group_name=GROUP,
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[warehouse_models, regression_coefficients, loglik_analysis, convergence_phases, convergence_intervals],
+    deps=[
+        warehouse_models,
+        regression_coefficients,
+        loglik_analysis,
+        convergence_phases,
+        convergence_intervals,
+        trajectory_exponents,
+    ],
 )
 def published_warehouse(context: dg.AssetExecutionContext, seedconv: SeedconvSettings) -> dg.MaterializeResult:
     """The read-only copy of the DuckDB file that users query while the next one is built."""

@@ -64,6 +64,7 @@ def test_measures_declare_partition_tables_and_suite_inputs():
         assert all(table in PARTITION_TABLES for table in measure.tables)
     phases = [measure.phase for measure in MEASURES]
     assert len(phases) == len(set(phases)), "two measures time into the same phase"
-    # A masked LM has no left-to-right probability of text: only fingerprints and weights apply.
+    # A masked LM has no left-to-right probability of text: the ICL, log-likelihood and BLiMP
+    # measures do not apply; the fingerprints, weights, logit lens and trajectory do.
     masked = {measure.__name__ for measure in MEASURES if measure.applies_to("masked")}
-    assert masked == {"Fingerprints", "WeightStatistics"}
+    assert masked == {"Fingerprints", "WeightStatistics", "LayerLens", "Trajectory"}

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from dagster_dbt import DbtCliResource, DbtProject
@@ -195,6 +196,50 @@ def test_the_phases_table_on_the_micro_suites(materialized, micro_settings):
                 assert pd.isna(row.reason) and row.n_pairs_located >= 1
             else:
                 assert pd.isna(row.step) and row.reason == expected[row.turning_point].reason
+
+
+def test_trajectory_and_layer_marts_on_the_micro_suites(materialized, micro_settings):
+    """The new marts from the micro suites' own lake: the lens at the last layer is the output's
+    E[conv], each seed's trajectory statistics are its rows', the previous checkpoint is marked,
+    and an exponent is fitted from anchor 0 (4 later checkpoints) but not from anchor 4 (one)."""
+    from extract.lake.tables import checkpoint_dir
+
+    with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:
+        layers = connection.execute(
+            "select l.suite, l.size, l.step, l.layer, l.n_layers, l.expected_conv, l.kl_to_final, "
+            "e.expected_conv as output_conv "
+            "from mart_layer_convergence l join mart_expected_convergence e using (suite, size, step)"
+        ).df()
+        trajectory = connection.execute("select * from mart_trajectory_kl where suite = 'micro'").df()
+        movement = connection.execute("select * from mart_trajectory_movement where suite = 'micro'").df()
+        tokens = connection.execute("select * from mart_trajectory_token_movement where suite = 'micro'").df()
+        exponents = connection.execute("select * from trajectory_exponents").df()
+    assert set(zip(layers["suite"], layers["size"])) == {("micro", "a"), ("micro", "b"), ("micro-mlm", "a")}
+    last = layers[layers["layer"] == layers["n_layers"]]
+    assert len(last) == 15 and len(layers) == 30  # 1 layer: the embeddings and the output, 15 checkpoints
+    np.testing.assert_allclose(last["expected_conv"], last["output_conv"], rtol=1e-5)
+    assert (last["kl_to_final"].abs() < 1e-5).all() and (layers[layers["layer"] == 0]["kl_to_final"] > 0).all()
+
+    lake = micro_settings.paths.lake
+    rows = pd.read_parquet(checkpoint_dir(lake, "micro", "b", 8) / "trajectory_kl.parquet")
+    for seed, from_step in ((1, 0), (3, 4)):
+        ours = rows[(rows["seed"] == seed) & (rows["from_step"] == from_step)]
+        mart = trajectory[(trajectory["size"] == "b") & (trajectory["step"] == 8) & (trajectory["seed"] == seed)]
+        mart = mart[mart["from_step"] == from_step].iloc[0]
+        assert mart["kl_mean"] == pytest.approx(ours["kl_later_earlier"].mean(), rel=1e-6)
+        assert mart["kl_reverse_mean"] == pytest.approx(ours["kl_earlier_later"].mean(), rel=1e-6)
+        assert mart["n_contexts"] == micro_settings.eval.n_tokens
+        assert mart["is_previous"] == (from_step == 4)
+    assert sorted(movement[movement["size"] == "a"]["step"]) == [1, 2, 4, 8]
+    assert (movement["kl_mean"] > 0).all() and (movement["seed_pair_kl"] > 0).all()
+    assert tokens["n_moves"].sum() == 2 * 4 * 3 * micro_settings.eval.n_tokens  # sizes x steps x seeds x tokens
+
+    micro = exponents[exponents["suite"] == "micro"]
+    assert set(micro["anchor_step"]) == {0} and len(micro) == 2 * 3  # 2 sizes x 3 seeds
+    assert (micro["n_points"] == 4).all() and np.isfinite(micro["exact_exponent"]).all()
+    assert (micro["exact_exponent_low"] <= micro["exact_exponent"]).all()
+    assert (micro["exact_exponent"] <= micro["exact_exponent_high"]).all()
+    assert micro["llv_exponent"].notna().all() and micro["weight_exponent"].notna().all()
 
 
 def test_lake_checks_pass_after_extraction(materialized):

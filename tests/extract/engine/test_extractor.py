@@ -44,6 +44,11 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
         "weight_sketches": seeds,
         "loglik": seeds * micro_settings.loglik.n_texts,
         "blimp_scores": seeds * 67 * micro_settings.blimp.pairs_per_paradigm,
+        # the lens at layers 0 and 1 (the micro sizes have one layer)
+        "layer_kl": 2 * n * seeds * (seeds - 1),
+        "layer_final_kl": 2 * n * seeds,
+        # step 8 against step 4 (its previous checkpoint, an anchor too) and anchor 0
+        "trajectory_kl": 2 * n * seeds,
     }
     assert manifest["objective"] == "causal" and manifest["blimp_set_hash"].startswith("sha256:")
     for name, rows in manifest["rows"].items():

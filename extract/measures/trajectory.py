@@ -1,0 +1,213 @@
+"""Exact KL along each seed's training trajectory.
+
+Kishino et al. estimate how far a model moves between checkpoints from log-likelihood vectors and
+fit diffusion exponents to that estimate. Here the same movement is measured exactly, per token:
+for each seed, its next-token distribution at this checkpoint t against the seed's own at an
+earlier checkpoint e, in both directions,
+
+    kl_later_earlier = KL(p_t || p_e),    kl_earlier_later = KL(p_e || p_t),
+
+from fp32 logits, for e = the seed's checkpoint just before t (its consecutive movement) and every
+configured anchor step before t (`[trajectory] anchors`; the diffusion exponents are fitted from
+each anchor, analysis/trajectory.py).
+
+What is kept of an earlier checkpoint is small: its states at the evaluation tokens [N, H] and
+its fp32 output embedding [V, H] (`SeedState`), not its distributions [N, V]. Each seed's state is
+written to a store under the warehouse's cache when its partition is extracted, so a later
+partition reads its predecessor's from there. A partition run on its own, whose earlier states
+the store lacks, loads those checkpoints into the model skeleton and runs them on the evaluation
+tokens again, and stores them. Because that refills the skeleton, this measure runs after every
+other measure that reads the loaded model (its place in extract/measures/__init__.py).
+
+The store keeps a seed's anchor states and the state of its latest extracted checkpoint; an earlier
+one is deleted once a later checkpoint has been compared with it, so in step order the store holds
+at most (anchors + 1) states per seed and size. A store entry is keyed by the evaluation set's hash, so
+changing the evaluation tokens starts a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from safetensors.torch import load_file, save_file
+
+from extract.engine.skeleton import Head
+from extract.inputs.eval_tokens import EVAL_TOKENS, eval_set_hash
+from extract.lake.atomic_writes import replaced_atomically
+from extract.lake.tables import PARTITION, LakeTable
+from extract.measures.base import Measure, NonFiniteOutputs, SeedModel, SuiteContext
+from extract.measures.layer_lens import token_rows
+from extract.measures.token_distributions import pairwise_kl
+from extract.sources.suites import Suite
+
+TRAJECTORY_KL_SCHEMA = pa.schema(
+    [
+        ("seed", pa.int32()),
+        ("from_step", pa.int32()),
+        ("position", pa.int32()),
+        ("kl_later_earlier", pa.float32()),
+        ("kl_earlier_later", pa.float32()),
+    ]
+)
+TRAJECTORY_KL = LakeTable(
+    "trajectory_kl",
+    TRAJECTORY_KL_SCHEMA,
+    PARTITION,
+    "Per seed, earlier step and token: exact KL(p_t || p_from) and KL(p_from || p_t) of the seed's own checkpoints.",
+)
+
+
+@dataclass
+class SeedState:
+    """What is kept of one checkpoint of one seed: enough to recompute its distributions exactly."""
+
+    hidden: torch.Tensor  # [N, H] what the output embedding is applied to, at the evaluation tokens
+    head: Head  # fp32 output embedding (and bias)
+
+    def to(self, device: torch.device) -> SeedState:
+        bias = None if self.head.bias is None else self.head.bias.to(device)
+        return SeedState(self.hidden.to(device), Head(self.head.weight.to(device), bias))
+
+
+def directed_kls(later: SeedState, earlier: SeedState, chunk_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(KL(p_later || p_earlier), KL(p_earlier || p_later)) per token, exact, from fp32 logits."""
+    n, vocab = later.hidden.shape[0], later.head.vocab
+    if earlier.hidden.shape[0] != n or earlier.head.vocab != vocab:
+        raise ValueError(
+            f"states of different shapes: {n} tokens x {vocab} ids against "
+            f"{earlier.hidden.shape[0]} x {earlier.head.vocab}"
+        )
+    forward, backward = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
+    rows = token_rows(2, vocab, chunk_bytes)
+    with torch.inference_mode():
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            logits = torch.stack(
+                [later.head.logits(later.hidden[start:stop]), earlier.head.logits(earlier.hidden[start:stop])]
+            )
+            kl = pairwise_kl(logits)
+            forward[start:stop] = kl[0, 1].cpu().numpy()
+            backward[start:stop] = kl[1, 0].cpu().numpy()
+    return forward, backward
+
+
+class StateStore:
+    """Seed states on disk: <root>/size=<size>/seed=<seed>/step=<step>.safetensors."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, size: str, seed: int, step: int) -> Path:
+        return self.root / f"size={size}" / f"seed={seed}" / f"step={step}.safetensors"
+
+    def load(self, size: str, seed: int, step: int, device: torch.device) -> SeedState | None:
+        path = self.path(size, seed, step)
+        if not path.exists():
+            return None
+        tensors = load_file(path, device=str(device))
+        return SeedState(tensors["hidden"], Head(tensors["weight"], tensors.get("bias")))
+
+    def save(self, size: str, seed: int, step: int, state: SeedState) -> None:
+        tensors = {"hidden": state.hidden.float(), "weight": state.head.weight}
+        if state.head.bias is not None:
+            tensors["bias"] = state.head.bias
+        path = self.path(size, seed, step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(path) as staging:
+            save_file({name: tensor.detach().contiguous().cpu() for name, tensor in tensors.items()}, staging)
+
+    def steps(self, size: str, seed: int) -> list[int]:
+        folder = self.path(size, seed, 0).parent
+        return sorted(int(path.stem.removeprefix("step=")) for path in folder.glob("step=*.safetensors"))
+
+    def prune(self, size: str, seed: int, keep: set[int], before: int) -> None:
+        """Deletes the seed's states of steps below `before` that are not in `keep`."""
+        for step in self.steps(size, seed):
+            if step < before and step not in keep:
+                self.path(size, seed, step).unlink(missing_ok=True)
+
+
+def earlier_steps(seed_steps: list[int], step: int, anchors: tuple[int, ...]) -> list[int]:
+    """The steps a checkpoint is compared with: the seed's one before it and its anchors before it."""
+    before = [s for s in seed_steps if s < step]
+    chosen = {before[-1]} if before else set()
+    chosen |= {anchor for anchor in anchors if anchor < step and anchor in seed_steps}
+    return sorted(chosen)
+
+
+@dataclass
+class SeedTrajectory:
+    positions: np.ndarray
+    kls: dict[int, tuple[np.ndarray, np.ndarray]]  # earlier step -> (KL(t || e), KL(e || t)) per token
+
+
+class Trajectory(Measure):
+    """Each seed's exact KL to its previous checkpoint and to its anchor checkpoints."""
+
+    tables = (TRAJECTORY_KL,)
+    phase = "trajectory"
+
+    def __init__(self, suite: Suite, anchors: tuple[int, ...], store: StateStore, chunk_bytes: int):
+        self.suite = suite
+        self.anchors = anchors
+        self.store = store
+        self.chunk_bytes = chunk_bytes
+
+    @classmethod
+    def for_suite(cls, context: SuiteContext) -> Trajectory:
+        eval_hash = eval_set_hash(context.read(EVAL_TOKENS))[:16]
+        root = context.settings.paths.cache / "trajectory_states" / f"suite={context.suite.name}" / eval_hash
+        settings = context.settings
+        return cls(context.suite, settings.trajectory.anchors, StateStore(root), settings.extraction.chunk_bytes)
+
+    def measure_seed(self, model: SeedModel) -> SeedTrajectory:
+        checkpoint = model.checkpoint
+        size, seed, step = checkpoint.size, checkpoint.seed, checkpoint.step
+        own = SeedState(model.eval_hidden, model.head)
+        seed_steps = self.suite.seed_steps(size, seed)
+        earlier = earlier_steps(seed_steps, step, self.anchors)
+        # The own state first: loading an earlier checkpoint below refills the skeleton, not `own`.
+        self.store.save(size, seed, step, own)
+        kls = {}
+        for from_step in earlier:
+            state = self.store.load(size, seed, from_step, model.device) or self._recompute(model, from_step)
+            later_earlier, earlier_later = directed_kls(own, state, self.chunk_bytes)
+            if not (np.isfinite(later_earlier).all() and np.isfinite(earlier_later).all()):
+                raise NonFiniteOutputs(
+                    f"{checkpoint.source}: NaN or infinite KL to the seed's checkpoint at step {from_step}"
+                )
+            kls[from_step] = (later_earlier, earlier_later)
+        self.store.prune(size, seed, keep={*self.anchors, step}, before=step)
+        return SeedTrajectory(model.positions, kls)
+
+    def _recompute(self, model: SeedModel, step: int) -> SeedState:
+        """The seed's state at `step` from its checkpoint, run again; stored for next time."""
+        checkpoint = self.suite.checkpoint(model.checkpoint.size, model.checkpoint.seed, step)
+        weights = self.suite.read_weights(checkpoint)
+        head = model.skeleton.load(weights)
+        with torch.inference_mode():
+            state = SeedState(model.eval_states(None), head)
+        self.store.save(checkpoint.size, checkpoint.seed, step, state)
+        return state
+
+    def partition_tables(self, per_seed: dict[int, SeedTrajectory]) -> dict[str, pa.Table]:
+        columns: dict[str, list[np.ndarray]] = {name: [] for name in TRAJECTORY_KL_SCHEMA.names}
+        for seed, trajectory in per_seed.items():
+            positions = trajectory.positions.astype(np.int32)
+            for from_step, (later_earlier, earlier_later) in sorted(trajectory.kls.items()):
+                columns["seed"].append(np.full(len(positions), seed, dtype=np.int32))
+                columns["from_step"].append(np.full(len(positions), from_step, dtype=np.int32))
+                columns["position"].append(positions)
+                columns["kl_later_earlier"].append(later_earlier)
+                columns["kl_earlier_later"].append(earlier_later)
+        if not columns["seed"]:
+            return {TRAJECTORY_KL.name: TRAJECTORY_KL.empty()}
+        table = {name: np.concatenate(parts) for name, parts in columns.items()}
+        return {TRAJECTORY_KL.name: pa.table(table, schema=TRAJECTORY_KL_SCHEMA)}
+
+    def identity(self) -> dict:
+        return {"trajectory_anchors": list(self.anchors)}
