@@ -7,7 +7,9 @@ vocabulary-sized tensors are ever on the device:
    computes) is copied into a model skeleton kept on the device, the transformer body runs over
    every evaluation window, and its last hidden states [N, H] are kept. Each measure of
    extract/measures/ (the ICL score, the activation fingerprint, the log-likelihood vector, the
-   BLiMP sentence scores, the weight statistics) takes what it keeps of the seed here. A seed whose
+   BLiMP sentence scores, the weight statistics, the logit lens, the trajectory KL) takes what it
+   keeps of the seed here, given those states and `Extractor.eval_states` to run the evaluation
+   pass again (through the logit lens, or on other weights). A seed whose
    weights hash equals an earlier seed's reuses that seed's model outputs. A masked LM runs every
    target's masked copy of its window instead (extract/inputs/eval_tokens.py, `MaskedEvalBatches`)
    and keeps the hidden state at the masked position; only the measures whose tables a masked

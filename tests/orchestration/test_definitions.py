@@ -552,6 +552,10 @@ def test_a_quarantined_checkpoint_is_marked_failed_and_the_rest_of_its_run_is_st
     assert read_quarantine(root / "lake", "micro", "a", 16)["quarantined"].keys() == {"2"}
     assert not checkpoint_dir(root / "lake", "micro", "a", 16).exists()
     assert (checkpoint_dir(root / "lake", "micro", "a", 32) / "manifest.json").exists()
+    # Step 32 is compared with step 16 where the seed's model was finite there: not seed 2's.
+    moved = pd.read_parquet(checkpoint_dir(root / "lake", "micro", "a", 32) / "trajectory_kl.parquet")
+    from_16 = set(moved[moved["from_step"] == 16]["seed"])
+    assert from_16 == {1, 3} and set(moved[moved["from_step"] == 0]["seed"]) == {1, 2, 3}
 
 
 def test_sensor_requests_new_hub_revisions(micro_settings, tmp_path, monkeypatch):

@@ -14,8 +14,6 @@ from extract.measures.trajectory import SeedState, StateStore, directed_kls, ear
 from extract.pipeline import extract_checkpoints
 from extract.registry import suite_table_path
 
-CHUNK = 1 << 20
-
 
 def _state(seed: int, n: int = 40, width: int = 8, vocab: int = 50, bias=None) -> SeedState:
     generator = torch.Generator().manual_seed(seed)
@@ -26,7 +24,7 @@ def _state(seed: int, n: int = 40, width: int = 8, vocab: int = 50, bias=None) -
 
 def test_a_checkpoint_against_itself_moves_by_zero():
     state = _state(0)
-    forward, backward = directed_kls(state, state, CHUNK)
+    ((forward, backward),) = directed_kls(state, [state])
     assert np.array_equal(forward, np.zeros(40, np.float32)) and np.array_equal(backward, np.zeros(40, np.float32))
 
 
@@ -37,7 +35,7 @@ def test_known_logit_shifts_give_the_known_kl():
     later = _state(1)
     shift = torch.linspace(-2.0, 3.0, 50)
     earlier = SeedState(later.hidden, Head(later.head.weight, shift))
-    forward, backward = directed_kls(later, earlier, CHUNK)
+    ((forward, backward),) = directed_kls(later, [earlier])
 
     logits = (later.hidden.double() @ later.head.weight.double().T).numpy()
     d = shift.double().numpy()
@@ -53,12 +51,15 @@ def test_known_logit_shifts_give_the_known_kl():
 
 
 def test_chunks_do_not_change_the_kls():
-    later, earlier = _state(2), _state(3)
-    whole = directed_kls(later, earlier, CHUNK)
-    # Three tokens per chunk: the vocabulary-sized rows of 3 tokens x 9 rows x 50 ids in fp32.
-    chunked = directed_kls(later, earlier, 3 * 9 * 50 * 4)
-    for a, b in zip(whole, chunked, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5)  # the same up to the matmul's blocking
+    later, earlier = _state(2), [_state(3), _state(4)]
+    whole = directed_kls(later, earlier)
+    chunked = directed_kls(later, earlier, rows=3)
+    for (a, b), (c, d) in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-5)  # the same up to the matmul's blocking
+        np.testing.assert_allclose(b, d, rtol=1e-5)
+    # Each earlier state's KLs are those it gets on its own.
+    alone = directed_kls(later, [earlier[1]])[0]
+    np.testing.assert_array_equal(alone[0], whole[1][0])
 
 
 def test_the_steps_compared_are_the_previous_one_and_the_anchors_before():
