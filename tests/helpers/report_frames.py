@@ -203,6 +203,73 @@ def kl_scale_frame():
     return pd.DataFrame(rows)
 
 
+def trajectory_movement_frame(sizes=SIZES):
+    rows = []
+    for size, n_params in sizes:
+        for previous, step in zip(STEPS, STEPS[1:]):
+            rows.append(
+                {
+                    "size": size,
+                    "n_params": n_params,
+                    "step": step,
+                    "from_step": previous,
+                    "n_seeds": len(SEEDS),
+                    "kl_mean": 0.1 / step,
+                    "kl_seed_std": 0.01 / step,
+                    "kl_p50": 0.08 / step,
+                    "kl_p99": 0.5 / step,
+                    "kl_per_step": 0.1 / step / (step - previous),
+                    "seed_pair_kl": 0.2,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def trajectory_exponents_frame(sizes=SIZES):
+    rows = []
+    for size, n_params in sizes:
+        for seed in SEEDS:
+            for anchor in (0, 2):
+                exact = 0.8 + 0.05 * seed
+                rows.append(
+                    {
+                        "size": size,
+                        "n_params": n_params,
+                        "seed": seed,
+                        "anchor_step": anchor,
+                        "n_points": 4 if anchor == 0 else 2,
+                        "exact_exponent": exact if anchor == 0 else np.nan,
+                        "exact_exponent_low": exact - 0.1 if anchor == 0 else np.nan,
+                        "exact_exponent_high": exact + 0.1 if anchor == 0 else np.nan,
+                        "llv_exponent": exact + 0.05,
+                        "llv_exponent_low": exact - 0.1,
+                        "llv_exponent_high": exact + 0.2,
+                        "weight_exponent": 1.8,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def layer_convergence_frame(sizes=SIZES):
+    rows = []
+    for depth, (size, _) in enumerate(sizes, start=1):
+        for step in STEPS:
+            for layer in range(depth + 1):
+                rows.append(
+                    {
+                        "size": size,
+                        "step": step,
+                        "layer": layer,
+                        "n_layers": depth,
+                        "relative_depth": layer / depth,
+                        "expected_conv": -0.1 * (1 + layer) - 0.01 * step,
+                        "pair_conv_std": 0.01,
+                        "kl_to_final": 0.0 if layer == depth else 0.3 / (1 + layer),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 LOGLIK_SAMPLES = {
     "ours_fingerprint_regimes": regimes_frame(),
     "ours_fingerprint_similarity": similarity_frame(),
@@ -210,6 +277,9 @@ LOGLIK_SAMPLES = {
     "kishino_diffusion_exponents": exponents_frame(),
     "ours_loglik_vs_exact": vs_exact_frame(),
     "kishino_kl_scale": kl_scale_frame(),
+    "ours_trajectory_movement": trajectory_movement_frame(),
+    "ours_trajectory_exponents": trajectory_exponents_frame(),
+    "ours_layer_convergence": layer_convergence_frame(),
 }
 
 
@@ -232,4 +302,7 @@ CONTRACT_TABLES = {
     "mart_loglik_kl": loglik_kl_frame,
     "mart_loglik_size_kl": size_kl_frame,
     "kishino_reference_kl": reference_kl_frame,
+    "mart_trajectory_movement": trajectory_movement_frame,
+    "trajectory_exponents": trajectory_exponents_frame,
+    "mart_layer_convergence": layer_convergence_frame,
 }

@@ -404,6 +404,7 @@ PYTHON_TABLES = {
     "loglik_exact_agreement",
     "convergence_phases",
     "convergence_intervals",
+    "trajectory_exponents",
 }
 QUERY_FILES = (
     *(spec.query_file for spec in FIGURES),

@@ -81,7 +81,16 @@ def test_masked_surprisal_is_the_models_own_at_the_masked_position(micro_setting
     size, step = suite.sizes()[0], suite.steps(suite.sizes()[0])[-1]
     result = _extractor(micro_settings, suite).extract(size, step)
     assert result.objective == "masked"
-    assert set(result.tables) == {"token_stats", "pair_kl", "fingerprints", "weight_stats", "weight_sketches"}
+    assert set(result.tables) == {
+        "token_stats",
+        "pair_kl",
+        "fingerprints",
+        "weight_stats",
+        "weight_sketches",
+        "layer_kl",
+        "layer_final_kl",
+        "trajectory_kl",
+    }
 
     seed = suite.seeds(size)[0]
     model = suite.load_model(suite.checkpoint(size, seed, step), CPU)
