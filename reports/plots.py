@@ -968,8 +968,16 @@ def plot_trajectory_exponents(data: pd.DataFrame) -> plt.Figure:
     handles, labels = axes[0][0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     unique["1 = diffusive"] = Line2D([], [], color="#555555", linestyle="--")
-    figure.legend(unique.values(), unique.keys(), loc="outside lower center", ncol=4, frameon=False)
-    figure.suptitle(textwrap.fill(exponent_agreement(data), 110), fontsize=8, color="#444444")
+    # The agreement in words heads the legend (the figure's own title is the report's).
+    figure.legend(
+        unique.values(),
+        unique.keys(),
+        loc="outside lower center",
+        ncol=4,
+        frameon=False,
+        title=textwrap.fill(exponent_agreement(data), 120),
+        title_fontsize=8,
+    )
     return figure
 
 
