@@ -201,7 +201,7 @@ def test_the_phases_table_on_the_micro_suites(materialized, micro_settings):
 def test_trajectory_and_layer_marts_on_the_micro_suites(materialized, micro_settings):
     """The new marts from the micro suites' own lake: the lens at the last layer is the output's
     E[conv], each seed's trajectory statistics are its rows', the previous checkpoint is marked,
-    and an exponent is fitted from anchor 0 (4 later checkpoints) but not from anchor 4 (one)."""
+    and an exponent is fitted from anchor 0 (4 later checkpoints), the one anchor the micro suite has."""
     from extract.lake.tables import checkpoint_dir
 
     with duckdb.connect(str(micro_settings.paths.published_duckdb), read_only=True) as connection:

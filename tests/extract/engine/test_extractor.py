@@ -47,7 +47,7 @@ def test_partition_rows_and_manifest(extracted, micro_settings):
         # the lens at layers 0 and 1 (the micro sizes have one layer)
         "layer_kl": 2 * n * seeds * (seeds - 1),
         "layer_final_kl": 2 * n * seeds,
-        # step 8 against step 4 (its previous checkpoint, an anchor too) and anchor 0
+        # step 8 against step 4 (its previous checkpoint) and anchor 0
         "trajectory_kl": 2 * n * seeds,
     }
     assert manifest["objective"] == "causal" and manifest["blimp_set_hash"].startswith("sha256:")
