@@ -77,11 +77,6 @@ class LensStates:
     positions: np.ndarray
 
 
-def lens_logits(head: Head, states: torch.Tensor) -> torch.Tensor:
-    """fp32 logits [..., N, V] of the logit lens from its states [..., N, H]."""
-    return head.logits(states)
-
-
 def token_rows(n_distributions: int, vocab: int, chunk_bytes: int) -> int:
     """Tokens per chunk so that the pairwise KL's vocabulary-sized tensors fit `chunk_bytes`."""
     return max(1, chunk_bytes // ((_ROWS_PER_DISTRIBUTION * n_distributions + _ROWS_PER_DISTRIBUTION) * vocab * 4))
@@ -99,9 +94,9 @@ def layer_divergences(per_seed: dict[int, LensStates], chunk_bytes: int) -> tupl
     with torch.inference_mode():
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            final = torch.stack([lens_logits(seed.head, seed.final[start:stop]) for seed in kept])
+            final = torch.stack([seed.head.logits(seed.final[start:stop]) for seed in kept])
             for index in range(n_layers):
-                lens = torch.stack([lens_logits(seed.head, seed.states[index, start:stop]) for seed in kept])
+                lens = torch.stack([seed.head.logits(seed.states[index, start:stop]) for seed in kept])
                 cross[index, :, :, start:stop] = pairwise_kl(lens).cpu().numpy()
                 # KL(final_s || lens_s) per seed: the pairs (final_s, lens_s) of a [2, C, V] stack each.
                 for seed_index in range(n_seeds):

@@ -70,10 +70,6 @@ class SeedState:
     hidden: torch.Tensor  # [N, H] what the output embedding is applied to, at the evaluation tokens
     head: Head  # fp32 output embedding (and bias)
 
-    def to(self, device: torch.device) -> SeedState:
-        bias = None if self.head.bias is None else self.head.bias.to(device)
-        return SeedState(self.hidden.to(device), Head(self.head.weight.to(device), bias))
-
 
 # At most this many tokens per chunk (on a CPU, more only spill the cache: measured 3.0 s at 1,024
 # rows against 3.7 s at 256 and 4.4 s at 5,000, for 5 comparisons of 5,000 tokens at V = 2,048);
