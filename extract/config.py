@@ -268,6 +268,30 @@ class LayersConfig:
             raise ConfigError(f"layers.layers repeats a layer: {list(self.layers)}")
 
 
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Extraction across many GPU workers (docs/distributed.md). Empty `scheduler`: one machine."""
+
+    # A Dask scheduler's address (tcp://host:8786) whose workers each hold one device; every
+    # Dagster run's steps execute there. Empty: runs execute on the machine that launches them.
+    scheduler: str = ""
+    # Contiguous checkpoints per run of a backfill: each run reuses its model skeletons and reads
+    # ahead, and the runs execute at once on as many workers as the `extraction` pool allows.
+    partitions_per_run: int = 8
+    # Workers, one per device: the `extraction` pool's limit (`python -m orchestration.cluster pools`).
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.scheduler and "://" not in self.scheduler:
+            raise ConfigError(f"cluster.scheduler must be an address like tcp://host:8786, got {self.scheduler!r}")
+        _check_range("cluster.partitions_per_run", self.partitions_per_run, 1, 1_000_000)
+        _check_range("cluster.workers", self.workers, 1, 100_000)
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.scheduler)
+
+
 # How the seed-and-context bootstrap resamples the contexts (analysis/bootstrap.py).
 BOOTSTRAP_UNITS = ("window", "document")
 
@@ -498,6 +522,7 @@ class Settings:
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     trajectory: TrajectoryConfig = field(default_factory=TrajectoryConfig)
     layers: LayersConfig = field(default_factory=LayersConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     mini_mlm: MiniSuiteConfig = field(default_factory=lambda: MiniSuiteConfig(**MINI_MLM_DEFAULTS))
 
     @property
@@ -565,6 +590,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
     if "layers" in layers_values:
         layers_values["layers"] = tuple(layers_values["layers"])
     layers = LayersConfig(**layers_values)
+    cluster = ClusterConfig(**_section(raw, "cluster", ClusterConfig))
     mini = _mini_suite(raw, "mini", {})
     mini_mlm = _mini_suite(raw, "mini_mlm", MINI_MLM_DEFAULTS)
 
@@ -606,6 +632,7 @@ def parse_settings(raw: dict, warehouse_root: Path, base_dir: Path = REPO_ROOT) 
         bootstrap=bootstrap,
         trajectory=trajectory,
         layers=layers,
+        cluster=cluster,
         mini_mlm=mini_mlm,
     )
 

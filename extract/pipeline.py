@@ -7,6 +7,7 @@ and writes its own output atomically, so any step can be rerun alone.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,7 +41,13 @@ from extract.inputs.penn_tagger import install_perceptron_tagger
 from extract.inputs.text_corpus import BROWN, BROWN_TRAIN, CorpusSource, documents_hash, read_documents, sample_order
 from extract.inputs.token_tags import TOKEN_POS, token_pos_table
 from extract.inputs.vocabulary import VOCABULARY, vocabulary_table
-from extract.lake.partition_store import stored_sources, write_partition, write_quarantine, write_table_atomically
+from extract.lake.partition_store import (
+    read_manifest,
+    stored_sources,
+    write_partition,
+    write_quarantine,
+    write_table_atomically,
+)
 from extract.lake.tables import checkpoint_dir
 from extract.measures import MEASURES
 from extract.measures.base import Measure, SuiteContext, read_suite_table
@@ -249,13 +256,15 @@ def extract_checkpoints(
     partitions: list[tuple[str, int]],
     device: torch.device | None = None,
     output_lake: Path | None = None,
+    run_id: str | None = None,
 ) -> Iterator[dict]:
     """Extracts and writes each (size, step) of the suite in turn; yields each partition's manifest.
 
     One extractor serves every partition, so model skeletons are built once per architecture and
     checkpoints are read ahead across partition boundaries. Each partition is written on a
     background thread while the next one computes. Partitions go to the settings' lake, or to
-    `output_lake` (the benchmark's, which must not touch the warehouse).
+    `output_lake` (the benchmark's, which must not touch the warehouse). `run_id` names the
+    orchestrator's run in each manifest (`extraction_run`; see `committed_by_run`).
 
     A partition where some seed's model gives NaN or infinite outputs is not written: its
     quarantine record is, and is yielded in place of the manifest (it has `quarantined`, the
@@ -269,6 +278,7 @@ def extract_checkpoints(
     suite: Suite = open_suite(settings.suite(suite_name))
     extractor, identity = build_extractor(settings, suite, device)
     identity["code_version"] = code_version()
+    identity["extraction_run"] = run_id
     out = output_lake or settings.paths.lake
     partitions = list(partitions)
 
@@ -304,6 +314,16 @@ def extract_checkpoints(
             started = time.perf_counter()
         if pending is not None:
             yield pending.result()
+
+
+def committed_by_run(lake: Path, suite: str, partitions: list[tuple[str, int]], run_id: str) -> set[tuple[str, int]]:
+    """The (size, step) of `partitions` whose stored copy the run `run_id` committed: what a retry
+    of that run, after a worker died mid-range, need not extract again."""
+    return {
+        (size, step)
+        for size, step in partitions
+        if (read_manifest(checkpoint_dir(lake, suite, size, step)) or {}).get("extraction_run") == run_id
+    }
 
 
 def extract_checkpoint(
@@ -355,6 +375,7 @@ def _manifest(settings: Settings, suite: Suite, result: Extraction, identity: di
         "top_k": settings.eval_for(suite.name).top_k,
         "n_tokens": result.n_tokens,
         "device": device,
+        "host": socket.gethostname(),
         "forward_dtype": result.forward_dtype,
         "checkpoint_bytes": result.checkpoint_bytes,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -27,6 +27,10 @@ The store keeps a seed's anchor states and the state of its latest extracted che
 one is deleted once a later checkpoint has been compared with it, so in step order the store holds
 at most (anchors + 1) states per seed and size. A store entry is keyed by the evaluation set's hash, so
 changing the evaluation tokens starts a new one.
+
+Workers extracting neighbouring ranges of a seed at once (docs/distributed.md) share the store:
+each entry is written atomically, and one another worker pruned is recomputed from its
+checkpoint like any missing entry. The rows are the same; what changes is the cost.
 """
 
 from __future__ import annotations
@@ -125,10 +129,10 @@ class StateStore:
         return self.root / f"size={size}" / f"seed={seed}" / f"step={step}.safetensors"
 
     def load(self, size: str, seed: int, step: int, device: torch.device) -> SeedState | None:
-        path = self.path(size, seed, step)
-        if not path.exists():
+        try:
+            tensors = load_file(self.path(size, seed, step), device=str(device))
+        except FileNotFoundError:  # never stored, or pruned by a worker extracting a later range
             return None
-        tensors = load_file(path, device=str(device))
         return SeedState(tensors["hidden"], Head(tensors["weight"], tensors.get("bias")))
 
     def save(self, size: str, seed: int, step: int, state: SeedState) -> None:

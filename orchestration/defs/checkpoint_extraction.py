@@ -3,13 +3,25 @@
 import dagster as dg
 
 from extract import pipeline
+from extract.config import ClusterConfig, load_settings
 from extract.lake.checks import CHECKS, MANIFESTS, CheckOutcome
 from extract.progress import Progress
 from extract.registry import EXTRACTION_INPUTS, PARTITION_TABLES
 from extract.sources.suites import parse_partition_key, partition_key
+from orchestration.dask_steps import GPU_SLOT_TAG
 from orchestration.defs.inputs import mini_suite
 from orchestration.defs.partitions import checkpoint_partitions
 from orchestration.defs.resources import SeedconvSettings
+
+
+def backfill_policy(cluster: ClusterConfig) -> dg.BackfillPolicy:
+    """On one machine, a backfill of many checkpoints runs as one process: model skeletons are
+    built once per size and the next checkpoint is read while the current one computes. On a
+    cluster, it splits into runs of `partitions_per_run` contiguous checkpoints (each still reusing
+    skeletons and reading ahead), which the run queue starts as the `extraction` pool allows."""
+    if cluster.distributed:
+        return dg.BackfillPolicy.multi_run(max_partitions_per_run=cluster.partitions_per_run)
+    return dg.BackfillPolicy.single_run()
 
 
 @dg.multi_asset(
@@ -39,11 +51,13 @@ from orchestration.defs.resources import SeedconvSettings
         for asset, checks in CHECKS.items()
         for name, check in checks.items()
     ],
-    # One extraction at a time: each holds every seed's model and saturates the device.
+    # One extraction per device: each holds every seed's model and saturates it. The pool's limit
+    # is 1 on one machine and `[cluster] workers` on a cluster, where each step also takes a Dask
+    # worker's GPU slot (ignored by the default executor).
     pool="extraction",
-    # A backfill of many checkpoints runs as one process: model skeletons are built once per
-    # size and the next checkpoint is read while the current one computes.
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    op_tags=GPU_SLOT_TAG,
+    # Read when the definitions load (orchestration/defs/executor.py says why that is safe).
+    backfill_policy=backfill_policy(load_settings().cluster),
 )
 def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvSettings):
     """Every seed of each (suite, size, step) in the run: token statistics, exact pairwise KL, ICL scores,
@@ -52,8 +66,15 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     settings = seedconv.load()
     quarantined = {}
     progress = Progress(total=len(context.partition_keys))
+    # A retry of this run (Dagster's, or Dask's when a worker died) keeps what an earlier attempt
+    # committed: each checkpoint is committed once per run, however often the run is attempted.
+    run = context.run.tags.get(ROOT_RUN_TAG, context.run_id)
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
-        for manifest in pipeline.extract_checkpoints(settings, suite, partitions):
+        kept = pipeline.committed_by_run(settings.paths.lake, suite, partitions, run)
+        for size, step in kept:
+            context.log.info(progress.finished(partition_key(suite, size, step), 0, "kept from an earlier attempt"))
+        todo = [partition for partition in partitions if partition not in kept]
+        for manifest in pipeline.extract_checkpoints(settings, suite, todo, run_id=run):
             key = partition_key(suite, manifest["size"], manifest["step"])
             if "quarantined" in manifest:
                 context.log.error(manifest["reason"])
@@ -90,6 +111,8 @@ def check_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckR
     )  # fmt: skip
 
 
+# Dagster's tag naming the first run of a run and its retries.
+ROOT_RUN_TAG = "dagster/root_run_id"
 QUARANTINED = "quarantined_partitions"  # the Failure's metadata key, read by orchestration.materialize
 
 

@@ -35,6 +35,22 @@ def _write_table(name: str, rows: dict[str, list], lake: Path, *where) -> Path:
     return _write(rows, table.schema, table.path(Path(lake), *where))
 
 
+def assert_same_rows(got: dict, expected: dict) -> None:
+    """Two extractions' tables (name -> DataFrame) hold the same rows in the same order; floats
+    to float32 rounding (the same model on another process may sum in another order)."""
+    for name, frame in expected.items():
+        other = got[name]
+        assert list(other.columns) == list(frame.columns) and len(other) == len(frame), name
+        for column in frame.columns:
+            a, b = frame[column].to_numpy(), other[column].to_numpy()
+            if a.dtype.kind == "O":  # list columns (top-k ids and log-probabilities, fingerprints)
+                a, b = np.stack(a), np.stack(b)
+            if a.dtype.kind == "f":
+                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7, err_msg=f"{name}.{column}")
+            else:
+                assert np.array_equal(a, b), f"{name}.{column}"
+
+
 def partition_dir(lake: Path, suite: str, size: str, step: int) -> Path:
     """The directory of one checkpoint partition: checkpoints/suite=/size=/step=."""
     return checkpoint_dir(Path(lake), suite, size, int(step))

@@ -51,6 +51,10 @@ renamed as (
         top_k,
         device,
         code_version,
+        -- the machine and the orchestrator's run that wrote it; NULL in manifests written before
+        -- extraction could be distributed, and for extractions run outside Dagster
+        host,
+        extraction_run,
         cast(created_at as timestamptz) as created_at,
         "rows".token_stats as token_stats_rows,
         "rows".pair_kl as pair_kl_rows,

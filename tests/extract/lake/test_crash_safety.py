@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas
 import pyarrow.parquet as pq
 import pytest
 
 from extract.lake.partition_store import STAGING, TRASH, read_manifest
 from extract.lake.tables import checkpoint_dir
+from tests.helpers.lakes import assert_same_rows
 
 pytestmark = pytest.mark.fault
 
@@ -75,20 +75,6 @@ def _tables(lake: Path, size: str, step: int) -> dict:
     return {name: pq.read_table(directory / f"{name}.parquet").to_pandas() for name in TABLES}
 
 
-def _assert_same_rows(got: dict, expected: dict) -> None:
-    for name, frame in expected.items():
-        other = got[name]
-        assert list(other.columns) == list(frame.columns) and len(other) == len(frame), name
-        for column in frame.columns:
-            a, b = frame[column].to_numpy(), other[column].to_numpy()
-            if a.dtype.kind == "O":  # list columns (top-k ids and log-probabilities, fingerprints)
-                a, b = np.stack(a), np.stack(b)
-            if a.dtype.kind == "f":
-                np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7, err_msg=f"{name}.{column}")
-            else:
-                assert np.array_equal(a, b), f"{name}.{column}"
-
-
 def _assert_marts_read_each_row_once(lake: Path, expected_rows: int) -> None:
     """What the dbt sources read (the same glob, so no staging or trash folder): every
     (partition, seed pair, position) once, so nothing built on it can hold a duplicate."""
@@ -123,7 +109,7 @@ def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro
 
     list(pipeline.extract_checkpoints(settings, "micro", PARTITIONS))
     for partition in PARTITIONS:
-        _assert_same_rows(_tables(lake, *partition), expected[partition])
+        assert_same_rows(_tables(lake, *partition), expected[partition])
     expected_rows = sum(len(expected[partition]["pair_kl"]) for partition in PARTITIONS)
     _assert_marts_read_each_row_once(lake, expected_rows)
 
@@ -136,7 +122,7 @@ def test_sigkill_mid_partition_leaves_nothing_half_written(warehouse_copy, micro
     assert not list((lake / TRASH).iterdir())
     for partition in PARTITIONS:
         assert read_manifest(checkpoint_dir(lake, "micro", *partition)) is not None
-        _assert_same_rows(_tables(lake, *partition), expected[partition])
+        assert_same_rows(_tables(lake, *partition), expected[partition])
     _assert_marts_read_each_row_once(lake, expected_rows)
 
 
