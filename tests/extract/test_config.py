@@ -16,6 +16,7 @@ def test_repository_config_parses_to_the_defaults(tmp_path):
     assert settings.suite("mini").path == tmp_path / "suites" / "mini"
     assert settings.paths.lake == tmp_path / "lake"
     assert settings.extraction.dtype == "float32"  # fp32 on every device unless asked otherwise
+    assert not settings.cluster.distributed  # one machine unless a scheduler is named
 
 
 HUB = '[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
@@ -28,6 +29,9 @@ HUB = '[[suites]]\nname = "p"\nkind = "hub"\nsizes = ["160m"]\nseeds = [0, 1]\n'
         ("[eval]\ntop_k = -1", "eval.top_k"),
         ("[eval]\nwindow = 'long'", "eval.window"),
         ("[eval]\nbogus = 1", "unknown keys in \\[eval\\]"),
+        ('[cluster]\nscheduler = "node1:8786"', "cluster.scheduler must be an address"),
+        ("[cluster]\npartitions_per_run = 0", "cluster.partitions_per_run"),
+        ("[cluster]\nworkers = 0", "cluster.workers"),
         ("[mini]\nseeds = [1]", "at least two seeds"),
         ("[mini]\nseeds = [1, 1]", "duplicates"),
         ("[mini.sizes.x]\nhidden_size = 30\nnum_layers = 1\nnum_heads = 4", "not divisible"),
