@@ -1,6 +1,7 @@
 """Extraction across many GPU workers: the Dask processes, the pool limit and the backfill.
 
     python -m orchestration.cluster workers --devices 0,1   # a scheduler and one worker per device here
+    python -m orchestration.cluster slurm --jobs 8 --partition gpu   # a scheduler here, workers as SLURM jobs
     python -m orchestration.cluster backfill                 # every checkpoint not yet extracted, then the warehouse
 
 The design, and the SLURM and Kubernetes set-ups, are in docs/distributed.md. In short: Dagster
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -178,12 +180,58 @@ def start_workers(devices: list[str], port: int) -> None:
             process.terminate()
 
 
+def start_slurm_workers(
+    jobs: int,
+    port: int,
+    host: str,
+    partition: str | None = None,
+    account: str | None = None,
+    walltime: str = "24:00:00",
+    cpus_per_job: int = 8,
+    memory: str = "64GB",
+    gpus_per_job: int = 1,
+    preload: Path | None = None,
+):
+    """A scheduler in this process and `jobs` workers, each a SLURM job holding one GPU
+    (dask-jobqueue's SLURMCluster). SLURM sets each job's CUDA_VISIBLE_DEVICES to its GPU, so the
+    worker's default device is that one. Keep the returned cluster alive as long as it is used."""
+    from dask_jobqueue import SLURMCluster
+
+    cluster = SLURMCluster(
+        queue=partition,
+        account=account,
+        walltime=walltime,
+        cores=1,  # one Dask thread: Dagster steps are not thread-safe
+        job_cpu=cpus_per_job,  # the CPUs the job books, for reading checkpoints and the tokenizer
+        memory=memory,
+        processes=1,
+        nanny=False,  # as worker_command: a killed worker is gone, its task goes to another
+        python=sys.executable,
+        job_extra_directives=[f"--gres=gpu:{gpus_per_job}"] if gpus_per_job else [],
+        worker_extra_args=["--resources", GPU_RESOURCE] + (["--preload", str(preload)] if preload else []),
+        scheduler_options={"host": host, "port": port, "dashboard_address": None},
+    )
+    cluster.scale(jobs=jobs)
+    return cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     workers = commands.add_parser("workers", help="a Dask scheduler and a worker per device on this machine")
     workers.add_argument("--devices", default="0", help="CUDA device numbers, comma-separated; empty items: CPU")
     workers.add_argument("--port", type=int, default=8786)
+    slurm = commands.add_parser("slurm", help="a Dask scheduler here and its workers as SLURM jobs, one GPU each")
+    slurm.add_argument("--jobs", type=int, required=True, help="workers: SLURM jobs of one GPU each")
+    slurm.add_argument("--partition", help="the SLURM partition (sbatch -p)")
+    slurm.add_argument("--account", help="the SLURM account (sbatch -A)")
+    slurm.add_argument("--walltime", default="24:00:00")
+    slurm.add_argument("--cpus-per-job", type=int, default=8)
+    slurm.add_argument("--memory", default="64GB", help="memory per job")
+    slurm.add_argument("--gpus-per-job", type=int, default=1, help="0: CPU jobs (no --gres)")
+    slurm.add_argument("--host", default=socket.gethostname(), help="the scheduler's address, as the nodes reach it")
+    slurm.add_argument("--port", type=int, default=8786)
+    slurm.add_argument("--preload", type=Path, help="a Dask preload script each worker runs at start")
     run = commands.add_parser("backfill", help="extract the checkpoints not yet extracted on the cluster")
     run.add_argument("--all", action="store_true", help="re-extract partitions already materialized")
     run.add_argument("--partitions", help="these checkpoint keys (suite|size|stepN), comma-separated")
@@ -192,6 +240,12 @@ def main() -> None:
     if args.command == "workers":
         start_workers(args.devices.split(","), args.port)
         return
+    if args.command == "slurm":
+        options = {name: value for name, value in vars(args).items() if name != "command"}
+        with start_slurm_workers(**options) as cluster:
+            print(f"scheduler {cluster.scheduler_address}, {args.jobs} SLURM jobs submitted", flush=True)
+            while True:
+                time.sleep(60)
     partitions = args.partitions.split(",") if args.partitions else None
     status = backfill(args.all, build_warehouse=not args.no_warehouse, partitions=partitions)
     if status != BulkActionStatus.COMPLETED_SUCCESS:

@@ -1,6 +1,8 @@
 """Extraction across workers: a Dask scheduler, two workers and the Dagster daemon, real processes
 on loopback started and stopped here, extract a backfill of six checkpoints split into two runs.
 One worker is killed with SIGKILL mid-partition; its range is run again on the other worker.
+The workers are plain processes, then SLURM jobs on a single-node SLURM started here (skipped,
+with the reason, where slurm-wlm is not installed).
 
 What must hold: every checkpoint committed exactly once, the lake equal to a single-process
 extraction's, and nothing half-written visible.
@@ -32,6 +34,7 @@ from orchestration.cluster import scheduler_command, worker_command, worker_envi
 from orchestration.defs.partitions import checkpoint_partitions
 from orchestration.defs.schedules import refresh_warehouse
 from orchestration.defs.sensors import local_checkpoint_keys
+from tests.helpers import slurm
 from tests.helpers.lakes import assert_same_rows
 from tests.helpers.micro import MICRO_CONFIG
 
@@ -91,8 +94,48 @@ def _tables(lake: Path, size: str, step: int) -> dict:
     return {table.name: pq.read_table(directory / f"{table.name}.parquet").to_pandas() for table in PARTITION_TABLES}
 
 
+def _start_workers(kind: str, processes: Processes, port: int, env: dict) -> None:
+    """Two workers of the scheduler at `port`: plain processes, or SLURM jobs (dask-jobqueue)."""
+    if kind == "processes":
+        processes.start("scheduler", scheduler_command("127.0.0.1", port), env)
+        for index in range(2):
+            command = worker_command(f"tcp://127.0.0.1:{port}", f"cpu{index}", preload=PAUSING_WORKER)
+            processes.start(f"worker{index}", command, {**worker_environment(None), **env})
+        return
+    slurm = [sys.executable, "-m", "orchestration.cluster", "slurm", "--jobs", "2", "--partition", "debug"]
+    slurm += ["--host", "127.0.0.1", "--port", str(port), "--cpus-per-job", "1", "--memory", "4GB"]
+    slurm += ["--gpus-per-job", "0", "--walltime", "00:30:00", "--preload", str(PAUSING_WORKER)]
+    processes.start("slurm-cluster", slurm, env)
+
+
+def _kill(pid: int, processes: Processes) -> None:
+    """SIGKILL, then wait for the process to be gone (reaped, when it is a child of this test)."""
+    os.kill(pid, signal.SIGKILL)
+    child = next((process for _, process in processes.started if process.pid == pid), None)
+    if child is not None:
+        assert child.wait(timeout=60) == -signal.SIGKILL
+        return
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2:3]:
+        assert time.monotonic() < deadline, f"worker {pid} survived SIGKILL"
+        time.sleep(0.1)
+
+
+@pytest.fixture(params=["processes", "slurm"])
+def workers(request, tmp_path):
+    """How the workers start, and the environment they start in (SLURM's daemons, for `slurm`)."""
+    if request.param == "processes":
+        yield request.param, {}
+        return
+    if reason := slurm.unavailable():
+        pytest.skip(reason)
+    with slurm.Slurm(tmp_path / "slurm") as cluster:
+        yield request.param, {"SLURM_CONF": str(cluster.conf)}
+
+
 @pytest.mark.timeout(900)
-def test_backfill_across_two_workers_survives_a_killed_worker(warehouse_copy, tmp_path):
+def test_backfill_across_two_workers_survives_a_killed_worker(workers, warehouse_copy, tmp_path):
+    kind, worker_env = workers
     reference = warehouse_copy("reference")
     list(pipeline.extract_checkpoints(reference, "micro", PARTITIONS))
 
@@ -109,6 +152,7 @@ def test_backfill_across_two_workers_survives_a_killed_worker(warehouse_copy, tm
     claim, commits = tmp_path / "paused", tmp_path / "commits.log"
     env = {
         **os.environ,
+        **worker_env,
         "DAGSTER_HOME": str(home),
         "SEEDCONV_CONFIG": str(config),
         "SEEDCONV_WAREHOUSE": str(settings.paths.root),
@@ -124,46 +168,24 @@ def test_backfill_across_two_workers_survives_a_killed_worker(warehouse_copy, tm
     logs.mkdir()
     processes = Processes(logs)
     try:
-        processes.start("scheduler", scheduler_command("127.0.0.1", port), env)
-        workers = [
-            processes.start(
-                f"worker{index}",
-                worker_command(f"tcp://127.0.0.1:{port}", f"cpu{index}", preload=PAUSING_WORKER),
-                {**worker_environment(None), **env},
-            )
-            for index in range(2)
-        ]
-        processes.start(
-            "daemon", [sys.executable, "-m", "dagster._daemon", "run", "-m", "orchestration.definitions"], env
-        )
+        _start_workers(kind, processes, port, env)
+        daemon = [sys.executable, "-m", "dagster._daemon", "run", "-m", "orchestration.definitions"]
+        processes.start("daemon", daemon, env)
         started = time.monotonic()
-        backfill = processes.start(
-            "backfill",
-            [
-                sys.executable,
-                "-m",
-                "orchestration.cluster",
-                "backfill",
-                "--no-warehouse",
-                "--partitions",
-                ",".join(KEYS),
-            ],
-            env,
-        )
+        submit = [sys.executable, "-m", "orchestration.cluster", "backfill", "--no-warehouse"]
+        backfill = processes.start("backfill", [*submit, "--partitions", ",".join(KEYS)], env)
 
         # The first worker to reach the second checkpoint of its range pauses before committing it.
         pid, target = _wait_for(
             lambda: claim.exists() and claim.read_text().split(" ", 1),
-            600,
+            300,
             "a worker paused mid-range",
             processes,
             backfill,
         )
-        victim = next(worker for worker in workers if worker.pid == int(pid))
         first_of_range = _committed_before(commits, int(pid))
         before_kill = read_manifest(first_of_range)
-        os.kill(victim.pid, signal.SIGKILL)
-        assert victim.wait(timeout=60) == -signal.SIGKILL
+        _kill(int(pid), processes)
         assert not Path(target).exists(), "the killed worker's partition is half visible"
 
         assert backfill.wait(timeout=600) == 0, processes.tail()
@@ -195,7 +217,7 @@ def test_backfill_across_two_workers_survives_a_killed_worker(warehouse_copy, tm
         assert_same_rows(_tables(lake, size, step), _tables(reference.paths.lake, size, step))
     stored = sorted(path.parent.name for path in (lake / "checkpoints").glob("suite=micro/size=*/step=*/manifest.json"))
     assert len(stored) == len(PARTITIONS)
-    print(f"6 checkpoints on 2 workers, one killed and its range retried: {elapsed:.1f} s")
+    print(f"6 checkpoints on 2 workers ({kind}), one killed and its range retried: {elapsed:.1f} s")
 
 
 def _committed_before(commits: Path, pid: int) -> Path:
