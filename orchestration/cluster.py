@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,17 +28,17 @@ import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
-from extract.config import Settings
+from extract.config import REPO_ROOT, Settings
 from orchestration.definitions import defs
 from orchestration.defs.partitions import checkpoint_partitions
 from orchestration.defs.resources import SeedconvSettings
+from orchestration.defs.sensors import RANGE_START
 from orchestration.materialize import EXTRACTION, WAREHOUSE, extraction_ranges, run_assets
 
 EXTRACTION_POOL = "extraction"  # checkpoint_extraction's pool
 # Each worker advertises one device as this Dask resource; an extraction step takes it
 # (orchestration/dask_steps.py, GPU_SLOT_TAG), so a worker runs one extraction at a time.
 GPU_RESOURCE = "GPU=1"
-RANGE_START_TAG = "dagster/asset_partition_range_start"  # a run's first checkpoint
 FINISHED = {
     BulkActionStatus.COMPLETED,
     BulkActionStatus.COMPLETED_SUCCESS,
@@ -45,6 +46,13 @@ FINISHED = {
     BulkActionStatus.FAILED,
     BulkActionStatus.CANCELED,
 }
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a scheduler started right after)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def scheduler_command(host: str, port: int) -> list[str]:
@@ -75,6 +83,42 @@ def worker_environment(device: str | None) -> dict[str, str]:
     """The environment of a worker bound to one device: CUDA numbers the visible devices from 0,
     so the extraction's default device (cuda, the first visible) is this one. None: a CPU worker."""
     return {**os.environ, "CUDA_VISIBLE_DEVICES": "" if device is None else device}
+
+
+class ProcessGroup:
+    """Processes started in sessions of their own, each logging to a file of `logs`; stopping one
+    stops its children too (the daemon's code server and run workers). Stopped in reverse order."""
+
+    def __init__(self, logs: Path):
+        self.logs, self.started = logs, []
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.started.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        for _, process in reversed(self.started):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, process in self.started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of every log, for an error message."""
+        return "\n".join(f"--- {path.name}\n{path.read_text()[-chars:]}" for path in sorted(self.logs.glob("*.log")))
+
+
+def daemon_command() -> list[str]:
+    """The Dagster daemon over this project's definitions: backfills, the run queue, sensors."""
+    return [sys.executable, "-m", "dagster._daemon", "run", "-m", "orchestration.definitions"]
 
 
 def set_extraction_pool(instance: dg.DagsterInstance, workers: int) -> None:
@@ -113,9 +157,7 @@ def wait_for_backfill(
     while True:
         backfill = instance.get_backfill(backfill_id)
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        statuses = sorted(
-            f"{run.tags.get('dagster/asset_partition_range_start', '')}: {run.status.value}" for run in runs
-        )
+        statuses = sorted(f"{run.tags.get(RANGE_START, '')}: {run.status.value}" for run in runs)
         if statuses != seen:
             log(f"backfill {backfill_id} {backfill.status.value}: " + ", ".join(statuses))
             seen = statuses

@@ -23,7 +23,7 @@ from orchestration.defs.checkpoint_extraction import QUARANTINED
 from orchestration.defs.partitions import checkpoint_partitions
 from orchestration.defs.resources import SeedconvSettings
 from orchestration.defs.schedules import UPSTREAM_GROUPS
-from orchestration.defs.sensors import local_checkpoint_keys
+from orchestration.defs.sensors import RANGE_END, RANGE_START, local_checkpoint_keys
 
 # The three stages, as asset selections: the inputs, the extraction (by partition range), and
 # everything built from the lake (the schedule's warehouse_job).
@@ -41,14 +41,7 @@ def run_assets(
     of it is stored); any other failure ends the program."""
     job = defs.resolve_implicit_global_asset_job_def()
     keys = list(selection.resolve(defs.resolve_asset_graph()))
-    tags = (
-        {}
-        if partitions is None
-        else {
-            "dagster/asset_partition_range_start": partitions[0],
-            "dagster/asset_partition_range_end": partitions[1],
-        }
-    )
+    tags = {} if partitions is None else {RANGE_START: partitions[0], RANGE_END: partitions[1]}
     result = job.execute_in_process(
         instance=instance,
         asset_selection=keys,

@@ -55,6 +55,24 @@ def new_checkpoint_requests(found: list[str], known: set[str]) -> list[str]:
     return [key for key in found if key not in known]
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def extraction_requests(keys: list[str], per_run: int) -> list[dg.RunRequest]:
+    """One run per new checkpoint; on a cluster (`per_run` > 1), runs of `per_run` consecutive new
+    checkpoints, as a backfill splits them. A sweep found at once (a suite just configured,
+    checkpoints copied in) then builds each size's skeletons once per range, not once per
+    checkpoint. The new keys are appended to the partitions in this order, so each range holds
+    exactly its keys."""
+    if per_run <= 1:
+        return [dg.RunRequest(partition_key=key, run_key=key) for key in keys]
+    ranges = [keys[start : start + per_run] for start in range(0, len(keys), per_run)]
+    return [
+        dg.RunRequest(run_key=f"{chunk[0]}..{chunk[-1]}", tags={RANGE_START: chunk[0], RANGE_END: chunk[-1]})
+        for chunk in ranges
+    ]
+
+
 # Local folders are listed every minute; the Hub every 15 minutes, since listing costs one API
 # call per (size, seed) (50 for PolyPythia) and a training run pushes checkpoints hours apart.
 HUB_INTERVAL_S = 15 * 60
@@ -68,7 +86,7 @@ def hub_is_due(cursor: str | None, now: float, interval_s: float = HUB_INTERVAL_
 @dg.sensor(job=extraction_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSettings) -> dg.SensorResult:
     """Adds a partition for each new complete checkpoint (a local suite's new step folders, a hub
-    suite's new revisions) and requests its extraction."""
+    suite's new revisions) and requests its extraction (in ranges on a cluster)."""
     settings = seedconv.load()
     found, cursor, now = local_checkpoint_keys(settings), context.cursor, time.time()
     if hub_is_due(cursor, now):
@@ -77,8 +95,9 @@ def new_checkpoints(context: dg.SensorEvaluationContext, seedconv: SeedconvSetti
     keys = new_checkpoint_requests(found, set(context.instance.get_dynamic_partitions(checkpoint_partitions.name)))
     if not keys:
         return dg.SensorResult(skip_reason="no new checkpoints", cursor=cursor)
+    per_run = settings.cluster.partitions_per_run if settings.cluster.distributed else 1
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in keys],
+        run_requests=extraction_requests(keys, per_run),
         dynamic_partitions_requests=[checkpoint_partitions.build_add_request(keys)],
         cursor=cursor,
     )

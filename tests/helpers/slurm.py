@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from orchestration.cluster import free_port
+
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo")
 
 
@@ -27,14 +29,8 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def slurm_conf(root: Path, node: str, cpus: int, memory_mb: int) -> str:
-    ports = _free_port(), _free_port()
+    ports = free_port(), free_port()
     return f"""
 ClusterName=seedconv-test
 SlurmctldHost={node}(127.0.0.1)

@@ -14,7 +14,7 @@ from extract.lake.tables import checkpoint_dir
 from orchestration.defs.checkpoint_extraction import backfill_policy
 from orchestration.defs.executor import executor
 from orchestration.defs.schedules import extraction_in_flight, refresh_warehouse
-from orchestration.defs.sensors import extraction_job
+from orchestration.defs.sensors import extraction_job, extraction_requests
 from tests.helpers.micro import MICRO_CONFIG
 
 
@@ -75,3 +75,15 @@ def test_a_retried_run_keeps_the_checkpoints_it_committed(warehouse_copy):
     list(pipeline.extract_checkpoints(settings, "micro", partitions[:1]))  # outside Dagster: no run
     assert read_manifest(checkpoint_dir(lake, "micro", "a", 1))["extraction_run"] is None
     assert pipeline.committed_by_run(lake, "micro", partitions, "run-1") == set()
+
+
+def test_the_sensor_requests_new_checkpoints_in_ranges_on_a_cluster():
+    keys = [f"mini|s|step{step}" for step in (0, 1, 2, 4, 8)]
+    alone = extraction_requests(keys, per_run=1)
+    assert [request.partition_key for request in alone] == keys and len({r.run_key for r in alone}) == 5
+    ranges = extraction_requests(keys, per_run=2)
+    bounds = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in ranges
+    ]
+    assert bounds == [(keys[0], keys[1]), (keys[2], keys[3]), (keys[4], keys[4])]
+    assert len({request.run_key for request in ranges}) == 3  # each range requested once

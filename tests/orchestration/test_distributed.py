@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,14 @@ from extract.lake.partition_store import read_manifest
 from extract.lake.tables import checkpoint_dir
 from extract.registry import PARTITION_TABLES
 from extract.sources.suites import partition_key
-from orchestration.cluster import scheduler_command, worker_command, worker_environment
+from orchestration.cluster import (
+    ProcessGroup,
+    daemon_command,
+    free_port,
+    scheduler_command,
+    worker_command,
+    worker_environment,
+)
 from orchestration.defs.partitions import checkpoint_partitions
 from orchestration.defs.schedules import refresh_warehouse
 from orchestration.defs.sensors import local_checkpoint_keys
@@ -45,42 +51,7 @@ KEYS = [partition_key("micro", size, step) for size, step in PARTITIONS]
 PAUSING_WORKER = REPO_ROOT / "tests" / "helpers" / "pausing_worker.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Processes:
-    """Processes started in sessions of their own, so that stopping one stops its children (the
-    daemon's code server and run workers)."""
-
-    def __init__(self, logs: Path):
-        self.logs, self.started = logs, []
-
-    def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            command, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.started.append((name, process))
-        return process
-
-    def stop(self) -> None:
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for _, process in self.started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-    def tail(self) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(self.logs.glob("*.log")))
-
-
-def _wait_for(condition, timeout_s: float, what: str, processes: Processes, driver: subprocess.Popen):
+def _wait_for(condition, timeout_s: float, what: str, processes: ProcessGroup, driver: subprocess.Popen):
     deadline = time.monotonic() + timeout_s
     while not (value := condition()):
         assert driver.poll() is None, f"{what}: the backfill ended first\n{processes.tail()}"
@@ -94,7 +65,7 @@ def _tables(lake: Path, size: str, step: int) -> dict:
     return {table.name: pq.read_table(directory / f"{table.name}.parquet").to_pandas() for table in PARTITION_TABLES}
 
 
-def _start_workers(kind: str, processes: Processes, port: int, env: dict) -> None:
+def _start_workers(kind: str, processes: ProcessGroup, port: int, env: dict) -> None:
     """Two workers of the scheduler at `port`: plain processes, or SLURM jobs (dask-jobqueue)."""
     if kind == "processes":
         processes.start("scheduler", scheduler_command("127.0.0.1", port), env)
@@ -108,7 +79,7 @@ def _start_workers(kind: str, processes: Processes, port: int, env: dict) -> Non
     processes.start("slurm-cluster", slurm, env)
 
 
-def _kill(pid: int, processes: Processes) -> None:
+def _kill(pid: int, processes: ProcessGroup) -> None:
     """SIGKILL, then wait for the process to be gone (reaped, when it is a child of this test)."""
     os.kill(pid, signal.SIGKILL)
     child = next((process for _, process in processes.started if process.pid == pid), None)
@@ -139,7 +110,7 @@ def test_backfill_across_two_workers_survives_a_killed_worker(workers, warehouse
     reference = warehouse_copy("reference")
     list(pipeline.extract_checkpoints(reference, "micro", PARTITIONS))
 
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "seedconv.toml"
     config.write_text(
         MICRO_CONFIG + f'\n[cluster]\nscheduler = "tcp://127.0.0.1:{port}"\npartitions_per_run = 3\nworkers = 2\n'
@@ -164,13 +135,10 @@ def test_backfill_across_two_workers_survives_a_killed_worker(workers, warehouse
     # Every checkpoint known to the instance, so the daemon's sensor requests none beside the backfill.
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(checkpoint_partitions.name, local_checkpoint_keys(settings))
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = Processes(logs)
+    processes = ProcessGroup(tmp_path / "logs")
     try:
         _start_workers(kind, processes, port, env)
-        daemon = [sys.executable, "-m", "dagster._daemon", "run", "-m", "orchestration.definitions"]
-        processes.start("daemon", daemon, env)
+        processes.start("daemon", daemon_command(), env)
         started = time.monotonic()
         submit = [sys.executable, "-m", "orchestration.cluster", "backfill", "--no-warehouse"]
         backfill = processes.start("backfill", [*submit, "--partitions", ",".join(KEYS)], env)
