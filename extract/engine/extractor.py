@@ -361,7 +361,10 @@ class Extractor:
         tables = {TOKEN_STATS.name: token_stats, PAIR_KL.name: pair_kl}
         for measure in self.measures:
             kept = from_weights if not measure.needs_model else {s: results[s].measured for s in seeds}
+            # A measure's tables count in its phase: the logit lens's cross-seed KLs are computed here.
+            tick = time.perf_counter()
             tables.update(measure.partition_tables({seed: kept[seed][type(measure)] for seed in seeds}))
+            timings[measure.phase] += time.perf_counter() - tick
         return Extraction(
             suite=self.suite.name,
             size=size,

@@ -26,7 +26,7 @@ import torch
 from extract.engine.skeleton import Head
 from extract.lake.tables import PARTITION, LakeTable
 from extract.measures.base import ExtractionError, Measure, NonFiniteOutputs, SeedModel, SuiteContext
-from extract.measures.token_distributions import pairwise_kl
+from extract.measures.token_distributions import StatisticsKernels, pair_divergences
 
 LAYER_KL_SCHEMA = pa.schema(
     [
@@ -60,9 +60,10 @@ LAYER_FINAL_KL = LakeTable(
     "Per layer, token and seed: exact KL(p_final || p_layer) from the seed's output to its logit lens at that layer.",
 )
 
-# fp32 vocabulary-sized rows alive per token and distribution in `pairwise_kl`: the logits, the
-# log-ratio and the excess of each, and the reference's.
-_ROWS_PER_DISTRIBUTION = 3
+# Tokens per call of the pair KL: a fixed shape, so its compiled form (the engine's, when
+# `[extraction] compile` is on) is compiled once per seed count and vocabulary; 256 rows of five
+# seeds' fp32 logits at a 2,048-token vocabulary is 10 MiB, about a CPU's last-level cache.
+LENS_ROWS = 256
 
 
 @dataclass
@@ -75,33 +76,50 @@ class LensStates:
     final: torch.Tensor  # [N, H] the engine's own states (the model's output)
     head: Head
     positions: np.ndarray
+    kernels: StatisticsKernels  # the engine's statistics kernels, compiled or as they are
 
 
-def token_rows(n_distributions: int, vocab: int, chunk_bytes: int) -> int:
-    """Tokens per chunk so that the pairwise KL's vocabulary-sized tensors fit `chunk_bytes`."""
-    return max(1, chunk_bytes // ((_ROWS_PER_DISTRIBUTION * n_distributions + _ROWS_PER_DISTRIBUTION) * vocab * 4))
+def token_rows(n_seeds: int, vocab: int, chunk_bytes: int) -> int:
+    """Tokens per call: LENS_ROWS, or fewer where `chunk_bytes` says so (the pair KL keeps about
+    three fp32 vocabulary-sized rows per seed and token; KL to the output, two float64 ones)."""
+    return max(1, min(LENS_ROWS, chunk_bytes // (4 * n_seeds * vocab * 4)))
 
 
 def layer_divergences(per_seed: dict[int, LensStates], chunk_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cross-seed KL [L, S, S, N], KL to the own output [L, S, N]) for seeds in `per_seed`'s order."""
+    """(cross-seed KL [L, S, S, N], KL to the own output [L, S, N]) for seeds in `per_seed`'s order.
+
+    The cross-seed KLs go through `pair_divergences` with the engine's kernels, as `pair_kl` does
+    (the last layer's are the same numbers), on chunks of one fixed shape: the last one is padded
+    with zero logits, whose KLs are computed and dropped."""
     kept = list(per_seed.values())
     first = kept[0]
     n_layers, n = len(first.layers), first.states.shape[1]
     n_seeds, vocab = len(kept), first.head.vocab
     cross = np.zeros((n_layers, n_seeds, n_seeds, n), dtype=np.float32)
     to_final = np.zeros((n_layers, n_seeds, n), dtype=np.float32)
-    rows = token_rows(2 * n_seeds, vocab, chunk_bytes)
+    rows = token_rows(n_seeds, vocab, chunk_bytes)
+    kernels, device = first.kernels, first.states.device
+    # One shape for every call (the last chunk's padding rows are zeros, computed and dropped).
+    final, lens = (torch.zeros(n_seeds, rows, vocab, device=device) for _ in range(2))
     with torch.inference_mode():
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            final = torch.stack([seed.head.logits(seed.final[start:stop]) for seed in kept])
+            valid = stop - start
+            for seed_index, seed in enumerate(kept):
+                final[seed_index, :valid] = seed.head.logits(seed.final[start:stop])
+            final[:, valid:] = 0.0
+            final_log_p = torch.log_softmax(final.double(), dim=-1)
+            final_p = final_log_p.exp()
             for index in range(n_layers):
-                lens = torch.stack([seed.head.logits(seed.states[index, start:stop]) for seed in kept])
-                cross[index, :, :, start:stop] = pairwise_kl(lens).cpu().numpy()
-                # KL(final_s || lens_s) per seed: the pairs (final_s, lens_s) of a [2, C, V] stack each.
-                for seed_index in range(n_seeds):
-                    pair = torch.stack([final[seed_index], lens[seed_index]])
-                    to_final[index, seed_index, start:stop] = pairwise_kl(pair)[0, 1].cpu().numpy()
+                for seed_index, seed in enumerate(kept):
+                    lens[seed_index, :valid] = seed.head.logits(seed.states[index, start:stop])
+                lens[:, valid:] = 0.0
+                pairs = pair_divergences(lens, torch.logsumexp(lens, -1), kernels.reference_terms, valid)
+                cross[index, :, :, start:stop] = pairs.kl[:, :, :valid].cpu().numpy()
+                # KL(p_final || p_lens) per seed, taken directly (token_distributions.kl_from).
+                to_final[index, :, start:stop] = (
+                    kernels.kl_from(final_p, final_log_p, lens)[:, :valid].float().cpu().numpy()
+                )
     return cross, to_final
 
 
@@ -167,7 +185,7 @@ class LayerLens(Measure):
             states = model.eval_states(layers)
             if not bool(torch.isfinite(states).all()):
                 raise NonFiniteOutputs(f"{model.checkpoint.source}: the logit lens gives NaN or infinite states")
-        return LensStates(layers, depth, states, model.eval_hidden, model.head, model.positions)
+        return LensStates(layers, depth, states, model.eval_hidden, model.head, model.positions, model.kernels)
 
     def partition_tables(self, per_seed: dict[int, LensStates]) -> dict[str, pa.Table]:
         cross, to_final = layer_divergences(per_seed, self.chunk_bytes)

@@ -234,9 +234,18 @@ def target_log_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return logits.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(logits, -1)
 
 
+def kl_from(p: torch.Tensor, log_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per row, float64, from p's float64 probabilities and log-probabilities and q's
+    fp32 logits: one direction of one pair, taken directly (cheaper than the reference
+    decomposition of `pair_divergences`, which pays for every ordered pair). Float64 keeps the
+    digits of small KLs, whose terms of size |log p| cancel."""
+    log_q = torch.log_softmax(logits_q.double(), dim=-1)
+    return (p * (log_p - log_q)).sum(-1)
+
+
 class StatisticsKernels:
-    """`token_statistics`, `reference_terms` and `target_log_probs`, compiled by torch.compile or
-    as they are, and the reused buffer their logits are written into.
+    """`token_statistics`, `reference_terms`, `target_log_probs` and `kl_from`, compiled by
+    torch.compile or as they are, and the reused buffer their logits are written into.
 
     Compiled, each becomes one or two fused loops over the vocabulary (on a CPU, vectorised C++;
     on a GPU, Triton) with no vocabulary-sized temporaries; they are compiled once per shape,
@@ -245,10 +254,10 @@ class StatisticsKernels:
 
     def __init__(self, compile: bool):
         self.compiled = compile
-        functions = (token_statistics, reference_terms, target_log_probs)
+        functions = (token_statistics, reference_terms, target_log_probs, kl_from)
         if compile:
             functions = tuple(torch.compile(function, dynamic=False) for function in functions)
-        self.token_statistics, self.reference_terms, self.target_log_probs = functions
+        self.token_statistics, self.reference_terms, self.target_log_probs, self.kl_from = functions
         self._buffers: dict[tuple, torch.Tensor] = {}
 
     def buffer(self, *shape: int, device: torch.device) -> torch.Tensor:
