@@ -41,7 +41,7 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 # minutes this way against 23.3 in one process. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25
 
 # ruff's lint and format, as pyproject.toml configures them; `make format` rewrites in place.
 lint: $(STAMP)

@@ -243,9 +243,17 @@ def kl_from(p: torch.Tensor, log_p: torch.Tensor, logits_q: torch.Tensor) -> tor
     return (p * (log_p - log_q)).sum(-1)
 
 
+def kl_both_ways(log_p: torch.Tensor, logits_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(KL(p || q), KL(q || p)) per row, float64, from p's float64 log-probabilities and q's fp32
+    logits: the two directions between one model and another, as `kl_from` takes one."""
+    log_q = torch.log_softmax(logits_q.double(), dim=-1)
+    difference = log_p - log_q
+    return (log_p.exp() * difference).sum(-1), -(log_q.exp() * difference).sum(-1)
+
+
 class StatisticsKernels:
-    """`token_statistics`, `reference_terms`, `target_log_probs` and `kl_from`, compiled by
-    torch.compile or as they are, and the reused buffer their logits are written into.
+    """`token_statistics`, `reference_terms`, `target_log_probs`, `kl_from` and `kl_both_ways`,
+    compiled by torch.compile or as they are, and the reused buffer their logits are written into.
 
     Compiled, each becomes one or two fused loops over the vocabulary (on a CPU, vectorised C++;
     on a GPU, Triton) with no vocabulary-sized temporaries; they are compiled once per shape,
@@ -254,10 +262,12 @@ class StatisticsKernels:
 
     def __init__(self, compile: bool):
         self.compiled = compile
-        functions = (token_statistics, reference_terms, target_log_probs, kl_from)
+        functions = (token_statistics, reference_terms, target_log_probs, kl_from, kl_both_ways)
         if compile:
             functions = tuple(torch.compile(function, dynamic=False) for function in functions)
-        self.token_statistics, self.reference_terms, self.target_log_probs, self.kl_from = functions
+        (self.token_statistics, self.reference_terms, self.target_log_probs, self.kl_from, self.kl_both_ways) = (
+            functions
+        )
         self._buffers: dict[tuple, torch.Tensor] = {}
 
     def buffer(self, *shape: int, device: torch.device) -> torch.Tensor:

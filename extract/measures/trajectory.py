@@ -35,6 +35,7 @@ checkpoint like any missing entry. The rows are the same; what changes is the co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from extract.inputs.eval_tokens import EVAL_TOKENS, eval_set_hash
 from extract.lake.atomic_writes import replaced_atomically
 from extract.lake.tables import PARTITION, LakeTable
 from extract.measures.base import Measure, SeedModel, SuiteContext
+from extract.measures.token_distributions import kl_both_ways
 from extract.sources.suites import Suite
 
 TRAJECTORY_KL_SCHEMA = pa.schema(
@@ -87,7 +89,10 @@ def kl_rows(vocab: int, chunk_bytes: int) -> int:
 
 
 def directed_kls(
-    later: SeedState, earlier: list[SeedState], rows: int = KL_ROWS
+    later: SeedState,
+    earlier: list[SeedState],
+    rows: int = KL_ROWS,
+    both_ways: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = kl_both_ways,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per earlier state: (KL(p_later || p_earlier), KL(p_earlier || p_later)) per token, exact.
 
@@ -96,7 +101,9 @@ def directed_kls(
     checkpoints (in fp32 the terms of size |log p| would cancel to noise). The later checkpoint's
     log-probabilities are computed once per chunk for every earlier state (measured faster than
     the engine's reference-distribution pair KL, `pairwise_kl`, which pays for S x S pairs when
-    only S - 1 are wanted).
+    only S - 1 are wanted). `both_ways` is `kl_both_ways` or its compiled form (the engine's
+    kernels); every chunk has `rows` rows (the last one padded with zeros and dropped), so a
+    compiled form is compiled once.
     """
     n, vocab = later.hidden.shape[0], later.head.vocab
     for state in earlier:
@@ -106,17 +113,24 @@ def directed_kls(
                 f"{state.hidden.shape[0]} x {state.head.vocab}"
             )
     out = [(np.empty(n), np.empty(n)) for _ in earlier]
+    rows = min(rows, n)
     with torch.inference_mode():
         for start in range(0, n, rows):
             stop = min(start + rows, n)
-            log_p = torch.log_softmax(later.head.logits(later.hidden[start:stop]).double(), dim=-1)
-            p = log_p.exp()
+            log_p = torch.log_softmax(later.head.logits(_padded(later.hidden[start:stop], rows)).double(), dim=-1)
             for state, (forward, backward) in zip(earlier, out, strict=True):
-                log_q = torch.log_softmax(state.head.logits(state.hidden[start:stop]).double(), dim=-1)
-                difference = log_p - log_q
-                forward[start:stop] = (p * difference).sum(-1).cpu().numpy()
-                backward[start:stop] = -(log_q.exp() * difference).sum(-1).cpu().numpy()
+                logits_q = state.head.logits(_padded(state.hidden[start:stop], rows))
+                ahead, behind = both_ways(log_p, logits_q)
+                forward[start:stop] = ahead[: stop - start].cpu().numpy()
+                backward[start:stop] = behind[: stop - start].cpu().numpy()
     return [(forward.astype(np.float32), backward.astype(np.float32)) for forward, backward in out]
+
+
+def _padded(hidden: torch.Tensor, rows: int) -> torch.Tensor:
+    """`hidden` with zero rows appended up to `rows`."""
+    if hidden.shape[0] == rows:
+        return hidden
+    return torch.cat([hidden, hidden.new_zeros(rows - hidden.shape[0], *hidden.shape[1:])])
 
 
 class StateStore:
@@ -199,7 +213,8 @@ class Trajectory(Measure):
         states = [self.store.load(size, seed, e, model.device) or self._recompute(model, e) for e in earlier]
         kls = {}
         rows = kl_rows(own.head.vocab, self.chunk_bytes)
-        for from_step, (later_earlier, earlier_later) in zip(earlier, directed_kls(own, states, rows), strict=True):
+        kls_of = directed_kls(own, states, rows, model.kernels.kl_both_ways)
+        for from_step, (later_earlier, earlier_later) in zip(earlier, kls_of, strict=True):
             # A diverged earlier checkpoint (quarantined when its own partition ran) has no
             # distribution to compare with: no rows for it, and this checkpoint is stored as usual.
             if np.isfinite(later_earlier).all() and np.isfinite(earlier_later).all():

@@ -68,7 +68,7 @@ def checkpoint_extraction(context: dg.AssetExecutionContext, seedconv: SeedconvS
     progress = Progress(total=len(context.partition_keys))
     # A retry of this run (Dagster's, or Dask's when a worker died) keeps what an earlier attempt
     # committed: each checkpoint is committed once per run, however often the run is attempted.
-    run = context.run.tags.get(ROOT_RUN_TAG, context.run_id)
+    run = context.run.tags.get(ROOT_RUN_TAG, context.run.run_id)
     for suite, partitions in partitions_by_suite(context.partition_keys).items():
         kept = pipeline.committed_by_run(settings.paths.lake, suite, partitions, run)
         for size, step in kept:

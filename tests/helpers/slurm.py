@@ -110,6 +110,10 @@ class Slurm:
 
     def __exit__(self, *exc) -> None:
         subprocess.run(["scancel", "--full", "--signal=KILL", "--user=root"], env=self.env, capture_output=True)
+        # The jobs' step daemons end with their jobs; stopping slurmd first would orphan them.
+        deadline = time.monotonic() + 30
+        while self.jobs() and time.monotonic() < deadline:
+            time.sleep(0.5)
         for process in reversed(self.processes):
             process.terminate()
         for process in self.processes:
