@@ -130,13 +130,13 @@ def submit_backfill(instance: dg.DagsterInstance, keys: list[str], title: str = 
     """An asset backfill of the extraction assets over `keys`, as the UI's "Materialize" on the
     selected partitions would submit it; the daemon splits it by the asset's backfill policy."""
     instance.add_dynamic_partitions(checkpoint_partitions.name, keys)
-    backfill_id = make_new_backfill_id()
+    backfill_id, graph = make_new_backfill_id(), defs.resolve_asset_graph()
     instance.add_backfill(
         PartitionBackfill.from_asset_partitions(
             backfill_id=backfill_id,
-            asset_graph=defs.resolve_asset_graph(),
+            asset_graph=graph,
             partition_names=keys,
-            asset_selection=list(EXTRACTION.resolve(defs.resolve_asset_graph())),
+            asset_selection=list(EXTRACTION.resolve(graph)),
             backfill_timestamp=time.time(),
             tags={},
             dynamic_partitions_store=instance,
